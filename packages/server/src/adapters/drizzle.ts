@@ -1,0 +1,74 @@
+import { type SQL, sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import {
+  type Database,
+  type DatabaseTransaction,
+  toDatabaseError,
+  withDriverTransaction,
+} from '../database';
+
+/** Any drizzle Postgres database: over postgres.js, node-postgres or PGlite. */
+export type AnyDrizzleDatabase = PgDatabase<PgQueryResultHKT, any, any>;
+/** The drizzle transaction mutators receive as `wrappedTransaction`. */
+export type AnyDrizzleTransaction = PgTransaction<PgQueryResultHKT, any, any>;
+
+type Executor = Pick<AnyDrizzleDatabase, 'execute'>;
+
+/** Turns `$n`-parameterised text into a drizzle `SQL` with the same parameters. */
+function toDrizzleSQL(text: string, params: readonly unknown[]): SQL {
+  const parts = text.split(/\$(\d+)/);
+  const chunks: SQL[] = parts.map((part, index) =>
+    index % 2 === 0 ? sql.raw(part) : sql`${params[Number(part) - 1]}`,
+  );
+  return sql.join(chunks);
+}
+
+async function run<R>(db: Executor, text: string, params: readonly unknown[]): Promise<R[]> {
+  try {
+    const result = (await db.execute(toDrizzleSQL(text, params))) as unknown;
+    // postgres.js returns the rows themselves; node-postgres and PGlite wrap them.
+    return (Array.isArray(result) ? result : (result as { rows: R[] }).rows) as R[];
+  } catch (error) {
+    throw toDatabaseError(error, text);
+  }
+}
+
+/**
+ * Reprise's database over a drizzle database, whichever driver it uses. Mutators get the
+ * drizzle transaction as `tx.dbTransaction.wrappedTransaction`, so they can use drizzle's
+ * query builder inside the mutation's transaction.
+ *
+ * @example
+ * import {drizzle} from 'drizzle-orm/postgres-js';
+ * const db = createDrizzleDatabase(drizzle(process.env.DATABASE_URL!));
+ */
+export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizzleTransaction> {
+  // Savepoints go through drizzle's nested transactions, which use each driver's own
+  // savepoint mechanism (postgres.js needs its scoped one; see the postgres-js adapter).
+  const wrap = (scope: AnyDrizzleTransaction): DatabaseTransaction<AnyDrizzleTransaction> => ({
+    query: (text, params = []) => run(scope, text, params),
+    savepoint: (fn) => scope.transaction((inner) => fn(wrap(inner))),
+    wrappedTransaction: scope,
+  });
+  const driver = (db as { session?: { constructor?: { name?: string } } }).session?.constructor
+    ?.name;
+  return {
+    name: `drizzle:${driver ?? 'unknown'}`,
+    capabilities: { advisoryLocks: true },
+    transaction(fn, { isolation }) {
+      let drizzleTx: AnyDrizzleTransaction | undefined;
+      return withDriverTransaction(
+        (body) =>
+          db.transaction(
+            (inner) => {
+              drizzleTx = inner;
+              return body();
+            },
+            { isolationLevel: isolation },
+          ),
+        () => fn(wrap(drizzleTx!)),
+      );
+    },
+    query: (text, params = []) => run(db, text, params),
+  };
+}

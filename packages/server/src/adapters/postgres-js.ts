@@ -1,0 +1,55 @@
+import type { Sql, TransactionSql } from 'postgres';
+import {
+  type Database,
+  type DatabaseTransaction,
+  isolationClause,
+  toDatabaseError,
+  withDriverTransaction,
+} from '../database';
+
+async function run<R>(sql: Sql | TransactionSql, text: string, params: readonly unknown[]) {
+  try {
+    return (await sql.unsafe(text, params as never[], { prepare: true })) as unknown as R[];
+  } catch (error) {
+    throw toDatabaseError(error, text);
+  }
+}
+
+/**
+ * Reprise's database over postgres.js. Mutators get the postgres.js transaction `sql` as
+ * `tx.dbTransaction.wrappedTransaction`.
+ *
+ * @example
+ * import postgres from 'postgres';
+ * const db = createPostgresJsDatabase(postgres(process.env.DATABASE_URL!));
+ */
+export function createPostgresJsDatabase(sql: Sql): Database<TransactionSql> {
+  // postgres.js fails a whole `begin` when any statement in its scope fails, even a caught
+  // one, so each savepoint runs in the driver's own savepoint scope with its own `sql`.
+  const wrap = (scope: TransactionSql): DatabaseTransaction<TransactionSql> => ({
+    query: (text, params = []) => run(scope, text, params),
+    savepoint: async (fn) => {
+      const boxed = await scope.savepoint(async (inner) => ({ value: await fn(wrap(inner)) }));
+      return boxed.value;
+    },
+    wrappedTransaction: scope,
+  });
+  return {
+    name: 'postgres-js',
+    capabilities: { advisoryLocks: true },
+    async transaction(fn, { isolation }) {
+      let txSql: TransactionSql | undefined;
+      // postgres.js awaits arrays returned from `begin`, so the value travels boxed.
+      const boxed = await withDriverTransaction(
+        (body) =>
+          sql.begin(isolationClause(isolation), (inner) => {
+            txSql = inner;
+            return body();
+          }) as Promise<{ value: Awaited<ReturnType<typeof fn>> }>,
+        async () => ({ value: await fn(wrap(txSql!)) }),
+      );
+      return boxed.value;
+    },
+    query: (text, params = []) => run(sql, text, params),
+  };
+}

@@ -1,0 +1,213 @@
+/** Transaction isolation levels Reprise can ask for. */
+export type IsolationLevel = 'serializable' | 'repeatable read' | 'read committed';
+
+/** One open transaction, as every adapter exposes it. */
+export interface DatabaseTransaction<TWrapped = unknown> {
+  /** Runs one parameterised statement (`$1`, `$2`…) and returns its rows. */
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  /**
+   * Runs `fn` inside a savepoint: released when `fn` resolves, rolled back to (and the
+   * error rethrown) when it throws. `fn` must use the transaction it is given.
+   */
+  savepoint<T>(fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>): Promise<T>;
+  /** The driver's own transaction object, handed to mutators as-is. */
+  readonly wrappedTransaction: TWrapped;
+}
+
+/**
+ * The one contract every driver adapter implements: run a function inside a transaction
+ * at a given isolation level, committing when it resolves and rolling back when it throws.
+ */
+export interface Database<TWrapped = unknown> {
+  /** The adapter's name, for logs: `postgres-js`, `pg`, `pg-mem`, `pglite`, `drizzle:…`. */
+  readonly name: string;
+  readonly capabilities: {
+    /** `pg_advisory_xact_lock` and friends exist. */
+    readonly advisoryLocks: boolean;
+  };
+  transaction<T>(
+    fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>,
+    options: { isolation: IsolationLevel },
+  ): Promise<T>;
+  /** Runs one statement outside any explicit transaction. */
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+const TRANSIENT_SQLSTATES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+]);
+
+const TRANSIENT_CONNECTION_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+]);
+
+/**
+ * A statement failed in the driver. It keeps the SQL that failed and the driver's error
+ * as `cause`, and says whether retrying the transaction may succeed.
+ */
+export class DatabaseError extends Error {
+  override readonly name = 'DatabaseError';
+  readonly code = 'database' as const;
+  /** The SQLSTATE, or the driver's connection error code. */
+  readonly sqlState: string | undefined;
+  readonly sql: string | undefined;
+  readonly transient: boolean;
+
+  constructor(cause: unknown, sql?: string) {
+    const root = rootCause(cause);
+    const message = driverMessage(root);
+    super(sql === undefined ? message : `${message} (while running: ${truncate(sql)})`, { cause });
+    const code = (root as { code?: unknown } | null)?.code;
+    this.sqlState = typeof code === 'string' ? code : undefined;
+    this.sql = sql;
+    this.transient = isTransientCause(root);
+  }
+
+  /** The driver's own message, without the SQL: safe to show to the app's users. */
+  get driverMessage(): string {
+    return driverMessage(rootCause(this.cause));
+  }
+}
+
+/** Wrappers such as drizzle's put the driver error in `cause`; find the innermost. */
+function rootCause(error: unknown): unknown {
+  let current = error;
+  for (let depth = 0; depth < 8; depth++) {
+    const next = (current as { cause?: unknown } | null)?.cause;
+    if (
+      next === undefined ||
+      next === null ||
+      typeof (current as { code?: unknown }).code === 'string'
+    ) {
+      return current;
+    }
+    current = next;
+  }
+  return current;
+}
+
+/**
+ * The driver's message for a database error (one carrying a SQLSTATE, however wrapped),
+ * without SQL text or parameters; `undefined` for any other error.
+ */
+export function databaseErrorMessage(error: unknown): string | undefined {
+  if (error instanceof DatabaseError) return error.driverMessage;
+  const code = (rootCause(error) as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)
+    ? driverMessage(rootCause(error))
+    : undefined;
+}
+
+function driverMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const firstLine = message.split('\n')[0] ?? message;
+  // pg-mem prefixes the message with the statement: "ERROR: insert into ... - <reason>".
+  const memReason = /^ERROR: .* - (.+)$/.exec(firstLine);
+  return memReason ? memReason[1]! : firstLine;
+}
+
+function truncate(sql: string): string {
+  const flat = sql.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+function isTransientCause(error: unknown): boolean {
+  const cause = rootCause(error);
+  const code = (cause as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_CONNECTION_CODES.has(code)) return true;
+    if (code.startsWith('08')) return true; // connection_exception class
+  }
+  const message = cause instanceof Error ? cause.message : '';
+  return /Connection terminated|connection (?:closed|ended)|terminating connection/i.test(message);
+}
+
+/**
+ * True when an error means "try the transaction again": a serialization failure, a
+ * deadlock, or a lost connection.
+ *
+ * @example
+ * if (isTransientError(error)) await retry();
+ */
+export function isTransientError(error: unknown): boolean {
+  if (error instanceof DatabaseError) return error.transient;
+  return isTransientCause(error);
+}
+
+/** Wraps a driver error with the SQL that failed; leaves a `DatabaseError` as it is. */
+export function toDatabaseError(error: unknown, sql?: string): DatabaseError {
+  return error instanceof DatabaseError ? error : new DatabaseError(error, sql);
+}
+
+/** Quotes an SQL identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Builds `BEGIN`'s isolation clause, refusing anything that is not a known level. */
+export function isolationClause(level: IsolationLevel): string {
+  if (level !== 'serializable' && level !== 'repeatable read' && level !== 'read committed') {
+    throw new TypeError(`Unknown isolation level "${String(level)}"`);
+  }
+  return `isolation level ${level}`;
+}
+
+/**
+ * `savepoint` for drivers that take plain `SAVEPOINT` statements on the same connection.
+ * Names are unique within the transaction, so savepoints may nest.
+ */
+export function sqlSavepoint<TWrapped>(
+  run: (sql: string) => Promise<unknown>,
+  self: () => DatabaseTransaction<TWrapped>,
+): DatabaseTransaction<TWrapped>['savepoint'] {
+  let counter = 0;
+  return async (fn) => {
+    const name = `reprise_sp_${++counter}`;
+    await run(`SAVEPOINT ${name}`);
+    let value: Awaited<ReturnType<typeof fn>>;
+    try {
+      value = await fn(self());
+    } catch (error) {
+      // If even this fails the connection is gone; that error says so and aborts the whole.
+      await run(`ROLLBACK TO SAVEPOINT ${name}`);
+      throw error;
+    }
+    await run(`RELEASE SAVEPOINT ${name}`);
+    return value;
+  };
+}
+
+/**
+ * Runs `fn` through a driver's transaction wrapper. Errors `fn` throws pass through
+ * untouched; anything else (BEGIN, COMMIT, a dropped connection) becomes a
+ * `DatabaseError`, so callers can tell app failures from database ones.
+ */
+export async function withDriverTransaction<T>(
+  begin: (body: () => Promise<T>) => Promise<T>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  let thrown: { error: unknown } | undefined;
+  try {
+    return await begin(async () => {
+      try {
+        return await fn();
+      } catch (error) {
+        thrown = { error };
+        throw error;
+      }
+    });
+  } catch (error) {
+    if (thrown && thrown.error === error) throw error;
+    throw toDatabaseError(error, 'BEGIN/COMMIT');
+  }
+}

@@ -1,0 +1,37 @@
+import { quoteIdent } from './database';
+
+/** The schema the engine's own tables live in unless configured otherwise. */
+export const DEFAULT_ENGINE_SCHEMA = 'reprise';
+
+/**
+ * Qualified names of the engine's tables in one schema. Column names follow Zero's
+ * `clients` table (`"clientGroupID"`, `"clientID"`, `"lastMutationID"`, `"userID"`).
+ */
+export interface EngineTables {
+  readonly schema: string;
+  readonly clientGroups: string;
+  readonly clients: string;
+  readonly mutationResults: string;
+  readonly migrations: string;
+}
+
+const cache = new Map<string, EngineTables>();
+
+export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTables {
+  let tables = cache.get(schema);
+  if (!tables) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
+      throw new TypeError(`Invalid engine schema name "${schema}"`);
+    }
+    const q = (name: string) => `${quoteIdent(schema)}.${quoteIdent(name)}`;
+    tables = {
+      schema,
+      clientGroups: q('clientGroups'),
+      clients: q('clients'),
+      mutationResults: q('mutationResults'),
+      migrations: q('migrations'),
+    };
+    cache.set(schema, tables);
+  }
+  return tables;
+}

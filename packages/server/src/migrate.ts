@@ -1,0 +1,90 @@
+import { type Database, quoteIdent } from './database';
+import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from './engine-tables';
+
+/** One step of the engine's schema history. Steps are append-only. */
+interface MigrationStep {
+  readonly version: number;
+  readonly statements: (t: EngineTables) => readonly string[];
+}
+
+const STEPS: readonly MigrationStep[] = [
+  {
+    version: 1,
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS ${t.clientGroups} (
+        "clientGroupID" TEXT PRIMARY KEY,
+        "userID" TEXT,
+        "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE IF NOT EXISTS ${t.clients} (
+        "clientGroupID" TEXT NOT NULL,
+        "clientID" TEXT NOT NULL,
+        "lastMutationID" BIGINT NOT NULL,
+        "userID" TEXT,
+        PRIMARY KEY ("clientGroupID", "clientID")
+      )`,
+      `CREATE TABLE IF NOT EXISTS ${t.mutationResults} (
+        "clientGroupID" TEXT NOT NULL,
+        "clientID" TEXT NOT NULL,
+        "mutationID" BIGINT NOT NULL,
+        "result" JSONB NOT NULL,
+        "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY ("clientGroupID", "clientID", "mutationID")
+      )`,
+    ],
+  },
+];
+
+/** The newest engine schema version this package knows. */
+export const ENGINE_SCHEMA_VERSION = STEPS.at(-1)!.version;
+
+/**
+ * Creates or upgrades the engine's own tables (clients, client groups, mutation results)
+ * in `schema`. Safe to run on every start and from several processes at once: it takes an
+ * advisory lock where the database has them and skips steps already applied.
+ *
+ * @example
+ * await migrate(db);                      // schema "reprise"
+ * await migrate(db, {schema: 'sync'});
+ */
+export async function migrate(
+  db: Database,
+  options: { schema?: string } = {},
+): Promise<{ version: number; applied: number[] }> {
+  const tables = engineTables(options.schema ?? DEFAULT_ENGINE_SCHEMA);
+  return db.transaction(
+    async (tx) => {
+      if (db.capabilities.advisoryLocks) {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(tables.schema)]);
+      }
+      await tx.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(tables.schema)}`);
+      await tx.query(
+        `CREATE TABLE IF NOT EXISTS ${tables.migrations} (
+          "version" INTEGER PRIMARY KEY,
+          "appliedAt" TIMESTAMPTZ NOT NULL DEFAULT now()
+        )`,
+      );
+      const rows = await tx.query<{ version: number | string }>(
+        `SELECT "version" FROM ${tables.migrations}`,
+      );
+      const done = new Set(rows.map((row) => Number(row.version)));
+      const applied: number[] = [];
+      for (const step of STEPS) {
+        if (done.has(step.version)) continue;
+        for (const statement of step.statements(tables)) await tx.query(statement);
+        await tx.query(`INSERT INTO ${tables.migrations} ("version") VALUES ($1)`, [step.version]);
+        applied.push(step.version);
+      }
+      return { version: ENGINE_SCHEMA_VERSION, applied };
+    },
+    { isolation: 'read committed' },
+  );
+}
+
+/** A stable 32-bit advisory lock key per engine schema. */
+function lockKey(schema: string): number {
+  let hash = 0x5245_5052; // 'REPR'
+  for (const char of `reprise-migrate:${schema}`)
+    hash = (Math.imul(hash, 31) + char.charCodeAt(0)) | 0;
+  return hash;
+}

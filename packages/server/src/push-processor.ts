@@ -1,0 +1,293 @@
+import {
+  type AnyMutators,
+  type AnySchema,
+  ApplicationError,
+  type CustomMutation,
+  encodeRich,
+  flattenMutators,
+  type MutationResponse,
+  type MutationResult,
+  type PushRequest,
+  runMutator,
+  type ServerTransaction,
+  toApplicationError,
+} from '@reprise/shared';
+import {
+  type Database,
+  DatabaseError,
+  type DatabaseTransaction,
+  databaseErrorMessage,
+  type IsolationLevel,
+  isTransientError,
+} from './database';
+import type { EngineTables } from './engine-tables';
+import type { Logger } from './logger';
+import { type RetryPolicy, withRetries } from './retry';
+import { createSchemaMutate } from './table-writer';
+
+/** Everything the processor needs, with defaults filled in. */
+export interface PushConfig {
+  readonly db: Database;
+  readonly schema: AnySchema;
+  readonly mutators: AnyMutators;
+  readonly context: unknown;
+  readonly userID: string | undefined;
+  readonly tables: EngineTables;
+  readonly isolation: IsolationLevel;
+  readonly retry: RetryPolicy;
+  readonly logger: Logger;
+}
+
+/** How a push ended, before it is put on the wire. */
+export type PushOutcome =
+  | { readonly kind: 'ok'; readonly mutations: MutationResponse[] }
+  | {
+      readonly kind: 'ooo' | 'database';
+      readonly message: string;
+      readonly processed: MutationResponse[];
+      readonly unprocessed: CustomMutation[];
+    }
+  | { readonly kind: 'forbidden'; readonly message: string };
+
+/** The client group belongs to another user. */
+export class ForbiddenError extends Error {
+  override readonly name = 'ForbiddenError';
+  readonly code = 'forbidden' as const;
+}
+
+/** The first mutation applied in a transaction threw; the transaction must roll back. */
+class FirstMutationFailed extends Error {
+  constructor(
+    readonly index: number,
+    readonly error: unknown,
+    readonly processed: MutationResponse[],
+  ) {
+    super('first mutation of the transaction failed');
+  }
+}
+
+interface Chunk {
+  readonly responses: MutationResponse[];
+  readonly hooks: Array<() => void | Promise<void>>;
+  readonly next: number;
+  readonly ooo?: { readonly expected: number };
+}
+
+/**
+ * Applies a push's mutations in order, exactly once each. Mutations share one transaction
+ * (a savepoint each) until one needs a fresh one, so a push of many pays one commit.
+ */
+export async function processPush(push: PushRequest, config: PushConfig): Promise<PushOutcome> {
+  const { mutations } = push;
+  const responses: MutationResponse[] = [];
+  let index = 0;
+  let forcedFailure: { index: number; error: unknown } | undefined;
+  while (index < mutations.length) {
+    let chunk: Chunk;
+    try {
+      const start = index;
+      const failure = forcedFailure;
+      chunk = await withRetries(config.retry, () =>
+        config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
+          isolation: config.isolation,
+        }),
+      );
+      forcedFailure = undefined;
+    } catch (error) {
+      if (error instanceof FirstMutationFailed) {
+        // Its writes are gone with the transaction; the next one records the failure.
+        responses.push(...error.processed);
+        index = error.index;
+        forcedFailure = { index: error.index, error: error.error };
+        continue;
+      }
+      if (error instanceof ForbiddenError) return { kind: 'forbidden', message: error.message };
+      if (error instanceof DatabaseError || isTransientError(error)) {
+        const reason = error instanceof Error ? error.message : String(error);
+        config.logger.warn({ event: 'push.database', clientGroupID: push.clientGroupID, error });
+        return {
+          kind: 'database',
+          message: `Database error; mutations from here on were not applied: ${reason}`,
+          processed: responses,
+          unprocessed: mutations.slice(index),
+        };
+      }
+      throw error;
+    }
+    responses.push(...chunk.responses);
+    await runHooks(chunk.hooks, config);
+    if (chunk.ooo) {
+      const next = mutations[chunk.next]!;
+      return {
+        kind: 'ooo',
+        message: `Mutation ${next.id} of client ${next.clientID} is out of order: expected ${chunk.ooo.expected}`,
+        processed: responses,
+        unprocessed: mutations.slice(chunk.next),
+      };
+    }
+    index = chunk.next;
+  }
+  return { kind: 'ok', mutations: responses };
+}
+
+async function applyChunk(
+  tx: DatabaseTransaction,
+  push: PushRequest,
+  start: number,
+  forcedFailure: { index: number; error: unknown } | undefined,
+  config: PushConfig,
+): Promise<Chunk> {
+  const { tables } = config;
+  await claimClientGroup(tx, push.clientGroupID, config);
+  const lmids = new Map<string, { initial: number; current: number }>();
+  const responses: MutationResponse[] = [];
+  const hooks: Array<() => void | Promise<void>> = [];
+  const mutatorsByName = flattenMutators(config.mutators);
+  let applied = 0;
+  let stop: Chunk['ooo'];
+  let index = start;
+
+  for (; index < push.mutations.length; index++) {
+    const m = push.mutations[index]!;
+    let lmid = lmids.get(m.clientID);
+    if (!lmid) {
+      const current = await lockClient(tx, push.clientGroupID, m.clientID, config);
+      lmid = { initial: current, current };
+      lmids.set(m.clientID, lmid);
+    }
+    const id = { clientID: m.clientID, id: m.id };
+    if (m.id <= lmid.current) {
+      responses.push({ id, result: { error: 'alreadyProcessed' } });
+      continue;
+    }
+    if (m.id > lmid.current + 1) {
+      stop = { expected: lmid.current + 1 };
+      break;
+    }
+
+    let result: MutationResult;
+    if (forcedFailure?.index === index) {
+      result = appErrorResult(forcedFailure.error);
+    } else {
+      const mutationHooks: Array<() => void | Promise<void>> = [];
+      const run = (dbTx: DatabaseTransaction) => {
+        const mutator = mutatorsByName.get(m.name);
+        if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
+        const serverTx: ServerTransaction = {
+          location: 'server',
+          reason: 'authoritative',
+          clientID: m.clientID,
+          mutationID: m.id,
+          mutate: createSchemaMutate(config.schema, dbTx),
+          dbTransaction: { wrappedTransaction: dbTx.wrappedTransaction },
+          afterCommit: (fn) => {
+            mutationHooks.push(fn);
+          },
+        };
+        return runMutator(mutator, { tx: serverTx, args: m.args[0], ctx: config.context });
+      };
+      try {
+        // The first mutation of a transaction needs no savepoint: if it fails, the whole
+        // transaction rolls back and the next one records the failure.
+        const data = applied > 0 ? await tx.savepoint(run) : await run(tx);
+        hooks.push(...mutationHooks);
+        result = data === undefined ? {} : { data };
+      } catch (error) {
+        // A lost connection or serialization failure retries the whole transaction.
+        if (isTransientError(error)) throw error;
+        if (applied === 0) throw new FirstMutationFailed(index, error, responses);
+        result = appErrorResult(error);
+      }
+    }
+    if ('error' in result || result.data !== undefined) {
+      await tx.query(
+        `INSERT INTO ${tables.mutationResults} ("clientGroupID", "clientID", "mutationID", "result")
+         VALUES ($1, $2, $3, $4::text::jsonb)`,
+        [push.clientGroupID, m.clientID, m.id, JSON.stringify(encodeRich(result))],
+      );
+    }
+    lmid.current = m.id;
+    applied++;
+    responses.push({ id, result });
+  }
+
+  for (const [clientID, lmid] of lmids) {
+    if (lmid.current === lmid.initial) continue;
+    await tx.query(
+      `UPDATE ${tables.clients} SET "lastMutationID" = $3
+       WHERE "clientGroupID" = $1 AND "clientID" = $2`,
+      [push.clientGroupID, clientID, lmid.current],
+    );
+  }
+  return stop ? { responses, hooks, next: index, ooo: stop } : { responses, hooks, next: index };
+}
+
+/** Checks the group belongs to this push's user, claiming it on first use. */
+async function claimClientGroup(
+  tx: DatabaseTransaction,
+  clientGroupID: string,
+  config: PushConfig,
+) {
+  const { clientGroups } = config.tables;
+  let rows = await tx.query<{ userID: string | null }>(
+    `SELECT "userID" FROM ${clientGroups} WHERE "clientGroupID" = $1`,
+    [clientGroupID],
+  );
+  if (rows.length === 0) {
+    await tx.query(
+      `INSERT INTO ${clientGroups} ("clientGroupID", "userID") VALUES ($1, $2)
+       ON CONFLICT ("clientGroupID") DO NOTHING`,
+      [clientGroupID, config.userID ?? null],
+    );
+    rows = await tx.query(`SELECT "userID" FROM ${clientGroups} WHERE "clientGroupID" = $1`, [
+      clientGroupID,
+    ]);
+  }
+  const owner = rows[0]?.userID ?? null;
+  if (owner !== (config.userID ?? null)) {
+    throw new ForbiddenError(
+      `Client group ${clientGroupID} belongs to another user; this push was refused`,
+    );
+  }
+}
+
+/**
+ * Upserts the client's row and returns its LMID. The row lock it takes serialises pushes
+ * of the same client across connections and processes until this transaction ends.
+ */
+async function lockClient(
+  tx: DatabaseTransaction,
+  clientGroupID: string,
+  clientID: string,
+  config: PushConfig,
+): Promise<number> {
+  const rows = await tx.query<{ lastMutationID: number | string }>(
+    `INSERT INTO ${config.tables.clients} AS c ("clientGroupID", "clientID", "lastMutationID", "userID")
+     VALUES ($1, $2, 0, $3)
+     ON CONFLICT ("clientGroupID", "clientID") DO UPDATE SET "lastMutationID" = c."lastMutationID"
+     RETURNING "lastMutationID"`,
+    [clientGroupID, clientID, config.userID ?? null],
+  );
+  return Number(rows[0]!.lastMutationID);
+}
+
+function appErrorResult(error: unknown): MutationResult {
+  // Driver errors reach the client without the SQL text, which stays in server logs.
+  const dbMessage = error instanceof ApplicationError ? undefined : databaseErrorMessage(error);
+  const appError = toApplicationError(
+    dbMessage === undefined ? error : new Error(dbMessage, { cause: error }),
+  );
+  return appError.details === undefined
+    ? { error: 'app', message: appError.message }
+    : { error: 'app', message: appError.message, details: appError.details };
+}
+
+async function runHooks(hooks: Array<() => void | Promise<void>>, config: PushConfig) {
+  for (const hook of hooks) {
+    try {
+      await hook();
+    } catch (error) {
+      config.logger.error({ event: 'push.afterCommit', error });
+    }
+  }
+}

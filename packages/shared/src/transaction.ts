@@ -1,0 +1,71 @@
+import type { PgTable } from 'drizzle-orm/pg-core';
+import type { AnySchema, InsertRow, PrimaryKey, UpdateRow } from './schema';
+
+/** Where a transaction runs. */
+export type TransactionLocation = 'client' | 'server';
+/** Why it runs: a first optimistic try, a replay after new server state, or the real thing. */
+export type TransactionReason = 'optimistic' | 'rebase' | 'authoritative';
+
+/**
+ * Writes to one table. These semantics hold everywhere `tx.mutate` exists, client and
+ * server alike:
+ *
+ * | method | row missing                 | row exists                                |
+ * |--------|-----------------------------|-------------------------------------------|
+ * | insert | inserts it                  | throws (duplicate primary key)            |
+ * | upsert | inserts it                  | overwrites the columns given, keeps others |
+ * | update | does nothing                | overwrites the columns given, keeps others |
+ * | delete | does nothing                | deletes it                                |
+ *
+ * `update` and `delete` address the row by its primary key, which they require.
+ *
+ * @example
+ * await tx.mutate.issue.update({id: args.id, title: args.title});
+ */
+export interface TableMutator<T extends PgTable> {
+  insert(row: InsertRow<T>): Promise<void>;
+  upsert(row: InsertRow<T>): Promise<void>;
+  update(row: UpdateRow<T>): Promise<void>;
+  delete(key: PrimaryKey<T>): Promise<void>;
+}
+
+/** `tx.mutate`: one `TableMutator` per table of the schema. */
+export type SchemaMutate<S extends AnySchema> = {
+  readonly [K in keyof S['tables']]: TableMutator<S['tables'][K]>;
+};
+
+interface BaseTransaction<S extends AnySchema> {
+  readonly location: TransactionLocation;
+  readonly reason: TransactionReason;
+  /** The client that issued the mutation. */
+  readonly clientID: string;
+  /** The mutation's per-client id. */
+  readonly mutationID: number;
+  readonly mutate: SchemaMutate<S>;
+}
+
+/** The transaction a mutator sees when it runs on the server, inside Postgres. */
+export interface ServerTransaction<S extends AnySchema = AnySchema, TWrapped = unknown>
+  extends BaseTransaction<S> {
+  readonly location: 'server';
+  readonly reason: 'authoritative';
+  /** The driver's own transaction object, for SQL that `tx.mutate` cannot express. */
+  readonly dbTransaction: { readonly wrappedTransaction: TWrapped };
+  /**
+   * Runs `fn` after this mutation's writes have committed. It never runs for an attempt
+   * that rolled back (an error, or a retried serialization failure). Errors it throws are
+   * reported to the handler's logger and do not affect the mutation's result.
+   */
+  afterCommit(fn: () => void | Promise<void>): void;
+}
+
+/** The transaction a mutator sees when it runs on the client's local store. */
+export interface ClientTransaction<S extends AnySchema = AnySchema> extends BaseTransaction<S> {
+  readonly location: 'client';
+  readonly reason: 'optimistic' | 'rebase';
+}
+
+/** What a mutator receives as `tx`: check `tx.location` to tell the two apart. */
+export type Transaction<S extends AnySchema = AnySchema, TWrapped = unknown> =
+  | ServerTransaction<S, TWrapped>
+  | ClientTransaction<S>;
