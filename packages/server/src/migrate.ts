@@ -57,13 +57,23 @@ export async function migrate(
       if (db.capabilities.advisoryLocks) {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(tables.schema)]);
       }
-      await tx.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(tables.schema)}`);
-      await tx.query(
-        `CREATE TABLE IF NOT EXISTS ${tables.migrations} (
-          "version" INTEGER PRIMARY KEY,
-          "appliedAt" TIMESTAMPTZ NOT NULL DEFAULT now()
-        )`,
-      );
+      // Look before creating: pg-mem refuses IF NOT EXISTS on a table that exists, and
+      // lists no schema but public in information_schema.
+      const exists = await tx
+        .savepoint((inner) => inner.query(`SELECT 1 FROM ${tables.migrations} LIMIT 1`))
+        .then(
+          () => true,
+          () => false,
+        );
+      if (!exists) {
+        await tx.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(tables.schema)}`);
+        await tx.query(
+          `CREATE TABLE ${tables.migrations} (
+            "version" INTEGER PRIMARY KEY,
+            "appliedAt" TIMESTAMPTZ NOT NULL DEFAULT now()
+          )`,
+        );
+      }
       const rows = await tx.query<{ version: number | string }>(
         `SELECT "version" FROM ${tables.migrations}`,
       );

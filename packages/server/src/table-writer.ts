@@ -14,7 +14,10 @@ function qualifiedName(table: TableInfo): string {
 function encode(column: ColumnInfo, value: unknown): unknown {
   if (value === null || value === undefined) return null;
   if (column.kind === 'json') return JSON.stringify(value);
-  if (column.kind === 'bigint' && typeof value === 'bigint') return value.toString();
+  if (typeof value === 'bigint') return value.toString();
+  // ISO text, not Date objects: drizzle's postgres.js setup passes date parameters through
+  // unserialised, and every driver accepts the text form.
+  if (value instanceof Date) return value.toISOString();
   return value;
 }
 

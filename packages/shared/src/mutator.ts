@@ -246,7 +246,7 @@ export function flattenMutators(mutators: AnyMutators): ReadonlyMap<string, Muta
  * const result = await runMutator(mutators.issue.create, {tx, args, ctx});
  */
 export async function runMutator<TReturn>(
-  mutator: Mutator<string, unknown, unknown, TReturn>,
+  mutator: Mutator<string, any, any, TReturn>,
   options: { tx: Transaction<any, any>; args: unknown; ctx: unknown },
 ): Promise<TReturn> {
   const { validator, fn } = mutator.definition;

@@ -1,0 +1,135 @@
+import type { Breakdown } from './profile';
+import type { BenchCase, RunResult } from './workload';
+
+/** A case's repeated engine and baseline runs on one database. */
+export interface CaseResult {
+  readonly database: string;
+  readonly bench: BenchCase;
+  readonly engine: RunResult[];
+  readonly baseline: RunResult[];
+  readonly error?: string;
+}
+
+/** The engine must reach this fraction of its baseline's throughput. */
+export const TARGET_RATIO = 0.75;
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const rate = (run: RunResult) => (run.mutations / run.ms) * 1000;
+const fixed = (value: number, digits = 0) => value.toFixed(digits);
+
+/** Renders rows under headers, numbers right-aligned. */
+export function renderTable(headers: readonly string[], rows: readonly string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const numeric = (cell: string) => /^[\d.,×x%µ ()-]+$/.test(cell) && /\d/.test(cell);
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (numeric(cell) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join(' | ');
+  const rule = widths.map((w) => '-'.repeat(w)).join('-|-');
+  return [line(headers), rule, ...rows.map(line)].join('\n');
+}
+
+export function caseLabel(bench: BenchCase): string {
+  return `(${bench.key}) ${bench.title}`;
+}
+
+const baselineLabel = (bench: BenchCase) => (bench.baseline === 'perMutation' ? '(i)' : '(ii)');
+
+/** The summary: medians, ratio, target and whether it was met. */
+export function summaryTable(results: readonly CaseResult[]): { text: string; missed: string[] } {
+  const missed: string[] = [];
+  const rows = results.map((r) => {
+    const target = `>= ${TARGET_RATIO} x ${baselineLabel(r.bench)}`;
+    if (r.error) {
+      missed.push(`${r.database} ${caseLabel(r.bench)}: error`);
+      return [r.database, caseLabel(r.bench), '-', '-', '-', target, 'ERROR'];
+    }
+    const engine = median(r.engine.map(rate));
+    const baseline = median(r.baseline.map(rate));
+    const ratio = engine / baseline;
+    const met = ratio >= TARGET_RATIO;
+    if (!met) missed.push(`${r.database} ${caseLabel(r.bench)}: ratio ${fixed(ratio, 2)}`);
+    return [
+      r.database,
+      caseLabel(r.bench),
+      fixed(engine),
+      fixed(baseline),
+      fixed(ratio, 2),
+      target,
+      met ? 'yes' : 'NO (missed)',
+    ];
+  });
+  const headers = ['database', 'case', 'engine mut/s', 'baseline mut/s', 'ratio'];
+  return {
+    text: renderTable([...headers, 'target', 'met?'], rows),
+    missed,
+  };
+}
+
+const p50 = (run: RunResult) => median(run.latencies);
+
+/** Push latency and the spread of the repeated runs. */
+export function detailTable(results: readonly CaseResult[]): string {
+  const rows = results
+    .filter((r) => !r.error)
+    .map((r) => {
+      const ratios = r.engine.map((e, i) => rate(e) / rate(r.baseline[i]!));
+      return [
+        r.database,
+        caseLabel(r.bench),
+        fixed(median(r.engine.map(p50)), 2),
+        fixed(median(r.baseline.map(p50)), 2),
+        r.engine.map((run) => fixed(rate(run))).join(', '),
+        r.baseline.map((run) => fixed(rate(run))).join(', '),
+        ratios.map((x) => fixed(x, 2)).join(', '),
+      ];
+    });
+  return renderTable(
+    [
+      'database',
+      'case',
+      'engine p50 push ms',
+      'baseline p50 push ms',
+      'engine mut/s per run',
+      'baseline mut/s per run',
+      'ratio per run',
+    ],
+    rows,
+  );
+}
+
+/**
+ * Where the engine's time goes in one case: each statement kind's count and time per
+ * mutation, plus BEGIN/COMMIT, the JS inside the transaction and the request handling
+ * outside it. Times are summed over pushes, so concurrent pushes add up.
+ */
+export function breakdownTable(stats: Breakdown, run: RunResult): string {
+  const perMutation = (x: number) => x / run.mutations;
+  const pushMs = run.latencies.reduce((sum, x) => sum + x, 0);
+  const body = stats.entries.get('transaction body')?.ms ?? 0;
+  const begin = stats.entries.get('BEGIN/COMMIT (+ pool/lock wait)')?.ms ?? 0;
+  const rows: [string, number | undefined, number][] = [];
+  let statements = 0;
+  for (const [kind, { count, ms }] of stats.entries) {
+    if (kind === 'transaction body') continue;
+    if (!kind.startsWith('BEGIN')) statements += ms;
+    rows.push([kind, count, ms]);
+  }
+  rows.push(['JS inside the transaction (mutator, zod)', undefined, body - statements]);
+  rows.push(['outside the transaction (HTTP, parse, reply)', undefined, pushMs - body - begin]);
+  rows.sort((x, y) => y[2] - x[2]);
+  const cells = rows.map(([kind, count, ms]) => [
+    kind,
+    count === undefined ? '' : fixed(perMutation(count), 2),
+    fixed(perMutation(ms) * 1000),
+    `${fixed((ms / pushMs) * 100, 1)}%`,
+  ]);
+  cells.push(['total push time', '', fixed(perMutation(pushMs) * 1000), '100.0%']);
+  const retried = stats.retries ? ` (${stats.retries} transactions retried)` : '';
+  return `${renderTable(['engine work', 'count/mutation', 'µs/mutation', 'share'], cells)}${retried}`;
+}

@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { PGlite } from '@electric-sql/pglite';
+import { type Database, migrate } from '@reprise/server';
+import { createPGliteDatabase } from '@reprise/server/pglite';
+import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
+import postgres from 'postgres';
+import { BENCH_DDL } from './app';
+import { type Baseline, createPGliteBaseline, createPostgresJsBaseline } from './baselines';
+
+/** One database the bench runs against: the engine's adapter and the raw baselines. */
+export interface Target {
+  readonly label: string;
+  readonly db: Database<any>;
+  readonly baseline: Baseline;
+  close(): Promise<void>;
+}
+
+const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+/** The connection pool size: one connection per concurrent client of case (c). */
+export const POOL_SIZE = 8;
+
+async function prepare(db: Database<any>) {
+  for (const statement of BENCH_DDL) await db.query(statement);
+  await migrate(db);
+}
+
+/** An in-memory PGlite, shared by the engine and the baseline as one app would share it. */
+export async function createPGliteTarget(): Promise<Target> {
+  const pglite = new PGlite();
+  const db = createPGliteDatabase(pglite);
+  await prepare(db);
+  return {
+    label: 'PGlite',
+    db,
+    baseline: createPGliteBaseline(pglite),
+    close: () => pglite.close(),
+  };
+}
+
+/** The server URL to use, or why there is none: `DATABASE_URL`, else the local default. */
+export async function resolveServerURL(): Promise<{ url: string } | { notice: string }> {
+  const url = process.env.DATABASE_URL || DEFAULT_URL;
+  const source = process.env.DATABASE_URL ? 'DATABASE_URL' : 'the default URL';
+  const probe = postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await probe`SELECT 1`;
+    return { url };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return {
+      notice: `Postgres at ${redact(url)} (${source}) is not reachable (${reason}); running PGlite only.`,
+    };
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
+
+function redact(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
+/**
+ * A fresh `bench_<random>` database on the server, so runs never see each other's rows.
+ * It is dropped on `close`, and on Ctrl-C.
+ */
+export async function createPostgresTarget(serverURL: string): Promise<Target> {
+  const admin = postgres(serverURL, { max: 1, onnotice: () => {} });
+  const name = `bench_${randomBytes(6).toString('hex')}`;
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(serverURL);
+  url.pathname = `/${name}`;
+  const sql = postgres(url.toString(), { max: POOL_SIZE, onnotice: () => {} });
+
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      process.off('SIGINT', onInterrupt);
+      await sql.end({ timeout: 5 });
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end({ timeout: 5 });
+    })();
+    return closed;
+  };
+  const onInterrupt = () => {
+    console.error(`\nInterrupted; dropping database ${name}…`);
+    close().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onInterrupt);
+
+  try {
+    const db = createPostgresJsDatabase(sql);
+    await prepare(db);
+    return { label: 'Postgres', db, baseline: createPostgresJsBaseline(sql), close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,145 @@
+import { type Database, handleMutateRequest, silentLogger } from '@reprise/server';
+import { mutators, schema } from './app';
+import { type BenchPush, buildScripts, type ClientScript } from './pushes';
+import type { Target } from './targets';
+
+/** One shape of traffic, run by the engine and by the baseline it is compared with. */
+export interface BenchCase {
+  readonly key: 'a' | 'b' | 'c';
+  readonly title: string;
+  readonly clients: number;
+  readonly perPush: number;
+  readonly pushesPerClient: number;
+  readonly warmupPushesPerClient: number;
+  readonly baseline: 'perMutation' | 'perPush';
+}
+
+export type Side = 'engine' | 'baseline';
+
+/** What one timed run did. */
+export interface RunResult {
+  readonly mutations: number;
+  readonly ms: number;
+  /** Milliseconds per push, in completion order. */
+  readonly latencies: number[];
+}
+
+/** The three cases; `scale` shrinks or grows the mutation counts (1 ≈ 2000/5000/5000). */
+export function benchCases(scale: number): BenchCase[] {
+  const pushes = (mutations: number, perPushAll: number) =>
+    Math.max(2, Math.ceil((mutations * scale) / perPushAll));
+  return [
+    {
+      key: 'a',
+      title: '1/push, sequential',
+      clients: 1,
+      perPush: 1,
+      pushesPerClient: pushes(2000, 1),
+      warmupPushesPerClient: 200,
+      baseline: 'perMutation',
+    },
+    {
+      key: 'b',
+      title: '50/push, sequential',
+      clients: 1,
+      perPush: 50,
+      pushesPerClient: pushes(5000, 50),
+      warmupPushesPerClient: 10,
+      baseline: 'perPush',
+    },
+    {
+      key: 'c',
+      title: '8 clients x 10/push',
+      clients: 8,
+      perPush: 10,
+      pushesPerClient: pushes(5000, 80),
+      warmupPushesPerClient: 6,
+      baseline: 'perPush',
+    },
+  ];
+}
+
+/** Posts one push through `handleMutateRequest` as a Web `Request`, as a server would. */
+export async function enginePush(db: Database<any>, push: BenchPush): Promise<void> {
+  const request = new Request('http://localhost/mutate', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: push.body,
+  });
+  const response = await handleMutateRequest({
+    db,
+    schema,
+    mutators,
+    userID: 'bench-user',
+    logger: silentLogger,
+    request,
+  });
+  // The body is read as a framework would to send it; rows are checked after the run.
+  const text = await response.text();
+  if (response.status !== 200) {
+    throw new Error(`push of ${push.clientID} got HTTP ${response.status}: ${text.slice(0, 300)}`);
+  }
+}
+
+/**
+ * Runs one side of a case: every client's pushes one after another, all clients at once.
+ * The pushes are built before the clock starts; the rows and LMIDs are checked after.
+ */
+export async function runSide(
+  target: Target,
+  bench: BenchCase,
+  side: Side,
+  tag: string,
+  pushesPerClient: number,
+  db: Database<any> = target.db,
+): Promise<RunResult> {
+  const scripts = buildScripts(tag, bench.clients, pushesPerClient, bench.perPush);
+  const apply =
+    side === 'engine'
+      ? (push: BenchPush) => enginePush(db, push)
+      : (push: BenchPush) => target.baseline[bench.baseline](push);
+  const latencies: number[] = [];
+  const started = performance.now();
+  await Promise.all(
+    scripts.map(async (script) => {
+      for (const push of script.pushes) {
+        const pushStarted = performance.now();
+        await apply(push);
+        latencies.push(performance.now() - pushStarted);
+      }
+    }),
+  );
+  const ms = performance.now() - started;
+  const mutations = bench.clients * pushesPerClient * bench.perPush;
+  await verify(target, side, tag, scripts, pushesPerClient * bench.perPush);
+  return { mutations, ms, latencies };
+}
+
+/** Asserts every row landed and every client's LMID reached its last mutation. */
+async function verify(
+  target: Target,
+  side: Side,
+  tag: string,
+  scripts: readonly ClientScript[],
+  perClient: number,
+) {
+  const rows = await target.db.query<{ n: string | number }>(
+    'SELECT count(*) AS n FROM item WHERE id LIKE $1',
+    [`${tag}-%`],
+  );
+  const expected = scripts.length * perClient;
+  if (Number(rows[0]?.n) !== expected) {
+    throw new Error(`${side} run ${tag}: ${rows[0]?.n} rows in item, expected ${expected}`);
+  }
+  const clients = side === 'engine' ? 'reprise.clients' : 'bench_clients';
+  const lmids = await target.db.query<{ lastMutationID: string | number }>(
+    `SELECT "lastMutationID" FROM ${clients} WHERE "clientGroupID" LIKE $1`,
+    [`${tag}-%`],
+  );
+  if (
+    lmids.length !== scripts.length ||
+    lmids.some((r) => Number(r.lastMutationID) !== perClient)
+  ) {
+    throw new Error(`${side} run ${tag}: LMIDs ${JSON.stringify(lmids)}, expected ${perClient}`);
+  }
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { pushQuerySchema, pushRequestSchema, pushResponseSchema } from './protocol';
+import { decodeRich, encodeRich, isEnvelope, toPlainJSON } from './transformer';
+
+describe('push protocol schemas', () => {
+  const body = {
+    clientGroupID: 'cg',
+    mutations: [
+      { type: 'custom', id: 1, clientID: 'c', name: 'a.b', args: [{ x: 1 }], timestamp: 1 },
+    ],
+    pushVersion: 1,
+    timestamp: 1,
+    requestID: 'r',
+  };
+
+  it('accepts a push with and without schemaVersion', () => {
+    expect(pushRequestSchema.safeParse(body).success).toBe(true);
+    expect(pushRequestSchema.safeParse({ ...body, schemaVersion: 3 }).success).toBe(true);
+  });
+
+  it('refuses a mutation id of zero and an unknown mutation type', () => {
+    const zero = structuredClone(body);
+    zero.mutations[0]!.id = 0;
+    expect(pushRequestSchema.safeParse(zero).success).toBe(false);
+    const crud = structuredClone(body);
+    crud.mutations[0]!.type = 'crud';
+    expect(pushRequestSchema.safeParse(crud).success).toBe(false);
+  });
+
+  it('accepts the query parameters zero-cache appends and refuses odd names', () => {
+    expect(pushQuerySchema.safeParse({ schema: 'zero_0', appID: 'zero' }).success).toBe(true);
+    expect(pushQuerySchema.safeParse({ schema: 'drop table' }).success).toBe(false);
+  });
+
+  it('describes both response kinds', () => {
+    expect(
+      pushResponseSchema.safeParse({
+        kind: 'MutateResponse',
+        mutations: [
+          { id: { clientID: 'c', id: 1 }, result: {} },
+          { id: { clientID: 'c', id: 2 }, result: { error: 'app', message: 'no' } },
+          { id: { clientID: 'c', id: 3 }, result: { error: 'alreadyProcessed' } },
+        ],
+      }).success,
+    ).toBe(true);
+    expect(
+      pushResponseSchema.safeParse({
+        kind: 'PushFailed',
+        origin: 'server',
+        reason: 'oooMutation',
+        message: 'm',
+        mutationIDs: [{ clientID: 'c', id: 2 }],
+      }).success,
+    ).toBe(true);
+  });
+});
+
+describe('transformer', () => {
+  it('round-trips rich values through an envelope', () => {
+    const value = { d: new Date(0), n: 2n ** 70n, m: new Map([[1, 'a']]), s: new Set([1]) };
+    const envelope = JSON.parse(JSON.stringify(encodeRich(value)));
+    expect(isEnvelope(envelope)).toBe(true);
+    expect(decodeRich(envelope)).toEqual(value);
+  });
+
+  it('never mistakes a push body for an envelope', () => {
+    expect(isEnvelope({ clientGroupID: 'x', json: 1 })).toBe(false);
+    expect(isEnvelope([1])).toBe(false);
+  });
+
+  it('makes rich values plain-JSON safe', () => {
+    expect(toPlainJSON({ d: new Date(0), n: 5n })).toEqual({
+      d: '1970-01-01T00:00:00.000Z',
+      n: '5',
+    });
+  });
+});

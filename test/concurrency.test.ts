@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
+import { count, lmid, post, pushBody } from './fixtures/push';
+
+// Concurrency on the real server: two processes (two pools) pushing for one client, and
+// many clients racing on a read-modify-write mutator.
+
+const increment = (id: number, clientID: string) => ({
+  id,
+  clientID,
+  name: 'counter.increment',
+  args: { id: 'hits' },
+});
+
+async function counterValue(fx: AdapterFixture) {
+  const rows = await fx.query<{ value: number }>(`SELECT value FROM counter WHERE id = 'hits'`);
+  return Number(rows[0]?.value ?? 0);
+}
+
+for (const adapter of ADAPTERS.filter((a) => a.concurrent)) {
+  const title = adapter.unavailable
+    ? `${adapter.name} [skipped: ${adapter.unavailable}]`
+    : adapter.name;
+  describe.skipIf(adapter.unavailable !== undefined)(`concurrency: ${title}`, () => {
+    it("one client's mutations apply once each when two pools receive the same pushes at once", async () => {
+      const a = await adapter.create();
+      // A second pool over the same database stands in for a second server process.
+      const b = await adapter.connect!(a);
+      try {
+        const ids = Array.from({ length: 20 }, (_, i) => i + 1);
+        const body = pushBody(ids.map((id) => increment(id, 'c1')));
+        const [ra, rb] = await Promise.all([post(a, body), post(b, body)]);
+        const applied = ids.map(
+          (_, i) =>
+            [ra, rb].filter((r) => r.status === 200 && !('error' in r.body.mutations[i].result))
+              .length,
+        );
+        // Each id was applied by exactly one of the two pushes; the other saw it as done.
+        expect(applied).toEqual(ids.map(() => 1));
+        expect(await counterValue(a)).toBe(20);
+        expect(await lmid(a)).toBe(20);
+      } finally {
+        await b.close();
+        await a.close();
+      }
+    });
+
+    it('8 clients running a read-modify-write mutator 200 times leave the counter exact', async () => {
+      const fx = await adapter.create();
+      try {
+        const clients = Array.from({ length: 8 }, (_, i) => `client${i}`);
+        let successes = 0;
+        await Promise.all(
+          clients.map(async (clientID, c) => {
+            // Each client pushes its 25 mutations in batches of 1 to 5, resending whatever a
+            // push reports unprocessed, as the client's push loop would.
+            let next = 1;
+            for (let round = 0; next <= 25 && round < 200; round++) {
+              const size = Math.min(25 - next + 1, 1 + ((round + c) % 5));
+              const batch = Array.from({ length: size }, (_, i) => increment(next + i, clientID));
+              const res = await post(fx, pushBody(batch, { clientGroupID: `g-${clientID}` }), {
+                userID: 'alice',
+              });
+              if (res.body.kind !== 'MutateResponse') continue;
+              for (const m of res.body.mutations) {
+                if (!('error' in m.result)) successes++;
+              }
+              next += res.body.mutations.length;
+            }
+          }),
+        );
+        expect(successes).toBe(200);
+        expect(await counterValue(fx)).toBe(successes);
+        expect(await count(fx, 'reprise.clients')).toBe(8);
+      } finally {
+        await fx.close();
+      }
+    });
+  });
+}
