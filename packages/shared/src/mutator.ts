@@ -92,7 +92,7 @@ export function createMutatorDefiner<
   TContext = unknown,
   TWrapped = unknown,
 >(): DefineMutator<TSchema, TContext, TWrapped> {
-  return defineMutator as DefineMutator<TSchema, TContext, TWrapped>;
+  return defineMutator as unknown as DefineMutator<TSchema, TContext, TWrapped>;
 }
 
 function isStandardSchema(value: unknown): value is StandardSchemaV1 {

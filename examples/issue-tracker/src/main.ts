@@ -1,0 +1,31 @@
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import type { Database } from '@reprise/server';
+import { createPGliteDatabase } from '@reprise/server/pglite';
+import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
+import postgres from 'postgres';
+import { createApp, prepareDatabase, toNodeHandler } from './server';
+
+// Starts the issue tracker: embedded PGlite (data in examples/issue-tracker/.data) by
+// default, or the Postgres server at DATABASE_URL.
+
+async function openDatabase(): Promise<{ db: Database<any>; where: string }> {
+  const url = process.env.DATABASE_URL;
+  if (url) {
+    return { db: createPostgresJsDatabase(postgres(url, { onnotice: () => {} })), where: url };
+  }
+  const dir = fileURLToPath(new URL('../.data/pglite', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  return { db: createPGliteDatabase(new PGlite(dir)), where: `PGlite in ${dir}` };
+}
+
+const { db, where } = await openDatabase();
+await prepareDatabase(db);
+const port = Number(process.env.PORT ?? 3000);
+const server = createServer(toNodeHandler(createApp(db)));
+server.listen(port, () => {
+  console.log(`Reprise issue tracker on ${where}`);
+  console.log(`Listening on http://localhost:${port}  (POST /mutate, GET /health)`);
+});
