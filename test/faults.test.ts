@@ -45,7 +45,7 @@ const create = (id: number) => ({
 });
 const fastRetry = { baseDelayMs: 1, maxDelayMs: 2 };
 
-for (const adapter of ADAPTERS.filter((a) => a.name === 'pglite' || a.concurrent)) {
+for (const adapter of ADAPTERS) {
   const title = adapter.unavailable
     ? `${adapter.name} [skipped: ${adapter.unavailable}]`
     : adapter.name;

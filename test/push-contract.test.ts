@@ -175,6 +175,26 @@ for (const adapter of ADAPTERS) {
       expect(await lmid(fx)).toBeUndefined();
     });
 
+    it('bad requests change nothing', async () => {
+      const valid = pushBody([create(1)]);
+      const bad: Array<[string, Parameters<typeof post>[2], unknown, number]> = [
+        ['malformed JSON', { rawBody: '{"clientGroupID":' }, null, 400],
+        ['a body failing the schema', {}, { ...valid, mutations: [{ id: 1 }] }, 400],
+        ['a bad query parameter', { url: 'http://localhost/mutate?appID=a%20b' }, valid, 400],
+        ['an unsupported push version', {}, { ...valid, pushVersion: 2 }, 400],
+        ['too many mutations', { maxMutations: 0 }, valid, 413],
+        ['too large a body', { maxBodyBytes: 10 }, valid, 413],
+      ];
+      for (const [what, options, body, status] of bad) {
+        const res = await post(fx, body, options);
+        expect(res.status, what).toBe(status);
+        expect(res.body.kind, what).toBe('PushFailed');
+      }
+      expect(await count(fx, 'issue')).toBe(0);
+      expect(await count(fx, 'reprise.clients')).toBe(0);
+      expect(await count(fx, 'reprise."clientGroups"')).toBe(0);
+    });
+
     it('a client group first used by one user is refused to another with 403', async () => {
       await post(fx, pushBody([create(1)]), { userID: 'alice' });
       const res = await post(fx, pushBody([create(2, 'j2')], { clientID: 'c2' }), {
