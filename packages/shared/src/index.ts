@@ -47,6 +47,32 @@ export {
   pushRequestSchema,
   pushResponseSchema,
 } from './protocol';
+export {
+  type Condition,
+  type Cursor,
+  type Direction,
+  type LiteralValue,
+  type Ordering,
+  type QueryAST,
+  queryASTSchema,
+  type RelatedQuery,
+  SIMPLE_OPERATORS,
+  type SimpleCondition,
+  type SimpleOperator,
+} from './query/ast';
+export {
+  type ColumnName,
+  createBuilder,
+  type ExpressionBuilder,
+  type OperatorFor,
+  Query,
+  type QueryBuilder,
+  type QueryResult,
+  type RelationshipName,
+  type RowOf,
+  type TableName,
+} from './query/query';
+export { coerceLiteral, OPERATORS_BY_KIND, parseQueryAST, QueryError } from './query/validate';
 export type {
   Register,
   RegisteredContext,
@@ -54,6 +80,7 @@ export type {
   RegisteredWrappedTransaction,
 } from './register';
 export {
+  type AnyRelationships,
   type AnySchema,
   type AnyTables,
   type ColumnInfo,
@@ -62,6 +89,8 @@ export {
   type InsertRow,
   mustGetTable,
   type PrimaryKey,
+  type Relationship,
+  type RelationshipBuilders,
   type Row,
   type Schema,
   type TableInfo,

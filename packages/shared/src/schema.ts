@@ -13,6 +13,8 @@ export interface ColumnInfo {
   readonly kind: ColumnKind;
   /** The SQL type as drizzle declares it, e.g. `timestamp with time zone`. */
   readonly sqlType: string;
+  /** Drizzle's column class name, e.g. `PgBigInt53`: it says how values are decoded. */
+  readonly columnType: string;
   readonly notNull: boolean;
 }
 
@@ -31,16 +33,39 @@ export interface TableInfo {
 /** Any map of names to drizzle tables. */
 export type AnyTables = Record<string, PgTable>;
 
+/** A relationship from one table to another, matched on equal columns. */
+export interface Relationship<
+  TDest extends string = string,
+  TCardinality extends 'one' | 'many' = 'one' | 'many',
+> {
+  readonly cardinality: TCardinality;
+  /** The destination table's schema name. */
+  readonly table: TDest;
+  /** Columns of the source table, matched pairwise with `destField`. */
+  readonly sourceField: readonly string[];
+  readonly destField: readonly string[];
+}
+
+/** Relationships per source table, by relationship name. */
+export type AnyRelationships = {
+  readonly [table: string]: { readonly [name: string]: Relationship } | undefined;
+};
+
 /**
- * The app's schema: drizzle tables under the names mutators and queries use.
- * Type information stays in the `tables` member; `tableInfo` is what runtime code reads.
+ * The app's schema: drizzle tables under the names mutators and queries use, and the
+ * relationships between them. Type information stays in `tables` and `relationships`;
+ * `tableInfo` is what runtime code reads.
  */
-export interface Schema<TTables extends AnyTables = AnyTables> {
+export interface Schema<
+  TTables extends AnyTables = AnyTables,
+  TRelationships extends AnyRelationships = AnyRelationships,
+> {
   readonly tables: TTables;
+  readonly relationships: TRelationships;
   readonly tableInfo: ReadonlyMap<string, TableInfo>;
 }
 
-export type AnySchema = Schema<AnyTables>;
+export type AnySchema = Schema<AnyTables, AnyRelationships>;
 
 /** A table's row as read from the database. */
 export type Row<T extends PgTable> = T['$inferSelect'];
@@ -95,6 +120,7 @@ function describeTable(name: string, table: PgTable): TableInfo {
       sqlName: column.name,
       kind: kindOf(column.dataType, column.columnType),
       sqlType: column.getSQLType(),
+      columnType: column.columnType,
       notNull: column.notNull,
     });
   }
@@ -118,22 +144,93 @@ function describeTable(name: string, table: PgTable): TableInfo {
   };
 }
 
+type Fields = string | readonly string[];
+const fields = (value: Fields): readonly string[] => (typeof value === 'string' ? [value] : value);
+
+/** Builders handed to `createSchema`'s `relationships` callback. */
+export interface RelationshipBuilders<TNames extends string> {
+  one<TDest extends TNames>(
+    table: TDest,
+    on: { sourceField: Fields; destField: Fields },
+  ): Relationship<TDest, 'one'>;
+  many<TDest extends TNames>(
+    table: TDest,
+    on: { sourceField: Fields; destField: Fields },
+  ): Relationship<TDest, 'many'>;
+}
+
+const relationshipBuilders: RelationshipBuilders<string> = {
+  one: (table, on) => ({
+    cardinality: 'one',
+    table,
+    sourceField: fields(on.sourceField),
+    destField: fields(on.destField),
+  }),
+  many: (table, on) => ({
+    cardinality: 'many',
+    table,
+    sourceField: fields(on.sourceField),
+    destField: fields(on.destField),
+  }),
+};
+
+function checkRelationships(tableInfo: ReadonlyMap<string, TableInfo>, all: AnyRelationships) {
+  for (const [source, byName] of Object.entries(all)) {
+    const from = tableInfo.get(source);
+    if (!from) throw new TypeError(`Relationships are declared for unknown table "${source}"`);
+    for (const [name, rel] of Object.entries(byName ?? {})) {
+      const to = tableInfo.get(rel.table);
+      const where = `Relationship ${source}.${name}`;
+      if (!to) throw new TypeError(`${where} points at unknown table "${rel.table}"`);
+      if (rel.sourceField.length === 0 || rel.sourceField.length !== rel.destField.length) {
+        throw new TypeError(`${where} needs as many source fields as destination fields`);
+      }
+      for (const field of rel.sourceField) {
+        if (!from.columns.has(field))
+          throw new TypeError(`${where}: no column "${field}" in ${source}`);
+      }
+      for (const field of rel.destField) {
+        if (!to.columns.has(field))
+          throw new TypeError(`${where}: no column "${field}" in ${rel.table}`);
+      }
+    }
+  }
+}
+
 /**
  * Declares the app's schema from drizzle `pgTable` definitions. The keys are the names
- * mutators use (`tx.mutate.issue`); the SQL table names come from the definitions.
+ * mutators and queries use (`tx.mutate.issue`, `q.issue`); the SQL table names come from
+ * the definitions. Relationships are declared once here, for queries to follow.
  *
  * @example
  * const issue = pgTable('issue', {id: text('id').primaryKey(), title: text('title').notNull()});
- * export const schema = createSchema({tables: {issue}});
+ * export const schema = createSchema({
+ *   tables: {issue, comment},
+ *   relationships: ({one, many}) => ({
+ *     issue: {comments: many('comment', {sourceField: 'id', destField: 'issueID'})},
+ *     comment: {issue: one('issue', {sourceField: 'issueID', destField: 'id'})},
+ *   }),
+ * });
  */
-export function createSchema<TTables extends AnyTables>(definition: {
+export function createSchema<
+  TTables extends AnyTables,
+  const TRelationships extends {
+    readonly [K in keyof TTables]?: {
+      readonly [name: string]: Relationship<keyof TTables & string>;
+    };
+  } = Record<never, never>,
+>(definition: {
   tables: TTables;
-}): Schema<TTables> {
+  relationships?: (builders: RelationshipBuilders<keyof TTables & string>) => TRelationships;
+}): Schema<TTables, TRelationships & AnyRelationships> {
   const tableInfo = new Map<string, TableInfo>();
   for (const [name, table] of Object.entries(definition.tables)) {
     tableInfo.set(name, describeTable(name, table));
   }
-  return { tables: definition.tables, tableInfo };
+  const relationships = (definition.relationships?.(relationshipBuilders) ?? {}) as TRelationships &
+    AnyRelationships;
+  checkRelationships(tableInfo, relationships);
+  return { tables: definition.tables, relationships, tableInfo };
 }
 
 /** Looks a table up by its schema name, throwing a clear error when it is not there. */

@@ -1,0 +1,184 @@
+import { describeIssues } from '../protocol';
+import type { AnySchema, ColumnInfo, ColumnKind, TableInfo } from '../schema';
+import {
+  type Condition,
+  type Cursor,
+  type LiteralValue,
+  type QueryAST,
+  queryASTSchema,
+  type SimpleOperator,
+} from './ast';
+
+/** A query that does not fit the schema: unknown names, or an operator a column cannot take. */
+export class QueryError extends Error {
+  override readonly name = 'QueryError';
+  readonly code = 'query' as const;
+}
+
+const EQUALITY: readonly SimpleOperator[] = ['=', '!=', 'IN', 'NOT IN', 'IS', 'IS NOT'];
+const ORDERED: readonly SimpleOperator[] = [...EQUALITY, '<', '<=', '>', '>='];
+
+/** Which operators each kind of column takes. Json columns can only be tested for null. */
+export const OPERATORS_BY_KIND: Readonly<Record<ColumnKind, readonly SimpleOperator[]>> = {
+  string: [...ORDERED, 'LIKE', 'ILIKE'],
+  number: ORDERED,
+  bigint: ORDERED,
+  date: ORDERED,
+  boolean: EQUALITY,
+  json: ['IS', 'IS NOT'],
+  other: ['IS', 'IS NOT'],
+};
+
+/**
+ * Checks one literal against a column and returns it in the column's in-memory form:
+ * dates and bigints arrive from JSON as strings and leave as `Date` and `bigint`.
+ */
+export function coerceLiteral(column: ColumnInfo, value: unknown, where: string): LiteralValue {
+  if (value === null) return null;
+  const fail = (): never => {
+    throw new QueryError(
+      `${where}: ${JSON.stringify(String(value))} is not a valid ${column.kind} for column "${column.key}"`,
+    );
+  };
+  switch (column.kind) {
+    case 'string':
+      return typeof value === 'string' ? value : fail();
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value) ? value : fail();
+    case 'boolean':
+      return typeof value === 'boolean' ? value : fail();
+    case 'bigint':
+      if (typeof value === 'bigint') return value;
+      if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
+      if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value);
+      return fail();
+    case 'date': {
+      const date =
+        value instanceof Date
+          ? value
+          : typeof value === 'string' || typeof value === 'number'
+            ? new Date(value)
+            : undefined;
+      return date && !Number.isNaN(date.getTime()) ? date : fail();
+    }
+    default:
+      return fail();
+  }
+}
+
+function mustColumn(table: TableInfo, key: string, where: string): ColumnInfo {
+  const column = table.columns.get(key);
+  if (!column) {
+    throw new QueryError(
+      `${where}: "${key}" is not a column of ${table.name} (it has ${[...table.columns.keys()].join(', ')})`,
+    );
+  }
+  return column;
+}
+
+function mustTable(schema: AnySchema, name: string): TableInfo {
+  const table = schema.tableInfo.get(name);
+  if (!table) {
+    throw new QueryError(
+      `Unknown table "${name}" (the schema has ${[...schema.tableInfo.keys()].join(', ')})`,
+    );
+  }
+  return table;
+}
+
+function mustRelationship(schema: AnySchema, table: TableInfo, name: string, where: string) {
+  const relationship = schema.relationships[table.name]?.[name];
+  if (!relationship) throw new QueryError(`${where}: ${table.name} has no relationship "${name}"`);
+  return relationship;
+}
+
+function checkCondition(schema: AnySchema, table: TableInfo, c: Condition): Condition {
+  switch (c.type) {
+    case 'and':
+    case 'or':
+      return {
+        type: c.type,
+        conditions: c.conditions.map((x) => checkCondition(schema, table, x)),
+      };
+    case 'not':
+      return { type: 'not', condition: checkCondition(schema, table, c.condition) };
+    case 'exists': {
+      const where = `whereExists("${c.relationship}")`;
+      const rel = mustRelationship(schema, table, c.relationship, where);
+      const subquery = checkQuery(schema, c.subquery);
+      if (subquery.table !== rel.table) {
+        throw new QueryError(
+          `${where}: the subquery must read ${rel.table}, not ${subquery.table}`,
+        );
+      }
+      return { type: 'exists', relationship: c.relationship, subquery };
+    }
+    case 'simple': {
+      const where = `where(${c.column} ${c.op})`;
+      const column = mustColumn(table, c.column, where);
+      if (!OPERATORS_BY_KIND[column.kind].includes(c.op)) {
+        throw new QueryError(
+          `${where}: operator ${c.op} does not apply to ${column.kind} column "${c.column}"`,
+        );
+      }
+      if (c.op === 'IN' || c.op === 'NOT IN') {
+        if (!Array.isArray(c.value)) throw new QueryError(`${where}: needs an array of values`);
+        return { ...c, value: c.value.map((v) => coerceLiteral(column, v, where)) };
+      }
+      if (Array.isArray(c.value)) throw new QueryError(`${where}: takes one value, not an array`);
+      if ((c.op === 'LIKE' || c.op === 'ILIKE') && typeof c.value !== 'string') {
+        throw new QueryError(`${where}: the pattern must be a string`);
+      }
+      return { ...c, value: coerceLiteral(column, c.value, where) };
+    }
+  }
+}
+
+function checkCursor(table: TableInfo, cursor: Cursor): Cursor {
+  const row: Record<string, LiteralValue> = {};
+  for (const [key, value] of Object.entries(cursor.row)) {
+    row[key] = coerceLiteral(mustColumn(table, key, 'start()'), value, 'start()');
+  }
+  return { row, inclusive: cursor.inclusive };
+}
+
+function checkQuery(schema: AnySchema, ast: QueryAST): QueryAST {
+  const table = mustTable(schema, ast.table);
+  const checked: {
+    -readonly [K in keyof QueryAST]: QueryAST[K];
+  } = { table: ast.table };
+  if (ast.where) checked.where = checkCondition(schema, table, ast.where);
+  if (ast.orderBy) {
+    for (const [column] of ast.orderBy) mustColumn(table, column, 'orderBy()');
+    checked.orderBy = ast.orderBy;
+  }
+  if (ast.start) checked.start = checkCursor(table, ast.start);
+  if (ast.limit !== undefined) checked.limit = ast.limit;
+  if (ast.related) {
+    checked.related = ast.related.map(({ relationship, subquery }) => {
+      const where = `related("${relationship}")`;
+      const rel = mustRelationship(schema, table, relationship, where);
+      const sub = checkQuery(schema, subquery);
+      if (sub.table !== rel.table) {
+        throw new QueryError(`${where}: the subquery must read ${rel.table}, not ${sub.table}`);
+      }
+      return { relationship, subquery: sub };
+    });
+  }
+  return checked;
+}
+
+/**
+ * Checks a query AST that came from outside (the wire) against the schema, and returns it
+ * with literals in their in-memory types. Throws `QueryError` naming what is wrong.
+ *
+ * @example
+ * const ast = parseQueryAST(schema, JSON.parse(body).query);
+ */
+export function parseQueryAST(schema: AnySchema, input: unknown): QueryAST {
+  const parsed = queryASTSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new QueryError(`Malformed query: ${describeIssues(parsed.error.issues)}`);
+  }
+  return checkQuery(schema, parsed.data);
+}
