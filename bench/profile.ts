@@ -27,6 +27,9 @@ function classify(sql: string): string {
 
 const now = () => performance.now();
 
+/** BEGIN and COMMIT, PGlite's SET TRANSACTION, and any wait for a connection or PGlite's lock. */
+export const BEGIN_COMMIT = 'BEGIN/COMMIT (+ waits)';
+
 /**
  * Wraps a `Database` to time each kind of statement, the savepoints and BEGIN/COMMIT
  * (the transaction's time minus its body's), and to count transactions retried after a
@@ -79,7 +82,7 @@ export function instrument(db: Database<any>, stats: Breakdown): Database<any> {
         if (isTransientError(error)) stats.retries++;
         throw error;
       } finally {
-        stats.add('BEGIN/COMMIT (+ pool/lock wait)', now() - started - inner);
+        stats.add(BEGIN_COMMIT, now() - started - inner);
         stats.add('transaction body', inner);
       }
     },

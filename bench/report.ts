@@ -1,4 +1,4 @@
-import type { Breakdown } from './profile';
+import { BEGIN_COMMIT, type Breakdown } from './profile';
 import type { BenchCase, RunResult } from './workload';
 
 /** A case's repeated engine and baseline runs on one database. */
@@ -112,12 +112,12 @@ export function breakdownTable(stats: Breakdown, run: RunResult): string {
   const perMutation = (x: number) => x / run.mutations;
   const pushMs = run.latencies.reduce((sum, x) => sum + x, 0);
   const body = stats.entries.get('transaction body')?.ms ?? 0;
-  const begin = stats.entries.get('BEGIN/COMMIT (+ pool/lock wait)')?.ms ?? 0;
+  const begin = stats.entries.get(BEGIN_COMMIT)?.ms ?? 0;
   const rows: [string, number | undefined, number][] = [];
   let statements = 0;
   for (const [kind, { count, ms }] of stats.entries) {
     if (kind === 'transaction body') continue;
-    if (!kind.startsWith('BEGIN')) statements += ms;
+    if (kind !== BEGIN_COMMIT) statements += ms;
     rows.push([kind, count, ms]);
   }
   rows.push(['JS inside the transaction (mutator, zod)', undefined, body - statements]);

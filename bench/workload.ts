@@ -35,7 +35,7 @@ export function benchCases(scale: number): BenchCase[] {
       clients: 1,
       perPush: 1,
       pushesPerClient: pushes(2000, 1),
-      warmupPushesPerClient: 200,
+      warmupPushesPerClient: 300,
       baseline: 'perMutation',
     },
     {
@@ -44,7 +44,7 @@ export function benchCases(scale: number): BenchCase[] {
       clients: 1,
       perPush: 50,
       pushesPerClient: pushes(5000, 50),
-      warmupPushesPerClient: 10,
+      warmupPushesPerClient: 20,
       baseline: 'perPush',
     },
     {
@@ -53,7 +53,7 @@ export function benchCases(scale: number): BenchCase[] {
       clients: 8,
       perPush: 10,
       pushesPerClient: pushes(5000, 80),
-      warmupPushesPerClient: 6,
+      warmupPushesPerClient: 15,
       baseline: 'perPush',
     },
   ];
