@@ -60,6 +60,8 @@ export {
   type SimpleCondition,
   type SimpleOperator,
 } from './query/ast';
+export { evaluateQuery, runQuery } from './query/evaluate';
+export { createMemoryStore, type MemoryStore, type StoreRow } from './query/memory-store';
 export {
   type ColumnName,
   createBuilder,
@@ -73,6 +75,15 @@ export {
   type TableName,
 } from './query/query';
 export { coerceLiteral, OPERATORS_BY_KIND, parseQueryAST, QueryError } from './query/validate';
+export {
+  compareStrings,
+  compareValues,
+  compileLike,
+  isNotDistinct,
+  keyOf,
+  tupleKeyOf,
+  valuesEqual,
+} from './query/values';
 export type {
   Register,
   RegisteredContext,

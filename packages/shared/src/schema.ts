@@ -111,10 +111,11 @@ function kindOf(dataType: string, columnType: string): ColumnKind {
 
 function describeTable(name: string, table: PgTable): TableInfo {
   const config = getTableConfig(table);
-  const byColumn = new Map<unknown, string>();
+  // By SQL name: the columns `primaryKey()` holds are copies, not the table's own objects.
+  const byColumn = new Map<string, string>();
   const columns = new Map<string, ColumnInfo>();
   for (const [key, column] of Object.entries(getTableColumns(table))) {
-    byColumn.set(column, key);
+    byColumn.set(column.name, key);
     columns.set(key, {
       key,
       sqlName: column.name,
@@ -127,7 +128,7 @@ function describeTable(name: string, table: PgTable): TableInfo {
   const primaryKey = [...columns.keys()].filter((key) => getTableColumns(table)[key]?.primary);
   for (const pk of config.primaryKeys) {
     for (const column of pk.columns) {
-      const key = byColumn.get(column);
+      const key = byColumn.get(column.name);
       if (key !== undefined && !primaryKey.includes(key)) primaryKey.push(key);
     }
   }

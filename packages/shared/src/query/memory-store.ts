@@ -1,0 +1,229 @@
+import {
+  type AnySchema,
+  type ColumnInfo,
+  type ColumnKind,
+  mustGetTable,
+  type PrimaryKey,
+  type TableInfo,
+} from '../schema';
+import type { ColumnName, RowOf, TableName } from './query';
+import { keyOf, tupleKeyOf } from './values';
+
+// Rows by table and primary key, with optional hash indexes on single columns. Tables are
+// copied on write, so `clone()` is cheap and a clone and its original never see each
+// other's writes.
+
+/** A row as the store holds it: drizzle property names, in-memory types, frozen. */
+export type StoreRow = Readonly<Record<string, unknown>>;
+
+/** An in-memory copy of some rows of a schema's tables. */
+export interface MemoryStore<S extends AnySchema = AnySchema> {
+  readonly schema: S;
+  /** Inserts the row, or replaces the one with its primary key. The store keeps a copy. */
+  put<T extends TableName<S>>(table: T, row: RowOf<S, T>): void;
+  /** Removes the row with this primary key; false when there was none. */
+  delete<T extends TableName<S>>(table: T, key: PrimaryKey<S['tables'][T]>): boolean;
+  get<T extends TableName<S>>(
+    table: T,
+    key: PrimaryKey<S['tables'][T]>,
+  ): Readonly<RowOf<S, T>> | undefined;
+  /** Every row of the table, in no particular order. */
+  scan<T extends TableName<S>>(table: T): IterableIterator<Readonly<RowOf<S, T>>>;
+  size(table: TableName<S>): number;
+  /**
+   * Keeps a hash index from `column`'s values to its rows, maintained on every put and
+   * delete, for `lookup` and the evaluator. Json columns cannot be indexed.
+   */
+  createIndex<T extends TableName<S>>(table: T, column: ColumnName<S, T>): void;
+  hasIndex(table: TableName<S>, column: string): boolean;
+  /**
+   * The rows whose `column` equals `value` (none for null), through the index on it. A live
+   * view, like `scan`: copy it before writing to the table while iterating.
+   */
+  lookup<T extends TableName<S>>(
+    table: T,
+    column: ColumnName<S, T>,
+    value: unknown,
+  ): ReadonlySet<Readonly<RowOf<S, T>>>;
+  /** A copy that shares rows with this store until either of them writes to a table. */
+  clone(): MemoryStore<S>;
+}
+
+interface TableData {
+  readonly rows: Map<unknown, StoreRow>;
+  /** Column → value key → rows. Null values are not indexed: `=` never finds them. */
+  readonly indexes: Map<string, Map<unknown, Set<StoreRow>>>;
+}
+
+interface TableMeta {
+  readonly info: TableInfo;
+  readonly primaryKey: readonly ColumnInfo[];
+  readonly primaryKinds: readonly ColumnKind[];
+}
+
+function primaryKeyOf(meta: TableMeta, row: Readonly<Record<string, unknown>>, verb: string) {
+  const values = meta.primaryKey.map((column) => {
+    const value = row[column.key];
+    if (value == null) {
+      throw new TypeError(`${verb}(${meta.info.name}): the primary key "${column.key}" is missing`);
+    }
+    return value;
+  });
+  return tupleKeyOf(meta.primaryKinds, values);
+}
+
+const EMPTY: ReadonlySet<StoreRow> = new Set();
+
+function addToIndex(index: Map<unknown, Set<StoreRow>>, value: unknown, row: StoreRow) {
+  if (value === null) return;
+  const rows = index.get(value);
+  if (rows) rows.add(row);
+  else index.set(value, new Set([row]));
+}
+
+function removeFromIndex(index: Map<unknown, Set<StoreRow>>, value: unknown, row: StoreRow) {
+  const rows = index.get(value);
+  if (!rows) return;
+  rows.delete(row);
+  if (rows.size === 0) index.delete(value);
+}
+
+function copyTable(data: TableData): TableData {
+  const indexes = new Map<string, Map<unknown, Set<StoreRow>>>();
+  for (const [column, index] of data.indexes) {
+    const copy = new Map<unknown, Set<StoreRow>>();
+    for (const [value, rows] of index) copy.set(value, new Set(rows));
+    indexes.set(column, copy);
+  }
+  return { rows: new Map(data.rows), indexes };
+}
+
+class InMemoryStore {
+  /** Tables this store may write in place; the rest are shared with a clone. */
+  private readonly owned = new Set<TableData>();
+
+  constructor(
+    readonly schema: AnySchema,
+    private readonly meta: ReadonlyMap<string, TableMeta>,
+    private readonly tables: Map<string, TableData>,
+  ) {}
+
+  private unknownTable(table: string): never {
+    mustGetTable(this.schema, table); // throws, naming the tables there are
+    throw new TypeError(`Unknown table "${table}"`);
+  }
+
+  private mustMeta(table: string): TableMeta {
+    return this.meta.get(table) ?? this.unknownTable(table);
+  }
+
+  private read(table: string): TableData {
+    return this.tables.get(table) ?? this.unknownTable(table);
+  }
+
+  private write(table: string): TableData {
+    let data = this.read(table);
+    if (!this.owned.has(data)) {
+      data = copyTable(data);
+      this.tables.set(table, data);
+      this.owned.add(data);
+    }
+    return data;
+  }
+
+  private kindOf(table: string, column: string) {
+    const info = this.mustMeta(table).info.columns.get(column);
+    if (!info) throw new TypeError(`${table} has no column "${column}"`);
+    return info.kind;
+  }
+
+  put(table: string, row: Readonly<Record<string, unknown>>): void {
+    const meta = this.mustMeta(table);
+    const pk = primaryKeyOf(meta, row, 'put');
+    const data = this.write(table);
+    const stored = Object.freeze({ ...row });
+    const old = data.rows.get(pk);
+    data.rows.set(pk, stored);
+    for (const [column, index] of data.indexes) {
+      const kind = meta.info.columns.get(column)!.kind;
+      if (old) removeFromIndex(index, keyOf(kind, old[column]), old);
+      addToIndex(index, keyOf(kind, stored[column]), stored);
+    }
+  }
+
+  delete(table: string, key: Readonly<Record<string, unknown>>): boolean {
+    const meta = this.mustMeta(table);
+    const pk = primaryKeyOf(meta, key, 'delete');
+    const old = this.read(table).rows.get(pk);
+    if (!old) return false;
+    const data = this.write(table);
+    data.rows.delete(pk);
+    for (const [column, index] of data.indexes) {
+      removeFromIndex(index, keyOf(meta.info.columns.get(column)!.kind, old[column]), old);
+    }
+    return true;
+  }
+
+  get(table: string, key: Readonly<Record<string, unknown>>): StoreRow | undefined {
+    return this.read(table).rows.get(primaryKeyOf(this.mustMeta(table), key, 'get'));
+  }
+
+  scan(table: string): IterableIterator<StoreRow> {
+    return this.read(table).rows.values();
+  }
+
+  size(table: string): number {
+    return this.read(table).rows.size;
+  }
+
+  createIndex(table: string, column: string): void {
+    const kind = this.kindOf(table, column);
+    if (kind === 'json' || kind === 'other') {
+      throw new TypeError(`${table}.${column} is a ${kind} column: it cannot be indexed`);
+    }
+    if (this.hasIndex(table, column)) return;
+    const data = this.write(table);
+    const index = new Map<unknown, Set<StoreRow>>();
+    for (const row of data.rows.values()) addToIndex(index, keyOf(kind, row[column]), row);
+    data.indexes.set(column, index);
+  }
+
+  hasIndex(table: string, column: string): boolean {
+    return this.read(table).indexes.has(column);
+  }
+
+  lookup(table: string, column: string, value: unknown): ReadonlySet<StoreRow> {
+    const index = this.read(table).indexes.get(column);
+    if (!index) throw new TypeError(`${table}.${column} has no index; call createIndex first`);
+    if (value == null) return EMPTY;
+    return index.get(keyOf(this.mustMeta(table).info.columns.get(column)!.kind, value)) ?? EMPTY;
+  }
+
+  clone(): InMemoryStore {
+    // Both stores now share every table; whichever writes to one first copies it.
+    this.owned.clear();
+    return new InMemoryStore(this.schema, this.meta, new Map(this.tables));
+  }
+}
+
+/**
+ * Makes an empty in-memory store for `schema`'s tables. Rows are keyed by primary key
+ * (a composite key is encoded as one stable string); `createIndex` adds a hash index that
+ * the query evaluator uses for `=` and `IN`. `clone()` copies tables only when written.
+ *
+ * @example
+ * const store = createMemoryStore(schema);
+ * store.createIndex('comment', 'issueID');
+ * store.put('comment', {id: 'c1', issueID: 'i1', authorID: null, body: 'Same here', score: 0});
+ * [...store.lookup('comment', 'issueID', 'i1')].map((c) => c.id); // ['c1']
+ */
+export function createMemoryStore<S extends AnySchema>(schema: S): MemoryStore<S> {
+  const meta = new Map<string, TableMeta>();
+  const tables = new Map<string, TableData>();
+  for (const [name, info] of schema.tableInfo) {
+    const primaryKey = info.primaryKey.map((key) => info.columns.get(key)!);
+    meta.set(name, { info, primaryKey, primaryKinds: primaryKey.map((column) => column.kind) });
+    tables.set(name, { rows: new Map(), indexes: new Map() });
+  }
+  return new InMemoryStore(schema, meta, tables) as unknown as MemoryStore<S>;
+}
