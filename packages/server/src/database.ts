@@ -24,6 +24,11 @@ export interface Database<TWrapped = unknown> {
   readonly capabilities: {
     /** `pg_advisory_xact_lock` and friends exist. */
     readonly advisoryLocks: boolean;
+    /**
+     * The database implements only part of Postgres's SQL (pg-mem), so the engine keeps to
+     * its plainest statements there, at the cost of an extra round trip or two.
+     */
+    readonly partialSQL: boolean;
   };
   transaction<T>(
     fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>,

@@ -20,6 +20,7 @@ const STEPS: readonly MigrationStep[] = [
         "clientGroupID" TEXT NOT NULL,
         "clientID" TEXT NOT NULL,
         "lastMutationID" BIGINT NOT NULL,
+        "previousMutationID" BIGINT NOT NULL DEFAULT 0,
         "userID" TEXT,
         PRIMARY KEY ("clientGroupID", "clientID")
       )`,

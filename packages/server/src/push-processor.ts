@@ -20,9 +20,11 @@ import {
   type IsolationLevel,
   isTransientError,
 } from './database';
+import { claimClient, ForbiddenError, leadingRun } from './client-claim';
 import type { EngineTables } from './engine-tables';
 import type { Logger } from './logger';
 import { type RetryPolicy, withRetries } from './retry';
+import { runQuery } from './run-query';
 import { createSchemaMutate } from './table-writer';
 
 /** Everything the processor needs, with defaults filled in. */
@@ -48,12 +50,6 @@ export type PushOutcome =
       readonly unprocessed: CustomMutation[];
     }
   | { readonly kind: 'forbidden'; readonly message: string };
-
-/** The client group belongs to another user. */
-export class ForbiddenError extends Error {
-  override readonly name = 'ForbiddenError';
-  readonly code = 'forbidden' as const;
-}
 
 /** The first mutation applied in a transaction threw; the transaction must roll back. */
 class FirstMutationFailed extends Error {
@@ -138,8 +134,7 @@ async function applyChunk(
   config: PushConfig,
 ): Promise<Chunk> {
   const { tables } = config;
-  await claimClientGroup(tx, push.clientGroupID, config);
-  const lmids = new Map<string, { initial: number; current: number }>();
+  const lmids = new Map<string, { persisted: number; current: number }>();
   const responses: MutationResponse[] = [];
   const hooks: Array<() => void | Promise<void>> = [];
   const mutatorsByName = flattenMutators(config.mutators);
@@ -151,8 +146,13 @@ async function applyChunk(
     const m = push.mutations[index]!;
     let lmid = lmids.get(m.clientID);
     if (!lmid) {
-      const current = await lockClient(tx, push.clientGroupID, m.clientID, config);
-      lmid = { initial: current, current };
+      const claim = await claimClient(tx, config.db, tables, {
+        clientGroupID: push.clientGroupID,
+        clientID: m.clientID,
+        userID: config.userID,
+        run: leadingRun(push.mutations, index, m.clientID),
+      });
+      lmid = { persisted: claim.persisted, current: claim.previous };
       lmids.set(m.clientID, lmid);
     }
     const id = { clientID: m.clientID, id: m.id };
@@ -179,6 +179,11 @@ async function applyChunk(
           clientID: m.clientID,
           mutationID: m.id,
           mutate: createSchemaMutate(config.schema, dbTx),
+          // Queries run in the mutation's own transaction (or savepoint), so they see its writes.
+          run: (query) =>
+            runQuery(dbTx, config.schema, query, {
+              partialSQL: config.db.capabilities.partialSQL,
+            }),
           dbTransaction: { wrappedTransaction: dbTx.wrappedTransaction },
           afterCommit: (fn) => {
             mutationHooks.push(fn);
@@ -211,8 +216,10 @@ async function applyChunk(
     responses.push({ id, result });
   }
 
+  // The claim already wrote the LMID for the usual in-order push; only a push that went
+  // past its first contiguous run needs another write.
   for (const [clientID, lmid] of lmids) {
-    if (lmid.current === lmid.initial) continue;
+    if (lmid.current === lmid.persisted) continue;
     await tx.query(
       `UPDATE ${tables.clients} SET "lastMutationID" = $3
        WHERE "clientGroupID" = $1 AND "clientID" = $2`,
@@ -220,55 +227,6 @@ async function applyChunk(
     );
   }
   return stop ? { responses, hooks, next: index, ooo: stop } : { responses, hooks, next: index };
-}
-
-/** Checks the group belongs to this push's user, claiming it on first use. */
-async function claimClientGroup(
-  tx: DatabaseTransaction,
-  clientGroupID: string,
-  config: PushConfig,
-) {
-  const { clientGroups } = config.tables;
-  let rows = await tx.query<{ userID: string | null }>(
-    `SELECT "userID" FROM ${clientGroups} WHERE "clientGroupID" = $1`,
-    [clientGroupID],
-  );
-  if (rows.length === 0) {
-    await tx.query(
-      `INSERT INTO ${clientGroups} ("clientGroupID", "userID") VALUES ($1, $2)
-       ON CONFLICT ("clientGroupID") DO NOTHING`,
-      [clientGroupID, config.userID ?? null],
-    );
-    rows = await tx.query(`SELECT "userID" FROM ${clientGroups} WHERE "clientGroupID" = $1`, [
-      clientGroupID,
-    ]);
-  }
-  const owner = rows[0]?.userID ?? null;
-  if (owner !== (config.userID ?? null)) {
-    throw new ForbiddenError(
-      `Client group ${clientGroupID} belongs to another user; this push was refused`,
-    );
-  }
-}
-
-/**
- * Upserts the client's row and returns its LMID. The row lock it takes serialises pushes
- * of the same client across connections and processes until this transaction ends.
- */
-async function lockClient(
-  tx: DatabaseTransaction,
-  clientGroupID: string,
-  clientID: string,
-  config: PushConfig,
-): Promise<number> {
-  const rows = await tx.query<{ lastMutationID: number | string }>(
-    `INSERT INTO ${config.tables.clients} AS c ("clientGroupID", "clientID", "lastMutationID", "userID")
-     VALUES ($1, $2, 0, $3)
-     ON CONFLICT ("clientGroupID", "clientID") DO UPDATE SET "lastMutationID" = c."lastMutationID"
-     RETURNING "lastMutationID"`,
-    [clientGroupID, clientID, config.userID ?? null],
-  );
-  return Number(rows[0]!.lastMutationID);
 }
 
 function appErrorResult(error: unknown): MutationResult {

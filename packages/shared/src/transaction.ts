@@ -1,4 +1,5 @@
 import type { PgTable } from 'drizzle-orm/pg-core';
+import type { Query, QueryResult } from './query/query';
 import type { AnySchema, InsertRow, PrimaryKey, UpdateRow } from './schema';
 
 /** Where a transaction runs. */
@@ -42,6 +43,14 @@ interface BaseTransaction<S extends AnySchema> {
   /** The mutation's per-client id. */
   readonly mutationID: number;
   readonly mutate: SchemaMutate<S>;
+  /**
+   * Runs a query against the state this transaction sees, its own earlier writes included:
+   * the rows, or for `one()` the first row or `undefined`.
+   *
+   * @example
+   * const issue = await tx.run(q.issue.where('id', args.id).one());
+   */
+  run<Q extends Query<any, any, any, any>>(query: Q): Promise<QueryResult<Q>>;
 }
 
 /** The transaction a mutator sees when it runs on the server, inside Postgres. */

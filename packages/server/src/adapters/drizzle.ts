@@ -54,7 +54,7 @@ export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizz
     ?.name;
   return {
     name: `drizzle:${driver ?? 'unknown'}`,
-    capabilities: { advisoryLocks: true },
+    capabilities: { advisoryLocks: true, partialSQL: false },
     transaction(fn, { isolation }) {
       let drizzleTx: AnyDrizzleTransaction | undefined;
       return withDriverTransaction(

@@ -63,7 +63,7 @@ export function createPgDatabase(poolOrClient: Pool | Client): Database<PoolClie
 
   return {
     name: 'pg',
-    capabilities: { advisoryLocks: true },
+    capabilities: { advisoryLocks: true, partialSQL: false },
     transaction: (fn, { isolation }) =>
       withConnection((client) =>
         withDriverTransaction(
@@ -120,7 +120,7 @@ export function createPgMemDatabase(mem: PgMemLike): Database<Client> {
   const exclusive = createMutex();
   return {
     name: 'pg-mem',
-    capabilities: { advisoryLocks: false },
+    capabilities: { advisoryLocks: false, partialSQL: true },
     transaction: (fn) =>
       exclusive(async () => {
         await connected;

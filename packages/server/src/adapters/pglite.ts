@@ -2,7 +2,6 @@ import type { PGlite, Transaction } from '@electric-sql/pglite';
 import {
   type Database,
   type DatabaseTransaction,
-  isolationClause,
   sqlSavepoint,
   toDatabaseError,
   withDriverTransaction,
@@ -29,10 +28,12 @@ async function run<R>(db: Queryable, text: string, params: readonly unknown[]) {
 export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
   return {
     name: 'pglite',
-    capabilities: { advisoryLocks: true },
-    transaction(fn, { isolation }) {
+    capabilities: { advisoryLocks: true, partialSQL: false },
+    transaction(fn) {
       let pgTx: Transaction | undefined;
-      // PGlite serialises transactions itself: it has one connection.
+      // PGlite has one connection and runs transactions one at a time, so they never
+      // overlap: every isolation level already behaves as serializable, and setting one
+      // would only cost a statement per push.
       return withDriverTransaction(
         (body) =>
           pglite.transaction((inner) => {
@@ -41,7 +42,6 @@ export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
           }),
         async () => {
           const inner = pgTx!;
-          await run(inner, `SET TRANSACTION ${isolationClause(isolation)}`, []);
           const tx: DatabaseTransaction<Transaction> = {
             query: (text, params = []) => run(inner, text, params),
             savepoint: sqlSavepoint(

@@ -36,7 +36,7 @@ export function createPostgresJsDatabase(sql: Sql): Database<TransactionSql> {
   });
   return {
     name: 'postgres-js',
-    capabilities: { advisoryLocks: true },
+    capabilities: { advisoryLocks: true, partialSQL: false },
     async transaction(fn, { isolation }) {
       let txSql: TransactionSql | undefined;
       // postgres.js awaits arrays returned from `begin`, so the value travels boxed.

@@ -1,0 +1,143 @@
+import type { Database, DatabaseTransaction } from './database';
+import type { EngineTables } from './engine-tables';
+
+/** The client group belongs to another user. */
+export class ForbiddenError extends Error {
+  override readonly name = 'ForbiddenError';
+  readonly code = 'forbidden' as const;
+}
+
+/** A client's LMID as a push transaction found it and as it now stands in the table. */
+export interface ClientClaim {
+  /** The LMID before this transaction: mutations above it are still to apply. */
+  readonly previous: number;
+  /** The LMID the claim already wrote; the processor writes again only if it goes further. */
+  readonly persisted: number;
+}
+
+/** The ids a push brings for one client, first and last of its leading contiguous run. */
+export interface IdRun {
+  readonly first: number;
+  readonly last: number;
+}
+
+interface ClaimRow {
+  previousMutationID: number | string;
+  lastMutationID: number | string;
+  groupExists: boolean;
+  groupOwner: string | null;
+}
+
+/**
+ * Locks the client's row, checks the group's owner and, in the common case, bumps the LMID
+ * past the push's contiguous run, all in one statement. It is the first statement of the
+ * push transaction; the row lock serialises pushes of one client across processes.
+ *
+ * The bump is only made when the stored LMID lies inside the run (first − 1 ≤ LMID < last),
+ * so every id it skips over is one this transaction applies; `previousMutationID` keeps the
+ * value the row had under the lock, which tells the processor where to start.
+ */
+export async function claimClient(
+  tx: DatabaseTransaction,
+  db: Database,
+  tables: EngineTables,
+  ids: { clientGroupID: string; clientID: string; userID: string | undefined; run: IdRun },
+): Promise<ClientClaim> {
+  const userID = ids.userID ?? null;
+  if (db.capabilities.partialSQL)
+    return claimSimply(tx, tables, ids.clientGroupID, ids.clientID, userID);
+  const [row] = await tx.query<ClaimRow>(
+    `INSERT INTO ${tables.clients} AS c
+       ("clientGroupID", "clientID", "lastMutationID", "previousMutationID", "userID")
+     VALUES ($1, $2, CASE WHEN $3::bigint = 1 THEN $4::bigint ELSE 0 END, 0, $5)
+     ON CONFLICT ("clientGroupID", "clientID") DO UPDATE SET
+       "lastMutationID" = CASE
+         WHEN c."lastMutationID" >= $3::bigint - 1 AND c."lastMutationID" < $4::bigint
+         THEN $4::bigint ELSE c."lastMutationID" END,
+       "previousMutationID" = c."lastMutationID"
+     RETURNING "previousMutationID", "lastMutationID",
+       EXISTS (SELECT 1 FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupExists",
+       (SELECT g."userID" FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupOwner"`,
+    [ids.clientGroupID, ids.clientID, ids.run.first, ids.run.last, userID],
+  );
+  const owner = row!.groupExists
+    ? row!.groupOwner
+    : await claimGroup(tx, tables, ids.clientGroupID, userID);
+  checkOwner(ids.clientGroupID, owner, userID);
+  return { previous: Number(row!.previousMutationID), persisted: Number(row!.lastMutationID) };
+}
+
+/** Records the group's owner on first use; a concurrent first use is decided by the key. */
+async function claimGroup(
+  tx: DatabaseTransaction,
+  tables: EngineTables,
+  clientGroupID: string,
+  userID: string | null,
+): Promise<string | null> {
+  await tx.query(
+    `INSERT INTO ${tables.clientGroups} ("clientGroupID", "userID") VALUES ($1, $2)
+     ON CONFLICT ("clientGroupID") DO NOTHING`,
+    [clientGroupID, userID],
+  );
+  const rows = await tx.query<{ userID: string | null }>(
+    `SELECT "userID" FROM ${tables.clientGroups} WHERE "clientGroupID" = $1`,
+    [clientGroupID],
+  );
+  return rows[0]?.userID ?? null;
+}
+
+function checkOwner(clientGroupID: string, owner: string | null, userID: string | null) {
+  if (owner !== userID) {
+    throw new ForbiddenError(
+      `Client group ${clientGroupID} belongs to another user; this push was refused`,
+    );
+  }
+}
+
+/**
+ * The same claim in plain statements, for databases with partial SQL (pg-mem evaluates
+ * SET clauses in order and cannot return a scalar subquery): lock, read, bump later.
+ */
+async function claimSimply(
+  tx: DatabaseTransaction,
+  tables: EngineTables,
+  clientGroupID: string,
+  clientID: string,
+  userID: string | null,
+): Promise<ClientClaim> {
+  const groups = await tx.query<{ userID: string | null }>(
+    `SELECT "userID" FROM ${tables.clientGroups} WHERE "clientGroupID" = $1`,
+    [clientGroupID],
+  );
+  const owner = groups.length
+    ? groups[0]!.userID
+    : await claimGroup(tx, tables, clientGroupID, userID);
+  checkOwner(clientGroupID, owner, userID);
+  const [row] = await tx.query<{ lastMutationID: number | string }>(
+    `INSERT INTO ${tables.clients} AS c ("clientGroupID", "clientID", "lastMutationID", "previousMutationID", "userID")
+     VALUES ($1, $2, 0, 0, $3)
+     ON CONFLICT ("clientGroupID", "clientID") DO UPDATE SET "lastMutationID" = c."lastMutationID"
+     RETURNING "lastMutationID"`,
+    [clientGroupID, clientID, userID],
+  );
+  const lmid = Number(row!.lastMutationID);
+  return { previous: lmid, persisted: lmid };
+}
+
+/** The first contiguous run of ids `clientID` has in `mutations`, from `start` on. */
+export function leadingRun(
+  mutations: readonly { clientID: string; id: number }[],
+  start: number,
+  clientID: string,
+): IdRun {
+  let first = 0;
+  let last = 0;
+  for (let i = start; i < mutations.length; i++) {
+    const m = mutations[i]!;
+    if (m.clientID !== clientID) continue;
+    if (first === 0) first = last = m.id;
+    else if (m.id === last + 1) last = m.id;
+    else break;
+  }
+  return { first, last };
+}
