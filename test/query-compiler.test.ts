@@ -138,7 +138,7 @@ describe('compileQuery', () => {
         orderBy: [['priority', 'asc']],
         start: { row: { priority: 1 }, inclusive: false },
       },
-      /cursor row needs "id"/,
+      /cursor row lacks "id"/,
     ],
     [
       'an unknown relationship',

@@ -131,7 +131,8 @@ function isTransientCause(error: unknown): boolean {
   const code = (cause as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
     if (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_CONNECTION_CODES.has(code)) return true;
-    if (code.startsWith('08')) return true; // connection_exception class
+    // connection_exception class, but a protocol violation is our bug, not the network's.
+    if (code.startsWith('08') && code !== '08P01') return true;
   }
   const message = cause instanceof Error ? cause.message : '';
   return /Connection terminated|connection (?:closed|ended)|terminating connection/i.test(message);

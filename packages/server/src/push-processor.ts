@@ -12,6 +12,7 @@ import {
   type ServerTransaction,
   toApplicationError,
 } from '@reprise/shared';
+import { claimClient, ForbiddenError, leadingRun } from './client-claim';
 import {
   type Database,
   DatabaseError,
@@ -20,7 +21,6 @@ import {
   type IsolationLevel,
   isTransientError,
 } from './database';
-import { claimClient, ForbiddenError, leadingRun } from './client-claim';
 import type { EngineTables } from './engine-tables';
 import type { Logger } from './logger';
 import { type RetryPolicy, withRetries } from './retry';

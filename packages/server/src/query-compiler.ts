@@ -119,9 +119,10 @@ class Compiler implements ConditionContext {
       (key, i) =>
         `${columnRef(alias, table.columns.get(key)!)} = ${columnRef(parentAlias, parent.columns.get(rel.sourceField[i]!)!)}`,
     );
+    // Decided before building the object: building it would register its parameters.
+    if (rel.cardinality === 'one' && subquery.limit === 0) return 'NULL';
     const object = this.jsonObject(table, alias, subquery);
     if (rel.cardinality === 'one') {
-      if (subquery.limit === 0) return 'NULL';
       return `(${this.rows(table, alias, subquery, object, join, 1)})`;
     }
     const inner = this.rows(table, alias, subquery, `${object} AS "j"`, join, subquery.limit, true);
@@ -170,5 +171,5 @@ export function compileQuery(
   const checked = parseQueryAST(schema, ast);
   const compiler = new Compiler(schema, options.partialSQL ?? false);
   const text = compiler.select(checked);
-  return { text, params: compiler.params.values };
+  return compiler.params.finish(text);
 }

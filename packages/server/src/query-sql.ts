@@ -92,16 +92,38 @@ export function outputExpr(
   }
 }
 
-/** Collects a statement's parameters and hands out their placeholders. */
+/**
+ * Collects a statement's parameters and hands out their placeholders. Placeholders are
+ * markers until `finish`: conditions that fold to TRUE or FALSE drop text holding
+ * parameters, so only the markers left in the final text are numbered and sent.
+ */
 export class Params {
-  readonly values: unknown[] = [];
+  private readonly values: unknown[] = [];
 
   constructor(private readonly partialSQL: boolean) {}
 
-  /** `$n` for an untyped value, such as a limit. */
+  /** A placeholder for an untyped value, such as a limit. */
   add(value: unknown): string {
     this.values.push(value);
-    return `$${this.values.length}`;
+    // NUL never occurs in SQL text or in identifiers, so the marker cannot collide.
+    return `\u0000${this.values.length - 1}\u0000`;
+  }
+
+  /** Numbers the placeholders still in `text` as `$1, $2…` and returns their values. */
+  finish(text: string): { text: string; params: unknown[] } {
+    const params: unknown[] = [];
+    const numbers = new Map<number, string>();
+    const numbered = text.replace(/\u0000(\d+)\u0000/g, (_, index: string) => {
+      const i = Number(index);
+      let placeholder = numbers.get(i);
+      if (!placeholder) {
+        params.push(this.values[i]);
+        placeholder = `$${params.length}`;
+        numbers.set(i, placeholder);
+      }
+      return placeholder;
+    });
+    return { text: numbered, params };
   }
 
   /**

@@ -116,7 +116,7 @@ export const queryASTSchema: z.ZodType<QueryAST> = z.lazy(
         .optional(),
       orderBy: z.array(z.tuple([z.string().min(1), z.enum(['asc', 'desc'])])).optional(),
       start: z
-        .strictObject({ row: z.record(z.string(), literal), inclusive: z.boolean() })
+        .strictObject({ row: z.record(z.string(), z.unknown()), inclusive: z.boolean() })
         .optional(),
       limit: z.number().int().nonnegative().optional(),
     }) as unknown as z.ZodType<QueryAST>, // zod's optional() admits undefined; the tree never has it

@@ -107,6 +107,25 @@ describe('parseQueryAST', () => {
       /issue has no relationship "x"/,
     ],
     ['a malformed tree', { table: 'issue', limit: -1 }, /Malformed query: limit/],
+    [
+      'ordering by a json column',
+      { table: 'issue', orderBy: [['meta', 'asc']] },
+      /json column "meta" cannot be ordered/,
+    ],
+    [
+      'a cursor without every ordering column',
+      {
+        table: 'issue',
+        orderBy: [['priority', 'asc']],
+        start: { row: { id: 'i1' }, inclusive: false },
+      },
+      /cursor row lacks "priority"/,
+    ],
+    [
+      'a LIKE pattern ending in the escape character',
+      { table: 'issue', where: { type: 'simple', column: 'title', op: 'LIKE', value: 'a\\\\\\' } },
+      /ends with the escape character/,
+    ],
   ];
   for (const [what, input, message] of bad) {
     it(`refuses ${what} with a clear error`, () => {
@@ -114,6 +133,24 @@ describe('parseQueryAST', () => {
       expect(() => parseQueryAST(querySchema, input)).toThrow(message);
     });
   }
+
+  it('accepts a whole result row as the cursor and keeps only the ordering columns', () => {
+    const row = { id: 'i1', title: 't', priority: 2, meta: { a: 1 }, comments: [{ id: 'c1' }] };
+    const ast = parseQueryAST(querySchema, {
+      table: 'issue',
+      orderBy: [['priority', 'desc']],
+      start: { row, inclusive: false },
+    });
+    expect(ast.start).toEqual({ row: { priority: 2, id: 'i1' }, inclusive: false });
+  });
+
+  it('accepts a LIKE pattern ending in an escaped backslash', () => {
+    const ast = {
+      table: 'issue',
+      where: { type: 'simple', column: 'title', op: 'LIKE', value: 'a\\\\' },
+    };
+    expect(() => parseQueryAST(querySchema, ast)).not.toThrow();
+  });
 
   it('turns wire strings back into dates and bigints', () => {
     const ast = parseQueryAST(querySchema, {

@@ -126,18 +126,34 @@ function checkCondition(schema: AnySchema, table: TableInfo, c: Condition): Cond
         return { ...c, value: c.value.map((v) => coerceLiteral(column, v, where)) };
       }
       if (Array.isArray(c.value)) throw new QueryError(`${where}: takes one value, not an array`);
-      if ((c.op === 'LIKE' || c.op === 'ILIKE') && typeof c.value !== 'string') {
-        throw new QueryError(`${where}: the pattern must be a string`);
+      if (c.op === 'LIKE' || c.op === 'ILIKE') {
+        if (typeof c.value !== 'string')
+          throw new QueryError(`${where}: the pattern must be a string`);
+        // Postgres refuses such a pattern only when a row reaches the end of it; refuse it
+        // up front so both sides agree on every data set.
+        if (/(^|[^\\])(\\\\)*\\$/.test(c.value)) {
+          throw new QueryError(`${where}: the pattern ends with the escape character \\`);
+        }
       }
       return { ...c, value: coerceLiteral(column, c.value, where) };
     }
   }
 }
 
-function checkCursor(table: TableInfo, cursor: Cursor): Cursor {
+/**
+ * Keeps the cursor values of the full ordering (the primary key appended), so a whole
+ * result row, related fields and json included, can be passed as the cursor.
+ */
+function checkCursor(table: TableInfo, orderBy: QueryAST['orderBy'], cursor: Cursor): Cursor {
+  const keys = new Set([...(orderBy ?? []).map(([key]) => key), ...table.primaryKey]);
   const row: Record<string, LiteralValue> = {};
-  for (const [key, value] of Object.entries(cursor.row)) {
-    row[key] = coerceLiteral(mustColumn(table, key, 'start()'), value, 'start()');
+  for (const key of keys) {
+    if (!(key in cursor.row)) {
+      throw new QueryError(
+        `start(): the cursor row lacks "${key}"; it must give every ordering column and the primary key (${[...keys].join(', ')})`,
+      );
+    }
+    row[key] = coerceLiteral(mustColumn(table, key, 'start()'), cursor.row[key], 'start()');
   }
   return { row, inclusive: cursor.inclusive };
 }
@@ -149,10 +165,15 @@ function checkQuery(schema: AnySchema, ast: QueryAST): QueryAST {
   } = { table: ast.table };
   if (ast.where) checked.where = checkCondition(schema, table, ast.where);
   if (ast.orderBy) {
-    for (const [column] of ast.orderBy) mustColumn(table, column, 'orderBy()');
+    for (const [key] of ast.orderBy) {
+      const column = mustColumn(table, key, 'orderBy()');
+      if (column.kind === 'json' || column.kind === 'other') {
+        throw new QueryError(`orderBy(): ${column.kind} column "${key}" cannot be ordered`);
+      }
+    }
     checked.orderBy = ast.orderBy;
   }
-  if (ast.start) checked.start = checkCursor(table, ast.start);
+  if (ast.start) checked.start = checkCursor(table, ast.orderBy, ast.start);
   if (ast.limit !== undefined) checked.limit = ast.limit;
   if (ast.related) {
     checked.related = ast.related.map(({ relationship, subquery }) => {
