@@ -92,6 +92,10 @@ export function outputExpr(
   }
 }
 
+// NUL never occurs in SQL text or in identifiers, so a marker cannot collide with either.
+const MARK = String.fromCharCode(0);
+const MARKERS = new RegExp(`${MARK}(\\d+)${MARK}`, 'g');
+
 /**
  * Collects a statement's parameters and hands out their placeholders. Placeholders are
  * markers until `finish`: conditions that fold to TRUE or FALSE drop text holding
@@ -105,15 +109,14 @@ export class Params {
   /** A placeholder for an untyped value, such as a limit. */
   add(value: unknown): string {
     this.values.push(value);
-    // NUL never occurs in SQL text or in identifiers, so the marker cannot collide.
-    return `\u0000${this.values.length - 1}\u0000`;
+    return `${MARK}${this.values.length - 1}${MARK}`;
   }
 
   /** Numbers the placeholders still in `text` as `$1, $2…` and returns their values. */
   finish(text: string): { text: string; params: unknown[] } {
     const params: unknown[] = [];
     const numbers = new Map<number, string>();
-    const numbered = text.replace(/\u0000(\d+)\u0000/g, (_, index: string) => {
+    const numbered = text.replace(MARKERS, (_, index: string) => {
       const i = Number(index);
       let placeholder = numbers.get(i);
       if (!placeholder) {
