@@ -118,7 +118,7 @@ for (const adapter of ADAPTERS) {
       const again = await migrate(fx.db);
       expect(again.applied).toEqual([]);
       const other = await migrate(fx.db, { schema: 'reprise_other' });
-      expect(other.applied).toEqual([1]);
+      expect(other.applied).toEqual([1, 2]);
       expect((await migrate(fx.db, { schema: 'reprise_other' })).applied).toEqual([]);
     });
   });

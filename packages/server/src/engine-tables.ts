@@ -13,6 +13,9 @@ export interface EngineTables {
   readonly clients: string;
   readonly mutationResults: string;
   readonly migrations: string;
+  readonly changes: string;
+  readonly changelogState: string;
+  readonly streams: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -30,6 +33,9 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       clients: q('clients'),
       mutationResults: q('mutationResults'),
       migrations: q('migrations'),
+      changes: q('changes'),
+      changelogState: q('changelogState'),
+      streams: q('streams'),
     };
     cache.set(schema, tables);
   }

@@ -20,6 +20,7 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from './engine-tables';
 import { consoleLogger, type Logger } from './logger';
 import { processPush } from './push-processor';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry';
+import type { Visibility } from './visibility';
 
 /** Options shared by both entry points. */
 export interface MutateOptions {
@@ -45,6 +46,13 @@ export interface MutateOptions {
   readonly maxBodyBytes?: number;
   readonly retry?: Partial<RetryPolicy>;
   readonly logger?: Logger;
+  /**
+   * Who may see each table's rows; stored with every change so pulls and pokes reach only
+   * the users allowed. Use the same object for `handlePullRequest`.
+   */
+  readonly visibility?: Visibility<any>;
+  /** Record tx.mutate writes in the changelog (default true); pull needs it. */
+  readonly changelog?: boolean;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -152,6 +160,8 @@ export async function processMutateRequest(
       isolation: options.isolation ?? 'serializable',
       retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
       logger,
+      changelog: options.changelog ?? true,
+      visibility: options.visibility as Visibility | undefined,
     });
   } catch (error) {
     logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });

@@ -4,7 +4,7 @@ import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from './engine
 /** One step of the engine's schema history. Steps are append-only. */
 interface MigrationStep {
   readonly version: number;
-  readonly statements: (t: EngineTables) => readonly string[];
+  readonly statements: (t: EngineTables, db: Database) => readonly string[];
 }
 
 const STEPS: readonly MigrationStep[] = [
@@ -31,6 +31,50 @@ const STEPS: readonly MigrationStep[] = [
         "result" JSONB NOT NULL,
         "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY ("clientGroupID", "clientID", "mutationID")
+      )`,
+    ],
+  },
+  {
+    version: 2,
+    // The changelog. "txid" orders readers by snapshot (see changelog.ts); pg-mem has no
+    // transaction ids, and readers there go by "id".
+    statements: (t, db) => [
+      `CREATE TABLE ${t.changes} (
+        "id" BIGSERIAL PRIMARY KEY,
+        ${db.capabilities.partialSQL ? '' : '"txid" XID8 NOT NULL DEFAULT pg_current_xact_id(),'}
+        "table" TEXT NOT NULL,
+        "action" TEXT NOT NULL,
+        "key" JSONB NOT NULL,
+        "before" JSONB,
+        "after" JSONB,
+        "scopesBefore" JSONB,
+        "scopesAfter" JSONB,
+        "clientGroupID" TEXT,
+        "clientID" TEXT,
+        "mutationID" BIGINT,
+        "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`,
+      ...(db.capabilities.partialSQL
+        ? []
+        : [`CREATE INDEX ${quoteIdent(`${t.schema}_changes_txid`)} ON ${t.changes} ("txid")`]),
+      `CREATE TABLE ${t.changelogState} (
+        "singleton" BOOLEAN PRIMARY KEY DEFAULT true,
+        "prunedThroughID" BIGINT NOT NULL DEFAULT 0,
+        ${db.capabilities.partialSQL ? '' : '"prunedBeforeXid" XID8,'}
+        CHECK ("singleton")
+      )`,
+      `INSERT INTO ${t.changelogState} ("singleton") VALUES (true)`,
+      // Pull sends a group's results since its cookie; pg-mem sends them all.
+      ...(db.capabilities.partialSQL
+        ? []
+        : [
+            `ALTER TABLE ${t.mutationResults} ADD COLUMN "txid" XID8 NOT NULL DEFAULT pg_current_xact_id()`,
+          ]),
+      `CREATE TABLE ${t.streams} (
+        "name" TEXT PRIMARY KEY,
+        "position" TEXT NOT NULL,
+        "leaseOwner" TEXT,
+        "leaseExpiresAt" TIMESTAMPTZ
       )`,
     ],
   },
@@ -82,7 +126,7 @@ export async function migrate(
       const applied: number[] = [];
       for (const step of STEPS) {
         if (done.has(step.version)) continue;
-        for (const statement of step.statements(tables)) await tx.query(statement);
+        for (const statement of step.statements(tables, db)) await tx.query(statement);
         await tx.query(`INSERT INTO ${tables.migrations} ("version") VALUES ($1)`, [step.version]);
         applied.push(step.version);
       }

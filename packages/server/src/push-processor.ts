@@ -12,6 +12,7 @@ import {
   type ServerTransaction,
   toApplicationError,
 } from '@reprise/shared';
+import { type ChangeOrigin, type RecordedChange, writeChanges } from './changelog';
 import { claimClient, ForbiddenError, leadingRun } from './client-claim';
 import {
   type Database,
@@ -25,7 +26,8 @@ import type { EngineTables } from './engine-tables';
 import type { Logger } from './logger';
 import { type RetryPolicy, withRetries } from './retry';
 import { runQuery } from './run-query';
-import { createSchemaMutate } from './table-writer';
+import { createSchemaMutate, type WriteCapture } from './table-writer';
+import type { Visibility } from './visibility';
 
 /** Everything the processor needs, with defaults filled in. */
 export interface PushConfig {
@@ -38,6 +40,9 @@ export interface PushConfig {
   readonly isolation: IsolationLevel;
   readonly retry: RetryPolicy;
   readonly logger: Logger;
+  /** Record every tx.mutate write in the changelog (the default). */
+  readonly changelog: boolean;
+  readonly visibility: Visibility | undefined;
 }
 
 /** How a push ended, before it is put on the wire. */
@@ -137,6 +142,7 @@ async function applyChunk(
   const lmids = new Map<string, { persisted: number; current: number }>();
   const responses: MutationResponse[] = [];
   const hooks: Array<() => void | Promise<void>> = [];
+  const changes: Array<RecordedChange & { origin: ChangeOrigin }> = [];
   const mutatorsByName = flattenMutators(config.mutators);
   let applied = 0;
   let stop: Chunk['ooo'];
@@ -170,6 +176,14 @@ async function applyChunk(
       result = appErrorResult(forcedFailure.error);
     } else {
       const mutationHooks: Array<() => void | Promise<void>> = [];
+      const mutationChanges: RecordedChange[] = [];
+      const capture: WriteCapture | undefined = config.changelog
+        ? {
+            record: (change) => mutationChanges.push(change),
+            schema: config.schema,
+            partialSQL: config.db.capabilities.partialSQL,
+          }
+        : undefined;
       const run = (dbTx: DatabaseTransaction) => {
         const mutator = mutatorsByName.get(m.name);
         if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
@@ -178,7 +192,7 @@ async function applyChunk(
           reason: 'authoritative',
           clientID: m.clientID,
           mutationID: m.id,
-          mutate: createSchemaMutate(config.schema, dbTx),
+          mutate: createSchemaMutate(config.schema, dbTx, capture),
           // Queries run in the mutation's own transaction (or savepoint), so they see its writes.
           run: (query) =>
             runQuery(dbTx, config.schema, query, {
@@ -196,6 +210,12 @@ async function applyChunk(
         // transaction rolls back and the next one records the failure.
         const data = applied > 0 ? await tx.savepoint(run) : await run(tx);
         hooks.push(...mutationHooks);
+        const origin = {
+          clientGroupID: push.clientGroupID,
+          clientID: m.clientID,
+          mutationID: m.id,
+        };
+        for (const change of mutationChanges) changes.push({ ...change, origin });
         result = data === undefined ? {} : { data };
       } catch (error) {
         // A lost connection or serialization failure retries the whole transaction.
@@ -215,6 +235,8 @@ async function applyChunk(
     applied++;
     responses.push({ id, result });
   }
+
+  await writeChanges(tx, config.db, tables, config.visibility, changes);
 
   // The claim already wrote the LMID for the usual in-order push; only a push that went
   // past its first contiguous run needs another write.

@@ -1,5 +1,8 @@
 import type { AnySchema, ColumnInfo, TableInfo, TableMutator } from '@reprise/shared';
+import type { RecordedChange } from './changelog';
 import { type DatabaseTransaction, quoteIdent } from './database';
+import { outputExpr } from './query-sql';
+import { decodeRows } from './row-decoder';
 
 type RowInput = Record<string, unknown>;
 
@@ -50,13 +53,36 @@ function keyColumns(table: TableInfo, row: RowInput, op: string): ColumnInfo[] {
   });
 }
 
-/** Builds the SQL for one table's four writes. Statements are built per call shape. */
+/** How a table mutator reports what it wrote, for the changelog. */
+export interface WriteCapture {
+  /** Called once per row actually written, with its key and its rows before and after. */
+  readonly record: (change: RecordedChange) => void;
+  readonly schema: AnySchema;
+  readonly partialSQL: boolean;
+}
+
+/**
+ * Builds the SQL for one table's four writes. With `capture`, each write also returns the
+ * row (and `update`/`upsert` lock and read it first) so the change can be recorded.
+ */
 export function createTableMutator(
   table: TableInfo,
   tx: DatabaseTransaction,
+  capture?: WriteCapture,
 ): TableMutator<TableInfo['table']> {
+  // No alias: pg-mem refuses one on UPDATE and DELETE, and the bare table name serves.
   const name = qualifiedName(table);
+  const alias = table.sqlName;
   const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
+  const returning = capture
+    ? ` RETURNING ${[...table.columns.values()]
+        .map((c) => `${outputExpr(alias, c, capture.partialSQL, false)} AS ${quoteIdent(c.key)}`)
+        .join(', ')}`
+    : '';
+  const decode = (rows: Record<string, unknown>[]) =>
+    decodeRows(capture!.schema, { table: table.name }, rows)[0];
+  const keyOf = (row: RowInput) =>
+    Object.fromEntries(table.primaryKey.map((key) => [key, row[key]]));
 
   const insertSQL = (row: RowInput, op: string, onConflict: string) => {
     const columns = columnsOf(table, row, op);
@@ -65,7 +91,7 @@ export function createTableMutator(
     const values = columns.map((c, i) => placeholder(c, i + 1)).join(', ');
     const params = columns.map((c) => encode(c, row[c.key]));
     return {
-      text: `INSERT INTO ${name} (${names}) VALUES (${values})${onConflict}`,
+      text: `INSERT INTO ${name} (${names}) VALUES (${values})${onConflict}${returning}`,
       params,
       columns,
     };
@@ -74,15 +100,32 @@ export function createTableMutator(
   const whereKey = (row: RowInput, op: string, offset: number) => {
     const keys = keyColumns(table, row, op);
     return {
-      text: keys.map((c, i) => `${quoteIdent(c.sqlName)} = $${offset + i + 1}`).join(' AND '),
+      text: keys
+        .map((c, i) => `${quoteIdent(alias)}.${quoteIdent(c.sqlName)} = $${offset + i + 1}`)
+        .join(' AND '),
       params: keys.map((c) => encode(c, row[c.key])),
     };
+  };
+
+  /** The row as it is now, locked until the transaction ends. */
+  const lockRow = async (row: RowInput, op: string) => {
+    const where = whereKey(row, op, 0);
+    const lock = capture!.partialSQL ? '' : ' FOR UPDATE';
+    const rows = await tx.query(
+      `SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text}${lock}`,
+      where.params,
+    );
+    return rows.length ? decode(rows) : undefined;
   };
 
   return {
     async insert(row) {
       const { text, params } = insertSQL(row as RowInput, 'insert', '');
-      await tx.query(text, params);
+      const rows = await tx.query(text, params);
+      if (capture) {
+        const after = decode(rows)!;
+        capture.record({ table: table.name, action: 'create', key: keyOf(after), after });
+      }
     },
     async upsert(row) {
       const columns = columnsOf(table, row as RowInput, 'upsert');
@@ -92,8 +135,18 @@ export function createTableMutator(
             .map((c) => `${quoteIdent(c.sqlName)} = EXCLUDED.${quoteIdent(c.sqlName)}`)
             .join(', ')}`
         : ` ON CONFLICT (${pkList.join(', ')}) DO NOTHING`;
+      const before = capture ? await lockRow(row as RowInput, 'upsert') : undefined;
       const { text, params } = insertSQL(row as RowInput, 'upsert', conflict);
-      await tx.query(text, params);
+      const rows = await tx.query(text, params);
+      if (capture && rows.length) {
+        const after = decode(rows)!;
+        const key = keyOf(after);
+        capture.record(
+          before
+            ? { table: table.name, action: 'update', key, before, after }
+            : { table: table.name, action: 'create', key, after },
+        );
+      }
     },
     async update(row) {
       const input = row as RowInput;
@@ -102,17 +155,36 @@ export function createTableMutator(
       );
       const where = whereKey(input, 'update', rest.length);
       if (rest.length === 0) return;
+      const before = capture ? await lockRow(input, 'update') : undefined;
+      if (capture && !before) return; // missing: update does nothing
       const set = rest.map((c, i) => `${quoteIdent(c.sqlName)} = ${placeholder(c, i + 1)}`);
-      await tx.query(`UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}`, [
-        ...rest.map((c) => encode(c, input[c.key])),
-        ...where.params,
-      ]);
+      const rows = await tx.query(
+        `UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}${returning}`,
+        [...rest.map((c) => encode(c, input[c.key])), ...where.params],
+      );
+      if (capture && rows.length) {
+        const after = decode(rows)!;
+        capture.record({
+          table: table.name,
+          action: 'update',
+          key: keyOf(after),
+          before: before!,
+          after,
+        });
+      }
     },
     async delete(key) {
       const input = key as RowInput;
       columnsOf(table, input, 'delete');
       const where = whereKey(input, 'delete', 0);
-      await tx.query(`DELETE FROM ${name} WHERE ${where.text}`, where.params);
+      const rows = await tx.query(
+        `DELETE FROM ${name} WHERE ${where.text}${returning}`,
+        where.params,
+      );
+      if (capture && rows.length) {
+        const before = decode(rows)!;
+        capture.record({ table: table.name, action: 'delete', key: keyOf(before), before });
+      }
     },
   };
 }
@@ -121,6 +193,7 @@ export function createTableMutator(
 export function createSchemaMutate(
   schema: AnySchema,
   tx: DatabaseTransaction,
+  capture?: WriteCapture,
 ): Record<string, TableMutator<TableInfo['table']>> {
   const built = new Map<string, TableMutator<TableInfo['table']>>();
   return new Proxy({} as Record<string, TableMutator<TableInfo['table']>>, {
@@ -134,7 +207,7 @@ export function createSchemaMutate(
             `tx.mutate.${prop}: no such table; the schema has ${[...schema.tableInfo.keys()].join(', ')}`,
           );
         }
-        mutator = createTableMutator(table, tx);
+        mutator = createTableMutator(table, tx, capture);
         built.set(prop, mutator);
       }
       return mutator;
