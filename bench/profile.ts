@@ -13,14 +13,17 @@ export class Breakdown {
   }
 }
 
-/** Names an engine statement by what it is for. */
+/**
+ * Names an engine statement by what it is for, from the table right after its verb (the
+ * client claim also reads "clientGroups" further on, in its RETURNING list).
+ */
 function classify(sql: string): string {
   const flat = sql.replace(/\s+/g, ' ').trim();
-  if (/^SELECT "userID" FROM .*"clientGroups"/.test(flat)) return 'SELECT clientGroups (claim)';
-  if (/^INSERT INTO .*"clientGroups"/.test(flat)) return 'INSERT clientGroups (claim)';
-  if (/^INSERT INTO .*"clients"/.test(flat)) return 'upsert clients (lock + LMID)';
-  if (/^UPDATE .*"clients"/.test(flat)) return 'UPDATE clients (LMID)';
-  if (/^INSERT INTO .*"mutationResults"/.test(flat)) return 'INSERT mutationResults';
+  if (/^SELECT "userID" FROM \S*"clientGroups"/.test(flat)) return 'SELECT clientGroups (claim)';
+  if (/^INSERT INTO \S*"clientGroups"/.test(flat)) return 'INSERT clientGroups (claim)';
+  if (/^INSERT INTO \S*"clients"/.test(flat)) return 'claim clients (lock + owner + LMID)';
+  if (/^UPDATE \S*"clients"/.test(flat)) return 'UPDATE clients (LMID)';
+  if (/^INSERT INTO \S*"mutationResults"/.test(flat)) return 'INSERT mutationResults';
   if (/^INSERT INTO "item"/.test(flat)) return 'INSERT item (the mutator)';
   return flat.slice(0, 40);
 }

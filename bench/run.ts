@@ -1,115 +1,52 @@
-import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { Breakdown, instrument } from './profile';
-import {
-  breakdownTable,
-  type CaseResult,
-  caseLabel,
-  detailTable,
-  summaryTable,
-  TARGET_RATIO,
-} from './report';
-import { createPGliteTarget, createPostgresTarget, resolveServerURL, type Target } from './targets';
-import { type BenchCase, benchCases, type RunResult, runSide, type Side } from './workload';
+import { runPushBench } from './push-bench';
+import { runQueryBench } from './query-bench';
 
-// `npm run bench`: the engine's mutations per second through `handleMutateRequest`,
-// against hand-written driver baselines, on PGlite and (when reachable) a real Postgres.
-// BENCH_REPS (default 3) and BENCH_SCALE (default 1) tune the length of the run.
+// `npm run bench [-- push | query]`: push throughput against raw driver baselines
+// (push-bench.ts) and in-memory query latency and SQL compilation (query-bench.ts).
+// Without an argument both sections run. BENCH_REPS (default 3) and BENCH_SCALE
+// (default 1) tune the length of the run.
+
+const SECTIONS = ['push', 'query'] as const;
+type Section = (typeof SECTIONS)[number];
 
 const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 3));
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const session = randomBytes(3).toString('hex');
-let runCounter = 0;
-const nextTag = (side: Side, bench: BenchCase) =>
-  `${session}-${side[0]}${bench.key}${++runCounter}`;
 
 const progress = (message: string) => process.stderr.write(`${message}\n`);
 
-/** Warms up, then alternates engine and baseline runs REPS times, swapping who goes first. */
-async function measureCase(target: Target, bench: BenchCase): Promise<CaseResult> {
-  const runs: Record<Side, RunResult[]> = { engine: [], baseline: [] };
-  for (const side of ['engine', 'baseline'] as const) {
-    await runSide(target, bench, side, nextTag(side, bench), bench.warmupPushesPerClient);
+/** The sections named on the command line (all when none), or undefined for a bad name. */
+function parseSections(args: readonly string[]): Section[] | undefined {
+  const unknown = args.filter((arg) => !(SECTIONS as readonly string[]).includes(arg));
+  if (unknown.length) {
+    console.error(`Unknown bench section ${unknown.join(', ')}: use ${SECTIONS.join(' or ')}`);
+    return undefined;
   }
-  for (let rep = 0; rep < REPS; rep++) {
-    const order: Side[] = rep % 2 === 0 ? ['engine', 'baseline'] : ['baseline', 'engine'];
-    for (const side of order) {
-      const run = await runSide(target, bench, side, nextTag(side, bench), bench.pushesPerClient);
-      runs[side].push(run);
-      const rate = Math.round((run.mutations / run.ms) * 1000);
-      progress(
-        `  ${target.label} ${caseLabel(bench)} run ${rep + 1}/${REPS} ${side}: ${rate} mut/s`,
-      );
-    }
-  }
-  return { database: target.label, bench, ...runs };
-}
-
-/** One extra, shorter engine run through the instrumented adapter, for the breakdown. */
-async function profileCase(target: Target, bench: BenchCase): Promise<string> {
-  const stats = new Breakdown();
-  const pushes = Math.max(2, Math.ceil(bench.pushesPerClient / 2));
-  const db = instrument(target.db, stats);
-  const run = await runSide(target, bench, 'engine', nextTag('engine', bench), pushes, db);
-  return `${target.label} ${caseLabel(bench)}, ${run.mutations} mutations:\n${breakdownTable(stats, run)}`;
-}
-
-async function benchTarget(
-  create: () => Promise<Target>,
-  results: CaseResult[],
-  breakdowns: string[],
-) {
-  const target = await create();
-  try {
-    progress(`${target.label}:`);
-    for (const bench of benchCases(SCALE)) {
-      try {
-        results.push(await measureCase(target, bench));
-        breakdowns.push(await profileCase(target, bench));
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        progress(`  ${target.label} ${caseLabel(bench)} FAILED: ${message}`);
-        results.push({ database: target.label, bench, engine: [], baseline: [], error: message });
-      }
-    }
-  } finally {
-    await target.close();
-  }
+  return args.length ? SECTIONS.filter((s) => args.includes(s)) : [...SECTIONS];
 }
 
 async function main() {
+  const sections = parseSections(process.argv.slice(2));
+  if (!sections) {
+    process.exitCode = 2;
+    return;
+  }
   const started = performance.now();
   console.log(
     `Reprise bench: node ${process.version}, ${availableParallelism()} cores, ` +
-      `${REPS} alternating runs per case (median), scale ${SCALE}`,
+      `scale ${SCALE}, sections: ${sections.join(', ')}`,
   );
-  const server = await resolveServerURL();
-  const targets: Array<() => Promise<Target>> = [createPGliteTarget];
-  if ('url' in server) targets.push(() => createPostgresTarget(server.url));
-  else console.log(`NOTICE: ${server.notice}`);
-
-  const results: CaseResult[] = [];
-  const breakdowns: string[] = [];
-  for (const create of targets) await benchTarget(create, results, breakdowns);
-
-  const summary = summaryTable(results);
-  console.log(`\nThroughput (median of ${REPS}; target: engine >= ${TARGET_RATIO} x baseline)\n`);
-  console.log(summary.text);
-  console.log('\nPush latency and per-run spread\n');
-  console.log(detailTable(results));
-  console.log('\nWhere the engine spends each mutation (one instrumented run per case)\n');
-  console.log(breakdowns.join('\n\n'));
-  for (const r of results.filter((x) => x.error)) {
-    console.log(`\nERROR ${r.database} ${caseLabel(r.bench)}: ${r.error}`);
+  let failed = false;
+  if (sections.includes('push')) {
+    failed ||= await runPushBench({ reps: REPS, scale: SCALE, progress });
   }
-  console.log(
-    summary.missed.length
-      ? `\nTARGETS MISSED (${summary.missed.length}):\n${summary.missed.map((m) => `  - ${m}`).join('\n')}`
-      : '\nAll targets met.',
-  );
+  if (sections.includes('query')) {
+    const queries = runQueryBench(SCALE, progress);
+    console.log(`\n${queries.text}`);
+    failed ||= queries.failed;
+  }
   console.log(`\nTook ${((performance.now() - started) / 1000).toFixed(0)} s.`);
-  // A missed target is a finding, not a failure; a run that errored is.
-  process.exitCode = results.some((r) => r.error) ? 1 : 0;
+  process.exitCode = failed ? 1 : 0;
 }
 
 await main();

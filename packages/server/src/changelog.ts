@@ -87,20 +87,25 @@ export async function writeChanges(
     const p = (i: number) => `$${start + i + 1}`;
     return `(${p(0)}, ${p(1)}, ${p(2)}::text::jsonb, ${p(3)}::text::jsonb, ${p(4)}::text::jsonb, ${p(5)}::text::jsonb, ${p(6)}::text::jsonb, ${p(7)}, ${p(8)}, ${p(9)})`;
   });
-  await tx.query(
-    `INSERT INTO ${tables.changes} ("table", "action", "key", "before", "after",
+  const insert = `INSERT INTO ${tables.changes} ("table", "action", "key", "before", "after",
        "scopesBefore", "scopesAfter", "clientGroupID", "clientID", "mutationID")
-     VALUES ${rows.join(', ')}`,
+     VALUES ${rows.join(', ')}`;
+  if (db.capabilities.partialSQL) {
+    await tx.query(insert, params);
+    return;
+  }
+  // Listeners poke the clients whose scopes these are; a huge list just pokes everyone.
+  // The NOTIFY rides in the same statement, saving a round trip per push.
+  const list = [...scopes];
+  const payload = JSON.stringify(
+    JSON.stringify(list).length > 7000 ? { all: true } : { scopes: list },
+  );
+  params.push(changeChannel(tables), payload);
+  await tx.query(
+    `WITH "inserted" AS (${insert} RETURNING 1)
+     SELECT pg_notify($${params.length - 1}, $${params.length}) FROM (SELECT count(*) FROM "inserted") AS "n"`,
     params,
   );
-  if (!db.capabilities.partialSQL) {
-    // Listeners poke the clients whose scopes these are; a huge list just pokes everyone.
-    const list = [...scopes];
-    const payload = JSON.stringify(
-      JSON.stringify(list).length > 7000 ? { all: true } : { scopes: list },
-    );
-    await tx.query('SELECT pg_notify($1, $2)', [changeChannel(tables), payload]);
-  }
 }
 
 /** The reader's position now: call it in the transaction that reads. */

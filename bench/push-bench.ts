@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { Breakdown, instrument } from './profile';
+import {
+  breakdownTable,
+  type CaseResult,
+  caseLabel,
+  detailTable,
+  summaryTable,
+  TARGET_RATIO,
+} from './report';
+import { createPGliteTarget, createPostgresTarget, resolveServerURL, type Target } from './targets';
+import { type BenchCase, benchCases, type RunResult, runSide, type Side } from './workload';
+
+// `npm run bench -- push`: the engine's mutations per second through `handleMutateRequest`,
+// against hand-written driver baselines, on PGlite and (when reachable) a real Postgres.
+
+const session = randomBytes(3).toString('hex');
+let runCounter = 0;
+const nextTag = (side: Side, bench: BenchCase) =>
+  `${session}-${side[0]}${bench.key}${++runCounter}`;
+
+type Progress = (message: string) => void;
+
+/** Warms up, then alternates engine and baseline runs `reps` times, swapping who goes first. */
+async function measureCase(
+  target: Target,
+  bench: BenchCase,
+  reps: number,
+  progress: Progress,
+): Promise<CaseResult> {
+  const runs: Record<Side, RunResult[]> = { engine: [], baseline: [] };
+  for (const side of ['engine', 'baseline'] as const) {
+    await runSide(target, bench, side, nextTag(side, bench), bench.warmupPushesPerClient);
+  }
+  for (let rep = 0; rep < reps; rep++) {
+    const order: Side[] = rep % 2 === 0 ? ['engine', 'baseline'] : ['baseline', 'engine'];
+    for (const side of order) {
+      const run = await runSide(target, bench, side, nextTag(side, bench), bench.pushesPerClient);
+      runs[side].push(run);
+      const rate = Math.round((run.mutations / run.ms) * 1000);
+      progress(
+        `  ${target.label} ${caseLabel(bench)} run ${rep + 1}/${reps} ${side}: ${rate} mut/s`,
+      );
+    }
+  }
+  return { database: target.label, bench, ...runs };
+}
+
+/** One extra, shorter engine run through the instrumented adapter, for the breakdown. */
+async function profileCase(target: Target, bench: BenchCase): Promise<string> {
+  const stats = new Breakdown();
+  const pushes = Math.max(2, Math.ceil(bench.pushesPerClient / 2));
+  const db = instrument(target.db, stats);
+  const run = await runSide(target, bench, 'engine', nextTag('engine', bench), pushes, db);
+  return `${target.label} ${caseLabel(bench)}, ${run.mutations} mutations:\n${breakdownTable(stats, run)}`;
+}
+
+async function benchTarget(
+  create: () => Promise<Target>,
+  options: { reps: number; scale: number; progress: Progress },
+  results: CaseResult[],
+  breakdowns: string[],
+) {
+  const { reps, scale, progress } = options;
+  const target = await create();
+  try {
+    progress(`${target.label}:`);
+    for (const bench of benchCases(scale)) {
+      try {
+        results.push(await measureCase(target, bench, reps, progress));
+        breakdowns.push(await profileCase(target, bench));
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        progress(`  ${target.label} ${caseLabel(bench)} FAILED: ${message}`);
+        results.push({ database: target.label, bench, engine: [], baseline: [], error: message });
+      }
+    }
+  } finally {
+    await target.close();
+  }
+}
+
+/**
+ * Runs the push section and prints its report. Resolves to true when a run failed; a
+ * missed target is a finding, not a failure.
+ */
+export async function runPushBench(options: {
+  reps: number;
+  scale: number;
+  progress: Progress;
+}): Promise<boolean> {
+  const { reps } = options;
+  console.log(`\nPushes: ${reps} alternating runs per case (median)`);
+  const server = await resolveServerURL();
+  const targets: Array<() => Promise<Target>> = [createPGliteTarget];
+  if ('url' in server) targets.push(() => createPostgresTarget(server.url));
+  else console.log(`NOTICE: ${server.notice}`);
+
+  const results: CaseResult[] = [];
+  const breakdowns: string[] = [];
+  for (const create of targets) await benchTarget(create, options, results, breakdowns);
+
+  const summary = summaryTable(results);
+  console.log(`\nThroughput (median of ${reps}; target: engine >= ${TARGET_RATIO} x baseline)\n`);
+  console.log(summary.text);
+  console.log('\nPush latency and per-run spread\n');
+  console.log(detailTable(results));
+  console.log('\nWhere the engine spends each mutation (one instrumented run per case)\n');
+  console.log(breakdowns.join('\n\n'));
+  for (const r of results.filter((x) => x.error)) {
+    console.log(`\nERROR ${r.database} ${caseLabel(r.bench)}: ${r.error}`);
+  }
+  console.log(
+    summary.missed.length
+      ? `\nTARGETS MISSED (${summary.missed.length}):\n${summary.missed.map((m) => `  - ${m}`).join('\n')}`
+      : '\nAll targets met.',
+  );
+  return results.some((r) => r.error);
+}
