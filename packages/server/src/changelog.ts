@@ -95,10 +95,11 @@ export async function writeChanges(
     return;
   }
   // Listeners poke the clients whose scopes these are; a huge list just pokes everyone.
-  // The NOTIFY rides in the same statement, saving a round trip per push.
+  // The NOTIFY rides in the same statement, saving a round trip per push. Its payload limit
+  // (8000) is in bytes, and a non-ASCII scope takes up to 4 per character.
   const list = [...scopes];
   const payload = JSON.stringify(
-    JSON.stringify(list).length > 7000 ? { all: true } : { scopes: list },
+    Buffer.byteLength(JSON.stringify(list)) > 7000 ? { all: true } : { scopes: list },
   );
   params.push(changeChannel(tables), payload);
   await tx.query(
@@ -115,10 +116,18 @@ export async function currentCursor(
   tables: EngineTables,
 ): Promise<ChangeCursor> {
   if (db.capabilities.partialSQL) {
+    // Not below what was pruned: an emptied changelog must not hand out a position that
+    // isExpired then calls stale, or every pull would be a reset until the next change.
     const [row] = await tx.query<{ id: number | string | null }>(
       `SELECT max("id") AS "id" FROM ${tables.changes}`,
     );
-    return { kind: 'id', id: Number(row?.id ?? 0) };
+    const [state] = await tx.query<{ prunedThroughID: number | string }>(
+      `SELECT "prunedThroughID" FROM ${tables.changelogState}`,
+    );
+    return {
+      kind: 'id',
+      id: Math.max(Number(row?.id ?? 0), Number(state?.prunedThroughID ?? 0)),
+    };
   }
   const [row] = await tx.query<{ snapshot: string }>(
     'SELECT pg_current_snapshot()::text AS "snapshot"',
@@ -199,15 +208,18 @@ export async function isExpired(
   tables: EngineTables,
   since: ChangeCursor,
 ): Promise<boolean> {
+  // Id positions exist only on pg-mem, whose state table has no "prunedBeforeXid".
   const [state] = await tx.query<{
     prunedThroughID: number | string;
-    prunedBeforeXid: string | null;
+    prunedBeforeXid?: string | null;
   }>(
-    `SELECT "prunedThroughID", "prunedBeforeXid"::text AS "prunedBeforeXid" FROM ${tables.changelogState}`,
+    since.kind === 'id'
+      ? `SELECT "prunedThroughID" FROM ${tables.changelogState}`
+      : `SELECT "prunedThroughID", "prunedBeforeXid"::text AS "prunedBeforeXid" FROM ${tables.changelogState}`,
   );
   if (!state) return false;
   if (since.kind === 'id') return since.id < Number(state.prunedThroughID);
-  if (state.prunedBeforeXid === null) return false;
+  if (state.prunedBeforeXid === null || state.prunedBeforeXid === undefined) return false;
   const [row] = await tx.query<{ expired: boolean }>(
     `SELECT pg_snapshot_xmin($1::text::pg_snapshot) < $2::text::xid8 AS "expired"`,
     [since.snapshot, state.prunedBeforeXid],

@@ -68,7 +68,7 @@ export async function claimClient(
 }
 
 /** Records the group's owner on first use; a concurrent first use is decided by the key. */
-async function claimGroup(
+export async function claimGroup(
   tx: DatabaseTransaction,
   tables: EngineTables,
   clientGroupID: string,

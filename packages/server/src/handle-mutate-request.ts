@@ -19,6 +19,7 @@ import type { Database, IsolationLevel } from './database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from './engine-tables';
 import { consoleLogger, type Logger } from './logger';
 import { processPush } from './push-processor';
+import { readBody } from './request-body';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry';
 import type { Visibility } from './visibility';
 
@@ -208,27 +209,6 @@ function countResults(mutations: readonly MutationResponse[]) {
     else appErrors++;
   }
   return { applied, alreadyProcessed, appErrors };
-}
-
-/** Reads a body up to `limit` bytes; `undefined` means it was larger. */
-async function readBody(request: Request, limit: number): Promise<string | undefined> {
-  const declared = Number(request.headers.get('content-length') ?? Number.NaN);
-  if (declared > limit) return undefined;
-  if (!request.body) return '';
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

@@ -48,6 +48,22 @@ export {
   pushResponseSchema,
 } from './protocol';
 export {
+  clearOpSchema,
+  delOpSchema,
+  type PatchOperation,
+  PULL_VERSION,
+  type PullError,
+  type PullErrorKind,
+  type PullRequest,
+  type PullResponse,
+  patchOperationSchema,
+  pullErrorKindSchema,
+  pullErrorSchema,
+  pullRequestSchema,
+  pullResponseSchema,
+  putOpSchema,
+} from './pull-protocol';
+export {
   type Condition,
   type Cursor,
   type Direction,
