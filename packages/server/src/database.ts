@@ -36,6 +36,28 @@ export interface Database<TWrapped = unknown> {
   ): Promise<T>;
   /** Runs one statement outside any explicit transaction. */
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  /**
+   * Calls `onPayload` with the payload of every `NOTIFY` on `channel` (the exact,
+   * case-sensitive name), from a connection kept for listening, until the function it
+   * resolves to is called. It resolves once `LISTEN` is in place, so every notification
+   * committed afterwards arrives. Absent where the database has no notifications (pg-mem);
+   * readers poll there instead. Over a node-postgres pool it keeps one of the pool's
+   * connections until stopped, so stop listening before `pool.end()`.
+   */
+  listen?(
+    channel: string,
+    onPayload: (payload: string) => void,
+    options?: ListenOptions,
+  ): Promise<() => Promise<void>>;
+}
+
+/** Options of `Database.listen`. */
+export interface ListenOptions {
+  /**
+   * Called after the listening connection was lost and listening resumed on a new one.
+   * Notifications sent in between are lost, so listeners should assume anything changed.
+   */
+  readonly onReconnect?: () => void;
 }
 
 const TRANSIENT_SQLSTATES = new Set([

@@ -6,6 +6,9 @@ import {
   toDatabaseError,
   withDriverTransaction,
 } from '../database';
+import { createPgDatabase } from './pg';
+import { createPGliteDatabase } from './pglite';
+import { createPostgresJsDatabase } from './postgres-js';
 
 /** Any drizzle Postgres database: over postgres.js, node-postgres or PGlite. */
 export type AnyDrizzleDatabase = PgDatabase<PgQueryResultHKT, any, any>;
@@ -70,5 +73,25 @@ export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizz
       );
     },
     query: (text, params = []) => run(db, text, params),
+    ...listenerOf((db as { $client?: unknown }).$client),
   };
+}
+
+/**
+ * `listen` through the driver drizzle runs on, when it can have a connection of its own:
+ * postgres.js, a node-postgres pool, or PGlite. A single node-postgres client is left out, as
+ * drizzle's transactions share it and a `LISTEN` sent mid-transaction would join them.
+ */
+function listenerOf(client: unknown): Pick<Database, 'listen'> {
+  if (client === null || (typeof client !== 'object' && typeof client !== 'function')) return {};
+  const c = client as Record<string, unknown>;
+  let listen: Database['listen'];
+  if (typeof client === 'function' && typeof c.listen === 'function' && 'begin' in c) {
+    listen = createPostgresJsDatabase(client as never).listen;
+  } else if ('totalCount' in c && 'idleCount' in c) {
+    listen = createPgDatabase(client as never).listen;
+  } else if (typeof c.listen === 'function' && 'waitReady' in c) {
+    listen = createPGliteDatabase(client as never).listen;
+  }
+  return listen ? { listen } : {};
 }

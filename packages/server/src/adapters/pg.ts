@@ -1,8 +1,10 @@
-import type { Client, Pool, PoolClient } from 'pg';
+import type { Client, Notification, Pool, PoolClient } from 'pg';
 import {
   type Database,
   type DatabaseTransaction,
   isolationClause,
+  type ListenOptions,
+  quoteIdent,
   sqlSavepoint,
   toDatabaseError,
   withDriverTransaction,
@@ -95,6 +97,129 @@ export function createPgDatabase(poolOrClient: Pool | Client): Database<PoolClie
       isPool(poolOrClient)
         ? run(poolOrClient, text, params)
         : exclusive(() => run(poolOrClient, text, params)),
+    listen: (channel, onPayload, options) =>
+      isPool(poolOrClient)
+        ? listenOnPool(poolOrClient, channel, onPayload, options)
+        : listenOnClient(poolOrClient, exclusive, channel, onPayload),
+  };
+}
+
+const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 5000];
+
+/**
+ * `LISTEN` on a connection taken from the pool for good. When it breaks, listening moves
+ * to a new one (retrying with backoff) and `onReconnect` says notifications may be lost.
+ */
+async function listenOnPool(
+  pool: Pool,
+  channel: string,
+  onPayload: (payload: string) => void,
+  options: ListenOptions = {},
+): Promise<() => Promise<void>> {
+  const listenSQL = `LISTEN ${quoteIdent(channel)}`;
+  let stopped = false;
+  let current: { client: PoolClient; detach(error?: Error): void } | undefined;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+
+  const onNotification = (message: Notification) => {
+    if (!stopped && message.channel === channel) onPayload(message.payload ?? '');
+  };
+  const connect = async () => {
+    const client = await pool.connect();
+    // node-postgres emits 'error' on a checked-out client whose connection dies; unhandled,
+    // it would take the process down. 'end' follows it, or comes alone.
+    const onLost = (error?: Error) => {
+      if (current?.client !== client) return;
+      current = undefined;
+      listening.detach(error ?? new Error('The listening connection ended'));
+      if (!stopped) reconnect(0);
+    };
+    const listening = {
+      client,
+      detach(error?: Error) {
+        client.off('notification', onNotification);
+        client.off('error', onLost);
+        client.off('end', onLost);
+        // A broken connection may still report errors while the pool destroys it.
+        if (error) client.on('error', () => {});
+        client.release(error);
+      },
+    };
+    client.on('notification', onNotification);
+    client.on('error', onLost);
+    client.on('end', onLost);
+    try {
+      await client.query(listenSQL);
+    } catch (error) {
+      listening.detach(error as Error);
+      throw error;
+    }
+    return listening;
+  };
+  function reconnect(attempt: number) {
+    // A pool being shut down will not hand out connections again.
+    if ((pool as { ending?: boolean }).ending) return;
+    const delay = RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)]!;
+    retry = setTimeout(() => {
+      retry = undefined;
+      connect().then(
+        (next) => {
+          if (stopped) return next.detach(new Error('Stopped listening'));
+          current = next;
+          options.onReconnect?.();
+        },
+        () => {
+          if (!stopped) reconnect(attempt + 1);
+        },
+      );
+    }, delay);
+    retry.unref?.();
+  }
+
+  current = await connect().catch((error: unknown) => {
+    throw toDatabaseError(error, listenSQL);
+  });
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    const last = current;
+    current = undefined;
+    if (!last) return;
+    // UNLISTEN before the connection goes back to the pool; if that fails, drop it.
+    const failed = await last.client.query(`UNLISTEN ${quoteIdent(channel)}`).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    last.detach(failed);
+  };
+}
+
+/** `LISTEN` on the app's single client, taking turns with transactions. */
+async function listenOnClient(
+  client: Client,
+  exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
+  channel: string,
+  onPayload: (payload: string) => void,
+): Promise<() => Promise<void>> {
+  let stopped = false;
+  const onNotification = (message: Notification) => {
+    if (!stopped && message.channel === channel) onPayload(message.payload ?? '');
+  };
+  client.on('notification', onNotification);
+  try {
+    await exclusive(() => run(client, `LISTEN ${quoteIdent(channel)}`, []));
+  } catch (error) {
+    client.off('notification', onNotification);
+    throw error;
+  }
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    client.off('notification', onNotification);
+    await exclusive(() => run(client, `UNLISTEN ${quoteIdent(channel)}`, [])).catch(
+      () => undefined,
+    );
   };
 }
 

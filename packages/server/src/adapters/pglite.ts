@@ -2,6 +2,7 @@ import type { PGlite, Transaction } from '@electric-sql/pglite';
 import {
   type Database,
   type DatabaseTransaction,
+  quoteIdent,
   sqlSavepoint,
   toDatabaseError,
   withDriverTransaction,
@@ -55,5 +56,18 @@ export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
       );
     },
     query: (text, params = []) => run(pglite, text, params),
+    async listen(channel, onPayload) {
+      // PGlite puts the name into LISTEN as given: quoted, it keeps its case. It runs in this
+      // process, so there is no connection to lose.
+      const unlisten = await pglite.listen(quoteIdent(channel), onPayload).catch((error) => {
+        throw toDatabaseError(error, `LISTEN ${channel}`);
+      });
+      let stopped = false;
+      return async () => {
+        if (stopped) return;
+        stopped = true;
+        await unlisten().catch(() => undefined);
+      };
+    },
   };
 }

@@ -3,6 +3,7 @@ import {
   type Database,
   type DatabaseTransaction,
   isolationClause,
+  type ListenOptions,
   toDatabaseError,
   withDriverTransaction,
 } from '../database';
@@ -51,5 +52,38 @@ export function createPostgresJsDatabase(sql: Sql): Database<TransactionSql> {
       return boxed.value;
     },
     query: (text, params = []) => run(sql, text, params),
+    listen: (channel, onPayload, options) => listen(sql, channel, onPayload, options),
+  };
+}
+
+/** `LISTEN` through postgres.js, which keeps one connection for it and re-listens on reconnect. */
+async function listen(
+  sql: Sql,
+  channel: string,
+  onPayload: (payload: string) => void,
+  options: ListenOptions = {},
+): Promise<() => Promise<void>> {
+  let listening = false;
+  let stopped = false;
+  const meta = await sql
+    .listen(
+      channel,
+      // After a reconnect postgres.js keeps calling a listener that unlisten no longer
+      // finds, so a stopped listener ignores what still arrives.
+      (payload) => {
+        if (!stopped) onPayload(payload);
+      },
+      () => {
+        if (listening && !stopped) options.onReconnect?.();
+        listening = true;
+      },
+    )
+    .catch((error: unknown) => {
+      throw toDatabaseError(error, `LISTEN ${channel}`);
+    });
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    await meta.unlisten().catch(() => undefined);
   };
 }
