@@ -27,5 +27,5 @@ const port = Number(process.env.PORT ?? 3000);
 const server = createServer(toNodeHandler(createApp(db)));
 server.listen(port, () => {
   console.log(`Reprise issue tracker on ${where}`);
-  console.log(`Listening on http://localhost:${port}  (POST /mutate, GET /health)`);
+  console.log(`Listening on http://localhost:${port}  (POST /mutate, POST /pull, GET /health)`);
 });

@@ -1,6 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { type Database, handleMutateRequest, migrate } from '@reprise/server';
+import {
+  type Database,
+  defineVisibility,
+  handleMutateRequest,
+  handlePullRequest,
+  migrate,
+  PUBLIC_SCOPE,
+} from '@reprise/server';
 import { mutators } from './shared/mutators';
 import { APP_DDL, schema } from './shared/schema';
 
@@ -17,7 +24,17 @@ function userOf(request: Request): string {
   return decodeURIComponent(fromCookie ?? request.headers.get('x-user') ?? 'anonymous');
 }
 
-/** The app as a Web handler: `/mutate` and a health route. */
+/**
+ * Who sees what: every signed-in user sees every issue and comment in this small demo. A
+ * real tracker would scope issues by project or team (`issue: 'projectID'`) and grant each
+ * user their projects in `/pull`'s `scopes`.
+ */
+export const visibility = defineVisibility(schema, {
+  issue: () => PUBLIC_SCOPE,
+  comment: () => PUBLIC_SCOPE,
+});
+
+/** The app as a Web handler: `/mutate`, `/pull` and a health route. */
 export function createApp(db: Database<any>) {
   return async (request: Request): Promise<Response> => {
     const { pathname } = new URL(request.url);
@@ -34,6 +51,17 @@ export function createApp(db: Database<any>) {
         request,
         userID,
         context: { userID },
+        visibility,
+      });
+    }
+    if (pathname === '/pull') {
+      return handlePullRequest({
+        db,
+        schema,
+        visibility,
+        request,
+        userID: userOf(request),
+        scopes: [],
       });
     }
     return new Response('Not found', { status: 404 });

@@ -70,3 +70,28 @@ it('applies a push over HTTP and refuses to close an issue the caller does not o
   const rows = await pglite.query<{ open: boolean }>(`SELECT open FROM issue WHERE id = 'i1'`);
   expect(rows.rows[0]!.open).toBe(false);
 });
+
+it('serves the pushed issue to a pull, and only newer changes to the next pull', async () => {
+  const pull = async (cookie: string | null) => {
+    const response = await fetch(`${base}/pull`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie: 'user=cy' },
+      body: JSON.stringify({ clientGroupID: 'group-cy', cookie }),
+    });
+    expect(response.status).toBe(200);
+    return response.json();
+  };
+  const first = await pull(null);
+  expect(first.patch[0]).toEqual({ op: 'clear' });
+  expect(first.patch.map((op: { value?: { id: string } }) => op.value?.id)).toContain('i1');
+
+  await push('cy', [{ id: 1, name: 'issue.create', args: { id: 'i2', title: 'Paper jam' } }]);
+  const second = await pull(first.cookie);
+  expect(second.patch).toHaveLength(1);
+  expect(second.patch[0]).toMatchObject({
+    op: 'put',
+    tableName: 'issue',
+    value: { id: 'i2', title: 'Paper jam' },
+  });
+  expect(second.lastMutationIDChanges).toEqual({ 'client-cy': 1 });
+});
