@@ -2,10 +2,8 @@ import {
   type AnyMutators,
   type AnySchema,
   type CustomMutation,
-  decodeRich,
   describeIssues,
   encodeRich,
-  isEnvelope,
   type MutationResponse,
   PUSH_VERSION,
   type PushFailed,
@@ -19,7 +17,7 @@ import type { Database, IsolationLevel } from './database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from './engine-tables';
 import { consoleLogger, type Logger } from './logger';
 import { processPush } from './push-processor';
-import { readBody } from './request-body';
+import { decodeBody, readBody } from './request-body';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry';
 import type { Visibility } from './visibility';
 
@@ -119,18 +117,9 @@ export async function processMutateRequest(
   const query = readQuery(options.query ?? {});
   if (!query.ok) return failed(400, 'parse', query.message);
 
-  const rich = isEnvelope(options.body);
-  let raw: unknown;
-  try {
-    raw = rich ? decodeRich(options.body as Parameters<typeof decodeRich>[0]) : options.body;
-  } catch (error) {
-    return failed(400, 'parse', `Bad superjson body: ${(error as Error).message}`);
-  }
-  const parsed = pushRequestSchema.safeParse(raw);
-  if (!parsed.success) {
-    return failed(400, 'parse', `Bad push body: ${describeIssues(parsed.error.issues)}`);
-  }
-  const push = parsed.data;
+  const decoded = decodeBody(options.body, pushRequestSchema, 'push');
+  if (!decoded.ok) return failed(400, 'parse', decoded.message);
+  const { value: push, rich } = decoded;
   if (push.pushVersion !== PUSH_VERSION) {
     return failed(
       400,

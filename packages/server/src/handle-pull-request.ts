@@ -1,9 +1,6 @@
 import {
   type AnySchema,
-  decodeRich,
-  describeIssues,
   encodeRich,
-  isEnvelope,
   PULL_VERSION,
   type PullError,
   type PullErrorKind,
@@ -15,7 +12,7 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from './engine-tables';
 import { consoleLogger, type Logger } from './logger';
 import { fingerprint, parseCookie } from './pull-cookie';
 import { type PullOutcome, processPull } from './pull-processor';
-import { readBody } from './request-body';
+import { decodeBody, readBody } from './request-body';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from './retry';
 import type { Visibility } from './visibility';
 
@@ -74,18 +71,9 @@ export async function processPullRequest(
 ): Promise<PullResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
-  const rich = isEnvelope(options.body);
-  let raw: unknown;
-  try {
-    raw = rich ? decodeRich(options.body as Parameters<typeof decodeRich>[0]) : options.body;
-  } catch (error) {
-    return failed(400, 'parse', `Bad superjson body: ${(error as Error).message}`);
-  }
-  const parsed = pullRequestSchema.safeParse(raw);
-  if (!parsed.success) {
-    return failed(400, 'parse', `Bad pull body: ${describeIssues(parsed.error.issues)}`);
-  }
-  const pull = parsed.data;
+  const decoded = decodeBody(options.body, pullRequestSchema, 'pull');
+  if (!decoded.ok) return failed(400, 'parse', decoded.message);
+  const { value: pull, rich } = decoded;
   if (pull.pullVersion !== undefined && pull.pullVersion !== PULL_VERSION) {
     return failed(
       400,

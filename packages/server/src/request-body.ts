@@ -1,3 +1,6 @@
+import { decodeRich, describeIssues, isEnvelope } from '@reprise/shared';
+import type { z } from 'zod';
+
 /** Reads a body up to `limit` bytes; `undefined` means it was larger. */
 export async function readBody(request: Request, limit: number): Promise<string | undefined> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);
@@ -17,4 +20,31 @@ export async function readBody(request: Request, limit: number): Promise<string 
     chunks.push(value);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A parsed message, or why it could not be parsed. `rich` says the reply should be too. */
+export type DecodedBody<T> =
+  | { readonly ok: true; readonly value: T; readonly rich: boolean }
+  | { readonly ok: false; readonly message: string };
+
+/**
+ * Unwraps a superjson envelope if the body is one and checks it against `schema`, naming
+ * the failing fields. Push and pull share it, so both accept rich and plain JSON alike.
+ *
+ * @example
+ * const decoded = decodeBody(body, pushRequestSchema, 'push');
+ * if (!decoded.ok) return failed(400, 'parse', decoded.message);
+ */
+export function decodeBody<T>(body: unknown, schema: z.ZodType<T>, what: string): DecodedBody<T> {
+  const rich = isEnvelope(body);
+  let raw: unknown;
+  try {
+    raw = rich ? decodeRich(body) : body;
+  } catch (error) {
+    return { ok: false, message: `Bad superjson body: ${(error as Error).message}` };
+  }
+  const parsed = schema.safeParse(raw);
+  return parsed.success
+    ? { ok: true, value: parsed.data, rich }
+    : { ok: false, message: `Bad ${what} body: ${describeIssues(parsed.error.issues)}` };
 }
