@@ -15,17 +15,36 @@ export class Breakdown {
 
 /**
  * Names an engine statement by what it is for, from the table right after its verb (the
- * client claim also reads "clientGroups" further on, in its RETURNING list).
+ * client claim also reads "clientGroups" further on, in its RETURNING list). The first
+ * pattern that matches wins.
  */
+const KINDS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^SELECT "userID" FROM \S*"clientGroups"/, 'SELECT clientGroups (claim)'],
+  [/^INSERT INTO \S*"clientGroups"/, 'INSERT clientGroups (claim)'],
+  [/^INSERT INTO \S*"clients"/, 'claim clients (lock + owner + LMID)'],
+  [/^UPDATE \S*"clients"/, 'UPDATE clients (LMID)'],
+  [/^INSERT INTO \S*"mutationResults"/, 'INSERT mutationResults'],
+  [/^INSERT INTO "item"/, 'INSERT item (the mutator)'],
+  // The changes section's app and the changelog (changes-app.ts).
+  [/^INSERT INTO "note"/, 'INSERT note (the mutator)'],
+  [/^UPDATE "note"/, 'UPDATE note (the mutator)'],
+  [/^SELECT .* FROM "note" WHERE .* FOR UPDATE$/, 'SELECT note FOR UPDATE (before image)'],
+  [/^WITH "inserted" AS \(INSERT INTO \S*"changes"/, 'INSERT changes + pg_notify'],
+  [/^INSERT INTO \S*"changes"/, 'INSERT changes (no NOTIFY)'],
+  // Pulls.
+  [/^SELECT "id", "table", .* FROM \S*"changes"/, 'SELECT changes since the cookie'],
+  [/^SELECT .* FROM "note"/, 'SELECT note (visible rows)'],
+  [/^SELECT pg_current_snapshot\(\)/, 'SELECT pg_current_snapshot (next cookie)'],
+  [/^SELECT pg_snapshot_xmax/, 'SELECT cookie from the future?'],
+  [/^SELECT "prunedThroughID"/, 'SELECT changelogState (pruned?)'],
+  [/^SELECT pg_snapshot_xmin/, 'SELECT cookie pruned?'],
+  [/^SELECT "clientID", "lastMutationID"/, 'SELECT clients (LMIDs)'],
+  [/^SELECT "clientID", "mutationID", "result"/, 'SELECT mutationResults'],
+];
+
 function classify(sql: string): string {
   const flat = sql.replace(/\s+/g, ' ').trim();
-  if (/^SELECT "userID" FROM \S*"clientGroups"/.test(flat)) return 'SELECT clientGroups (claim)';
-  if (/^INSERT INTO \S*"clientGroups"/.test(flat)) return 'INSERT clientGroups (claim)';
-  if (/^INSERT INTO \S*"clients"/.test(flat)) return 'claim clients (lock + owner + LMID)';
-  if (/^UPDATE \S*"clients"/.test(flat)) return 'UPDATE clients (LMID)';
-  if (/^INSERT INTO \S*"mutationResults"/.test(flat)) return 'INSERT mutationResults';
-  if (/^INSERT INTO "item"/.test(flat)) return 'INSERT item (the mutator)';
-  return flat.slice(0, 40);
+  return KINDS.find(([pattern]) => pattern.test(flat))?.[1] ?? flat.slice(0, 40);
 }
 
 const now = () => performance.now();

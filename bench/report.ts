@@ -103,6 +103,35 @@ export function detailTable(results: readonly CaseResult[]): string {
   );
 }
 
+/** One kind of work and its summed count (undefined for derived rows) and milliseconds. */
+export type WorkRow = readonly [kind: string, count: number | undefined, ms: number];
+
+/**
+ * Splits `totalMs` of requests run through an instrumented adapter into each statement
+ * kind, BEGIN/COMMIT, the JS inside the transactions and the request handling outside them,
+ * largest first.
+ */
+export function workRows(
+  stats: Breakdown,
+  totalMs: number,
+  labels: { readonly inside?: string; readonly outside?: string } = {},
+): WorkRow[] {
+  const body = stats.entries.get('transaction body')?.ms ?? 0;
+  const begin = stats.entries.get(BEGIN_COMMIT)?.ms ?? 0;
+  const rows: WorkRow[] = [];
+  let statements = 0;
+  for (const [kind, { count, ms }] of stats.entries) {
+    if (kind === 'transaction body') continue;
+    if (kind !== BEGIN_COMMIT) statements += ms;
+    rows.push([kind, count, ms]);
+  }
+  const inside = labels.inside ?? 'JS inside the transaction (mutator, zod)';
+  const outside = labels.outside ?? 'outside the transaction (HTTP, parse, reply)';
+  rows.push([inside, undefined, body - statements]);
+  rows.push([outside, undefined, totalMs - body - begin]);
+  return rows.sort((x, y) => y[2] - x[2]);
+}
+
 /**
  * Where the engine's time goes in one case: each statement kind's count and time per
  * mutation, plus BEGIN/COMMIT, the JS inside the transaction and the request handling
@@ -111,19 +140,7 @@ export function detailTable(results: readonly CaseResult[]): string {
 export function breakdownTable(stats: Breakdown, run: RunResult): string {
   const perMutation = (x: number) => x / run.mutations;
   const pushMs = run.latencies.reduce((sum, x) => sum + x, 0);
-  const body = stats.entries.get('transaction body')?.ms ?? 0;
-  const begin = stats.entries.get(BEGIN_COMMIT)?.ms ?? 0;
-  const rows: [string, number | undefined, number][] = [];
-  let statements = 0;
-  for (const [kind, { count, ms }] of stats.entries) {
-    if (kind === 'transaction body') continue;
-    if (kind !== BEGIN_COMMIT) statements += ms;
-    rows.push([kind, count, ms]);
-  }
-  rows.push(['JS inside the transaction (mutator, zod)', undefined, body - statements]);
-  rows.push(['outside the transaction (HTTP, parse, reply)', undefined, pushMs - body - begin]);
-  rows.sort((x, y) => y[2] - x[2]);
-  const cells = rows.map(([kind, count, ms]) => [
+  const cells = workRows(stats, pushMs).map(([kind, count, ms]) => [
     kind,
     count === undefined ? '' : fixed(perMutation(count), 2),
     fixed(perMutation(ms) * 1000),

@@ -1,13 +1,15 @@
 import { availableParallelism } from 'node:os';
+import { runChangesBench } from './changes-bench';
 import { runPushBench } from './push-bench';
 import { runQueryBench } from './query-bench';
 
-// `npm run bench [-- push | query]`: push throughput against raw driver baselines
-// (push-bench.ts) and in-memory query latency and SQL compilation (query-bench.ts).
-// Without an argument both sections run. BENCH_REPS (default 3) and BENCH_SCALE
-// (default 1) tune the length of the run.
+// `npm run bench [-- push | query | changes]`: push throughput against raw driver baselines
+// (push-bench.ts), in-memory query latency and SQL compilation (query-bench.ts), and the
+// changelog's cost with pulls and change streams reading it (changes-bench.ts). Without an
+// argument every section runs. BENCH_REPS (default 3) and BENCH_SCALE (default 1) tune the
+// length of the run.
 
-const SECTIONS = ['push', 'query'] as const;
+const SECTIONS = ['push', 'query', 'changes'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 3));
@@ -19,7 +21,7 @@ const progress = (message: string) => process.stderr.write(`${message}\n`);
 function parseSections(args: readonly string[]): Section[] | undefined {
   const unknown = args.filter((arg) => !(SECTIONS as readonly string[]).includes(arg));
   if (unknown.length) {
-    console.error(`Unknown bench section ${unknown.join(', ')}: use ${SECTIONS.join(' or ')}`);
+    console.error(`Unknown bench section ${unknown.join(', ')}: use ${SECTIONS.join(', ')}`);
     return undefined;
   }
   return args.length ? SECTIONS.filter((s) => args.includes(s)) : [...SECTIONS];
@@ -44,6 +46,9 @@ async function main() {
     const queries = runQueryBench(SCALE, progress);
     console.log(`\n${queries.text}`);
     failed ||= queries.failed;
+  }
+  if (sections.includes('changes')) {
+    failed ||= await runChangesBench({ reps: REPS, scale: SCALE, progress });
   }
   console.log(`\nTook ${((performance.now() - started) / 1000).toFixed(0)} s.`);
   process.exitCode = failed ? 1 : 0;

@@ -20,16 +20,19 @@ const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/test';
 /** The connection pool size: one connection per concurrent client of case (c). */
 export const POOL_SIZE = 8;
 
-async function prepare(db: Database<any>) {
-  for (const statement of BENCH_DDL) await db.query(statement);
+async function prepare(db: Database<any>, ddl: readonly string[]) {
+  for (const statement of ddl) await db.query(statement);
   await migrate(db);
 }
 
-/** An in-memory PGlite, shared by the engine and the baseline as one app would share it. */
-export async function createPGliteTarget(): Promise<Target> {
+/**
+ * An in-memory PGlite, shared by the engine and the baseline as one app would share it.
+ * `ddl` creates the app's tables (the push bench's by default).
+ */
+export async function createPGliteTarget(ddl: readonly string[] = BENCH_DDL): Promise<Target> {
   const pglite = new PGlite();
   const db = createPGliteDatabase(pglite);
-  await prepare(db);
+  await prepare(db, ddl);
   return {
     label: 'PGlite',
     db,
@@ -66,7 +69,10 @@ function redact(url: string): string {
  * A fresh `bench_<random>` database on the server, so runs never see each other's rows.
  * It is dropped on `close`, and on Ctrl-C.
  */
-export async function createPostgresTarget(serverURL: string): Promise<Target> {
+export async function createPostgresTarget(
+  serverURL: string,
+  ddl: readonly string[] = BENCH_DDL,
+): Promise<Target> {
   const admin = postgres(serverURL, { max: 1, onnotice: () => {} });
   const name = `bench_${randomBytes(6).toString('hex')}`;
   await admin.unsafe(`CREATE DATABASE ${name}`);
@@ -92,7 +98,7 @@ export async function createPostgresTarget(serverURL: string): Promise<Target> {
 
   try {
     const db = createPostgresJsDatabase(sql);
-    await prepare(db);
+    await prepare(db, ddl);
     return { label: 'Postgres', db, baseline: createPostgresJsBaseline(sql), close };
   } catch (error) {
     await close();
