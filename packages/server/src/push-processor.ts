@@ -104,7 +104,9 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
       }
       if (error instanceof ForbiddenError) return { kind: 'forbidden', message: error.message };
       if (error instanceof DatabaseError || isTransientError(error)) {
-        const reason = error instanceof Error ? error.message : String(error);
+        // The SQL stays in the server's log; the client gets the driver's message.
+        const reason =
+          databaseErrorMessage(error) ?? (error instanceof Error ? error.message : String(error));
         config.logger.warn({ event: 'push.database', clientGroupID: push.clientGroupID, error });
         return {
           kind: 'database',
