@@ -1,0 +1,215 @@
+import { type AnyMutators, type AnySchema, isMutator, toApplicationError } from '@reprise/shared';
+import { createIndexedDBStorage } from './indexeddb-storage';
+import { type ClientQueryBuilder, createClientQueryBuilder, LiveQueries } from './live-query';
+import { LocalState } from './local-state';
+import { type ClientStorage, createMemoryStorage, type PendingMutation } from './storage';
+import { type Endpoints, SyncLoop } from './sync-loop';
+import type {
+  AuthOption,
+  AuthState,
+  ClientOptions,
+  MutateAPI,
+  MutationCall,
+  MutationOutcome,
+  ServerOption,
+  SettledMutation,
+} from './types';
+
+/** A running client. */
+export interface Client<S extends AnySchema, M extends AnyMutators> {
+  readonly clientID: string;
+  readonly clientGroupID: string;
+  /** `client.mutate.issue.create(args)`: typed from the mutators, returns `{client, server}`. */
+  readonly mutate: MutateAPI<M>;
+  /** `client.query.issue.where(…)`: `.run()`, `.materialize()`, `.subscribe(cb)`. */
+  readonly query: ClientQueryBuilder<S>;
+  /** How many mutations wait for the server's confirmation. */
+  readonly pending: number;
+  /** False while the server is unreachable or `setOnline(false)` holds the client offline. */
+  readonly online: boolean;
+  readonly authState: AuthState;
+  /** Resolves once every mutation is pushed and confirmed by a pull, and stored. */
+  idle(): Promise<void>;
+  /** Pulls now (and pushes whatever is queued). */
+  pull(): Promise<void>;
+  /** Forces the client offline (false) or lets it reconnect (true). */
+  setOnline(online: boolean): void;
+  onOnlineChange(listener: (online: boolean) => void): () => void;
+  onMutationSettled(listener: (settled: SettledMutation) => void): () => void;
+  /** New credentials after an auth error; pushing resumes. */
+  setAuth(auth: AuthOption | undefined): void;
+  /** Stops syncing, frees the client's claim on the storage and waits for writes. */
+  close(): Promise<void>;
+}
+
+const idbStorages = new Map<string, ClientStorage>();
+
+function resolveStorage(storage: ClientOptions<any, any>['storage']): ClientStorage {
+  if (storage === undefined || storage === 'memory') return createMemoryStorage();
+  if (storage !== 'indexeddb') return storage;
+  const idb = idbStorages.get('reprise') ?? createIndexedDBStorage('reprise');
+  idbStorages.set('reprise', idb);
+  return idb;
+}
+
+function endpoints(server: ServerOption): Endpoints {
+  if (typeof server !== 'string') return server;
+  const base = server.replace(/\/+$/, '');
+  return { mutate: `${base}/mutate`, pull: `${base}/pull`, poke: `${base}/poke` };
+}
+
+/**
+ * Creates a client: loads the persisted store and queue, then syncs with the server.
+ * `server` resolves, never rejects: `{ok: true, data}` with the mutator's return value, or
+ * `{ok: false, error}` with the `ApplicationError` (a client-side validation failure too).
+ *
+ * @example
+ * const client = await createClient({schema, mutators, server: '/api', userID: 'ana', auth: () => `Bearer ${token}`});
+ * const {client: applied, server} = client.mutate.issue.create({id: 'i1', title: 'Hi'});
+ * const result = await server; // {ok: true, data: undefined}
+ */
+export async function createClient<S extends AnySchema, M extends AnyMutators>(
+  options: ClientOptions<S, M>,
+): Promise<Client<S, M>> {
+  const state = await LocalState.open({
+    schema: options.schema,
+    mutators: options.mutators,
+    storage: resolveStorage(options.storage),
+    userID: options.userID,
+    context: options.context,
+    clientGroupID: options.clientGroupID,
+  });
+  const live = new LiveQueries(() => state.view);
+  const waiting = new Map<number, (outcome: MutationOutcome) => void>();
+  const settledIDs = new Set<number>();
+  const settledListeners = new Set<(settled: SettledMutation) => void>();
+  const onlineListeners = new Set<(online: boolean) => void>();
+  let idleWaiters: (() => void)[] = [];
+  let lastOnline = true;
+  const names = new Map<number, string>(state.pending.map((m) => [m.id, m.name]));
+
+  const settle = (id: number, outcome: MutationOutcome) => {
+    if (settledIDs.has(id)) return;
+    settledIDs.add(id);
+    waiting.get(id)?.(outcome);
+    waiting.delete(id);
+    const name = names.get(id) ?? '';
+    for (const listener of settledListeners) {
+      listener({ clientID: state.clientID, id, name, outcome });
+    }
+  };
+
+  const sync: SyncLoop = new SyncLoop(
+    {
+      state,
+      settle,
+      confirmed: (mutations: readonly PendingMutation[]) => {
+        for (const m of mutations) settle(m.id, { ok: true, data: undefined });
+      },
+      changed: () => {
+        live.refresh();
+        if (sync.online && !sync.forcedOffline) {
+          if (!lastOnline) for (const l of onlineListeners) l(true);
+          lastOnline = true;
+        } else if (lastOnline) {
+          lastOnline = false;
+          for (const l of onlineListeners) l(false);
+        }
+        const waiters = idleWaiters;
+        idleWaiters = [];
+        for (const wake of waiters) wake();
+      },
+    },
+    {
+      endpoints: endpoints(options.server),
+      fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+      auth: options.auth,
+      maxBatchSize: options.maxBatchSize ?? 100,
+      backoff: { baseMs: options.backoff?.baseMs ?? 250, maxMs: options.backoff?.maxMs ?? 30_000 },
+      pullIntervalMs: options.pullIntervalMs ?? 30_000,
+      poke: options.poke ?? true,
+      onAuthError: options.onAuthError,
+    },
+  );
+
+  const call = (name: string, args: unknown): MutationCall => {
+    let resolveServer!: (outcome: MutationOutcome) => void;
+    const server = new Promise<MutationOutcome>((resolve) => {
+      resolveServer = resolve;
+    });
+    const applied = state.mutate(name, args).then(
+      (mutation) => {
+        names.set(mutation.id, name);
+        waiting.set(mutation.id, resolveServer);
+        live.refresh();
+        sync.schedulePush();
+      },
+      (error: unknown) => {
+        resolveServer({ ok: false, error: toApplicationError(error) });
+        throw error;
+      },
+    );
+    // Fire-and-forget callers need not handle `client`; awaiting it still throws.
+    applied.catch(() => {});
+    return { client: applied, server };
+  };
+
+  const mutateTree = (tree: AnyMutators): unknown =>
+    Object.fromEntries(
+      Object.entries(tree).map(([key, value]) => [
+        key,
+        isMutator(value) ? (args?: unknown) => call(value.mutatorName, args) : mutateTree(value),
+      ]),
+    );
+
+  const client: Client<S, M> = {
+    clientID: state.clientID,
+    clientGroupID: state.clientGroupID,
+    mutate: mutateTree(options.mutators) as MutateAPI<M>,
+    query: createClientQueryBuilder(options.schema, live),
+    get pending() {
+      return state.pending.length;
+    },
+    get online() {
+      return sync.online && !sync.forcedOffline;
+    },
+    get authState() {
+      return sync.authState;
+    },
+    async idle() {
+      for (;;) {
+        await state.flushed();
+        if (state.pending.length === 0 && !sync.pushing && !sync.pulling) return;
+        const woken = new Promise<void>((resolve) => idleWaiters.push(resolve));
+        if (!sync.pushing && !sync.pulling && !sync.retrying) {
+          if (sync.hasUnpushed()) void sync.push();
+          else void sync.pull();
+        }
+        await woken;
+        // Let timers (coalesced pushes, backoff) run between rounds.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    },
+    pull: async () => {
+      sync.schedulePush();
+      await sync.pull();
+    },
+    setOnline: (online) => sync.setForcedOffline(!online),
+    onOnlineChange(listener) {
+      onlineListeners.add(listener);
+      return () => onlineListeners.delete(listener);
+    },
+    onMutationSettled(listener) {
+      settledListeners.add(listener);
+      return () => settledListeners.delete(listener);
+    },
+    setAuth: (auth) => sync.setAuth(auth),
+    async close() {
+      sync.close();
+      await state.flushed();
+      state.release();
+    },
+  };
+  sync.start();
+  return client;
+}

@@ -1,0 +1,22 @@
+/**
+ * Structural equality for query results: plain objects, arrays, Dates, BigInts and
+ * primitives (rows hold nothing else).
+ *
+ * @example
+ * deepEqual([{id: 'a', at: new Date(0)}], [{id: 'a', at: new Date(0)}]); // true
+ */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Date || b instanceof Date) {
+    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const keysA = Object.keys(a);
+  const keysB = Object.keys(b);
+  if (keysA.length !== keysB.length) return false;
+  const recordB = b as Record<string, unknown>;
+  return keysA.every(
+    (key) => Object.hasOwn(b, key) && deepEqual((a as Record<string, unknown>)[key], recordB[key]),
+  );
+}

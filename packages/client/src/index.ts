@@ -1,0 +1,27 @@
+export { backoffDelay } from './backoff';
+export { createClientTransaction } from './client-transaction';
+export { type Client, createClient } from './create-client';
+export { deepEqual } from './deep-equal';
+export { createIndexedDBStorage } from './indexeddb-storage';
+export type {
+  ClientQuery,
+  ClientQueryBuilder,
+  MaterializedView,
+} from './live-query';
+export {
+  type ClientRecord,
+  type ClientStorage,
+  createMemoryStorage,
+  type GroupRecord,
+  type PendingMutation,
+} from './storage';
+export type {
+  AuthOption,
+  AuthState,
+  ClientOptions,
+  MutateAPI,
+  MutationCall,
+  MutationOutcome,
+  ServerOption,
+  SettledMutation,
+} from './types';

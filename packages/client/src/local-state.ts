@@ -1,0 +1,253 @@
+import {
+  type AnyMutators,
+  type AnySchema,
+  createMemoryStore,
+  flattenMutators,
+  type MemoryStore,
+  type Mutator,
+  type PatchOperation,
+  runMutator,
+  toApplicationError,
+} from '@reprise/shared';
+import { createClientTransaction } from './client-transaction';
+import {
+  type ClientRecord,
+  type ClientStorage,
+  clientKey,
+  type GroupRecord,
+  groupKey,
+  type PendingMutation,
+} from './storage';
+
+// The client's data: the last server snapshot, the pending queue, and the view (snapshot +
+// pending replayed) that queries read. Every change runs under one lock, so a pull's
+// rebase never interleaves with an optimistic mutate; every change is persisted in order.
+
+const claimed = new WeakMap<ClientStorage, Set<string>>();
+
+function newID(): string {
+  return globalThis.crypto.randomUUID().replaceAll('-', '');
+}
+
+function storeFrom(schema: AnySchema, rows: GroupRecord['rows']): MemoryStore {
+  const store = createMemoryStore(schema);
+  for (const [table, list] of Object.entries(rows)) {
+    if (schema.tableInfo.has(table)) for (const row of list) store.put(table, row);
+  }
+  return store;
+}
+
+function rowsOf(schema: AnySchema, store: MemoryStore): GroupRecord['rows'] {
+  const rows: Record<string, Record<string, unknown>[]> = {};
+  for (const table of schema.tableInfo.keys()) rows[table] = [...store.scan(table)];
+  return rows;
+}
+
+export interface LocalStateOptions {
+  readonly schema: AnySchema;
+  readonly mutators: AnyMutators;
+  readonly storage: ClientStorage;
+  readonly userID: string;
+  readonly context: unknown;
+  readonly clientGroupID?: string | undefined;
+}
+
+export class LocalState {
+  snapshot: MemoryStore;
+  view: MemoryStore;
+  private lock: Promise<unknown> = Promise.resolve();
+  private writes: Promise<unknown> = Promise.resolve();
+  private readonly byName: ReadonlyMap<string, Mutator>;
+  /** The last mutation id the server confirmed, for every client of the group. */
+  private groupLMIDs: Record<string, number> = {};
+
+  private constructor(
+    private readonly options: LocalStateOptions,
+    readonly clientID: string,
+    readonly clientGroupID: string,
+    public cookie: string | null,
+    public lastMutationID: number,
+    public pending: PendingMutation[],
+    snapshot: MemoryStore,
+  ) {
+    this.byName = flattenMutators(options.mutators);
+    this.snapshot = snapshot;
+    this.view = snapshot;
+  }
+
+  /**
+   * Loads the group's state: a client of the group that no live client holds is resumed
+   * (a reload); otherwise a new client forks the group's snapshot (a second tab).
+   */
+  static async open(options: LocalStateOptions): Promise<LocalState> {
+    const { storage, userID } = options;
+    const userKey = `user/${userID}`;
+    const groupID = options.clientGroupID ?? ((await storage.get(userKey)) as string) ?? newID();
+    await storage.set(userKey, groupID);
+    const group = (await storage.get(groupKey(groupID))) as
+      | (GroupRecord & { lastMutationIDs?: Record<string, number> })
+      | undefined;
+    const held = claimed.get(storage) ?? new Set<string>();
+    claimed.set(storage, held);
+    let record: ClientRecord | undefined;
+    for (const key of await storage.keys()) {
+      if (!key.startsWith('client/')) continue;
+      const candidate = (await storage.get(key)) as ClientRecord;
+      if (candidate.clientGroupID === groupID && !held.has(candidate.clientID)) {
+        record = candidate;
+        break;
+      }
+    }
+    record ??= { clientID: newID(), clientGroupID: groupID, lastMutationID: 0, pending: [] };
+    held.add(record.clientID);
+    // The group's snapshot may be newer than this client's record (written by a pull that
+    // stopped half way, or by another tab): it wins.
+    const confirmed = Math.max(
+      record.lastMutationID,
+      group?.lastMutationIDs?.[record.clientID] ?? 0,
+    );
+    const state = new LocalState(
+      options,
+      record.clientID,
+      groupID,
+      group?.cookie ?? null,
+      confirmed,
+      record.pending.filter((m) => m.id > confirmed),
+      storeFrom(options.schema, group?.rows ?? {}),
+    );
+    state.groupLMIDs = { ...group?.lastMutationIDs };
+    await state.exclusive(() => state.rebase());
+    await state.persistClient();
+    return state;
+  }
+
+  /** Frees this client's claim, so a later client over the same storage resumes it. */
+  release(): void {
+    claimed.get(this.options.storage)?.delete(this.clientID);
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.catch(() => {});
+    return run;
+  }
+
+  private persist(key: string, value: unknown): Promise<void> {
+    const write = this.writes.then(() => this.options.storage.set(key, value));
+    this.writes = write.catch(() => {});
+    return write;
+  }
+
+  /** Resolves once every change started so far is applied and stored. */
+  async flushed(): Promise<void> {
+    await this.lock;
+    await this.writes;
+  }
+
+  private persistClient(): Promise<void> {
+    const record: ClientRecord = {
+      clientID: this.clientID,
+      clientGroupID: this.clientGroupID,
+      lastMutationID: this.lastMutationID,
+      pending: this.pending,
+    };
+    return this.persist(clientKey(this.clientID), record);
+  }
+
+  mustMutator(name: string): Mutator {
+    const mutator = this.byName.get(name);
+    if (!mutator) throw new TypeError(`There is no mutator named "${name}"`);
+    return mutator;
+  }
+
+  private async apply(
+    store: MemoryStore,
+    mutation: PendingMutation,
+    reason: 'optimistic' | 'rebase',
+  ) {
+    const draft = store.clone();
+    const tx = createClientTransaction(this.options.schema, draft, {
+      clientID: this.clientID,
+      mutationID: mutation.id,
+      reason,
+    });
+    await runMutator(this.mustMutator(mutation.name), {
+      tx,
+      args: mutation.args,
+      ctx: this.options.context,
+    });
+    return draft;
+  }
+
+  /**
+   * Runs a mutator optimistically and queues it. Throws an `ApplicationError` (nothing
+   * queued, nothing written) when the mutator throws.
+   */
+  mutate(name: string, args: unknown): Promise<PendingMutation> {
+    return this.exclusive(async () => {
+      const last = this.pending.at(-1)?.id ?? this.lastMutationID;
+      const mutation: PendingMutation = { id: last + 1, name, args, timestamp: Date.now() };
+      try {
+        this.view = await this.apply(this.view, mutation, 'optimistic');
+      } catch (error) {
+        throw toApplicationError(error);
+      }
+      this.pending.push(mutation);
+      await this.persistClient();
+      return mutation;
+    });
+  }
+
+  /** view = snapshot + pending, replayed in order; a replay that throws is left out. */
+  private async rebase() {
+    let view = this.snapshot;
+    for (const mutation of this.pending) {
+      try {
+        view = await this.apply(view, mutation, 'rebase');
+      } catch {
+        // The server decides: its result will settle this mutation.
+      }
+    }
+    this.view = view;
+  }
+
+  /**
+   * Applies a pull: patches the snapshot, drops the pending mutations the server has
+   * confirmed, and replays the rest. Returns the dropped ones.
+   */
+  applyPull(
+    cookie: string,
+    patch: readonly PatchOperation[],
+    lastMutationIDs: Readonly<Record<string, number>>,
+  ): Promise<PendingMutation[]> {
+    return this.exclusive(async () => {
+      let snapshot = this.snapshot.clone();
+      for (const op of patch) {
+        if (op.op === 'clear') snapshot = createMemoryStore(this.options.schema);
+        else if (!this.options.schema.tableInfo.has(op.tableName)) continue;
+        else if (op.op === 'put') snapshot.put(op.tableName, op.value);
+        else snapshot.delete(op.tableName, op.id);
+      }
+      this.snapshot = snapshot;
+      this.cookie = cookie;
+      this.groupLMIDs = { ...this.groupLMIDs, ...lastMutationIDs };
+      const confirmed = lastMutationIDs[this.clientID];
+      let dropped: PendingMutation[] = [];
+      if (confirmed !== undefined && confirmed > this.lastMutationID) {
+        this.lastMutationID = confirmed;
+        dropped = this.pending.filter((m) => m.id <= confirmed);
+        this.pending = this.pending.filter((m) => m.id > confirmed);
+      }
+      await this.rebase();
+      const group = {
+        clientGroupID: this.clientGroupID,
+        cookie,
+        rows: rowsOf(this.options.schema, snapshot),
+        lastMutationIDs: this.groupLMIDs,
+      };
+      void this.persist(groupKey(this.clientGroupID), group);
+      await this.persistClient();
+      return dropped;
+    });
+  }
+}

@@ -1,0 +1,73 @@
+// Where a client keeps its state between page loads: a tiny async key-value contract that
+// memory, IndexedDB and app-provided stores all implement. Values are structured-clone
+// data (Dates and BigInts included), never functions.
+
+/**
+ * A custom store for `createClient({storage})`. Implementations must keep values as a
+ * structured clone would (IndexedDB does), and `set` must be durable once it resolves.
+ *
+ * @example
+ * const map = new Map<string, unknown>();
+ * const storage: ClientStorage = {
+ *   get: async (key) => structuredClone(map.get(key)),
+ *   set: async (key, value) => void map.set(key, structuredClone(value)),
+ *   delete: async (key) => void map.delete(key),
+ *   keys: async () => [...map.keys()],
+ * };
+ */
+export interface ClientStorage {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
+  keys(): Promise<string[]>;
+}
+
+/** One queued mutation, as persisted and as pushed. */
+export interface PendingMutation {
+  readonly id: number;
+  readonly name: string;
+  readonly args: unknown;
+  readonly timestamp: number;
+}
+
+/** The server state a client group last pulled: its cookie and its rows. */
+export interface GroupRecord {
+  readonly clientGroupID: string;
+  readonly cookie: string | null;
+  readonly rows: Readonly<Record<string, readonly Record<string, unknown>[]>>;
+}
+
+/** One client (tab) of a group: its id, its confirmed mutation id and its queue. */
+export interface ClientRecord {
+  readonly clientID: string;
+  readonly clientGroupID: string;
+  readonly lastMutationID: number;
+  readonly pending: readonly PendingMutation[];
+}
+
+/**
+ * A store that lives as long as the object does: create one and pass it to several
+ * `createClient` calls to simulate a reload or a second tab.
+ *
+ * @example
+ * const storage = createMemoryStorage();
+ * const first = createClient({...options, storage});
+ * await first.close();
+ * const reloaded = createClient({...options, storage}); // same clientID, queue and rows
+ */
+export function createMemoryStorage(): ClientStorage {
+  const map = new Map<string, unknown>();
+  return {
+    get: async (key) => structuredClone(map.get(key)),
+    set: async (key, value) => {
+      map.set(key, structuredClone(value));
+    },
+    delete: async (key) => {
+      map.delete(key);
+    },
+    keys: async () => [...map.keys()],
+  };
+}
+
+export const groupKey = (clientGroupID: string) => `group/${clientGroupID}`;
+export const clientKey = (clientID: string) => `client/${clientID}`;
