@@ -42,6 +42,7 @@ describe('bad requests change nothing', () => {
   });
 
   it('a body that fails the schema is a 400 naming the field', async () => {
+    // Deliberately malformed below, which the PushRequest type would not allow.
     const body = pushBody([create(1)]) as any;
     body.mutations[0].id = 'one';
     const res = await post(fx, body);
@@ -52,6 +53,7 @@ describe('bad requests change nothing', () => {
   });
 
   it('a mutation whose args are not a one-element array is a 400', async () => {
+    // Deliberately malformed below, which the PushRequest type would not allow.
     const body = pushBody([create(1)]) as any;
     body.mutations[0].args = [1, 2];
     const res = await post(fx, body);
@@ -156,6 +158,7 @@ describe('wire compatibility', () => {
     );
     const res = await post(fx, body);
     expect(res.status).toBe(200);
+    // A decoded wire body is untyped; the expectations below check its shape.
     const decoded = decodeRich(res.body) as any;
     expect(decoded.mutations[1].result.data.at).toBeInstanceOf(Date);
     expect(decoded.mutations[1].result.data.at.toISOString()).toBe('2026-01-02T03:04:05.000Z');
@@ -173,6 +176,7 @@ describe('wire compatibility', () => {
     const res = await post(fx, encodeRich(pushBody([{ id: 1, name: 'echo', args: value }])), {
       mutators: echo,
     });
+    // A decoded wire body is untyped; the expectations below check its shape.
     const decoded = decodeRich(res.body) as any;
     expect(decoded.mutations[0].result.data).toEqual(value);
   });

@@ -163,6 +163,7 @@ describe('parseQueryAST', () => {
         ],
       },
     });
+    // The checked AST is a Condition union; this test knows it is an AND of two leaves.
     const [date, votes] = (ast.where as any).conditions;
     expect(date.value).toEqual(new Date('2026-01-01T00:00:00.000Z'));
     expect(votes.value).toEqual([1n, 2n]);
