@@ -50,6 +50,19 @@ for (const kind of KINDS) {
         expect(await clientIssues(b)).toEqual(expected);
       });
 
+      it('reports each change of the pending count, up on mutate and down on confirmation', async () => {
+        const a = await open();
+        await a.idle();
+        const seen: number[] = [];
+        a.onPendingChange((pending) => seen.push(pending));
+        await a.mutate.issue.create({ id: 'i1', title: 'One' }).client;
+        await a.mutate.issue.create({ id: 'i2', title: 'Two' }).client;
+        await a.idle();
+        expect(seen.slice(0, 2)).toEqual([1, 2]);
+        expect(seen.at(-1)).toBe(0);
+        expect(a.pending).toBe(0);
+      });
+
       it('applies mutations while offline and pushes them when back online', async () => {
         const a = await open();
         await a.idle();

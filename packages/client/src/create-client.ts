@@ -36,6 +36,8 @@ export interface Client<S extends AnySchema, M extends AnyMutators> {
   setOnline(online: boolean): void;
   onOnlineChange(listener: (online: boolean) => void): () => void;
   onMutationSettled(listener: (settled: SettledMutation) => void): () => void;
+  /** Calls `listener` with `pending` whenever it changes; returns the unsubscribe function. */
+  onPendingChange(listener: (pending: number) => void): () => void;
   /** New credentials after an auth error; pushing resumes. */
   setAuth(auth: AuthOption | undefined): void;
   /** Stops syncing, frees the client's claim on the storage and waits for writes. */
@@ -84,6 +86,14 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
   const settledIDs = new Set<number>();
   const settledListeners = new Set<(settled: SettledMutation) => void>();
   const onlineListeners = new Set<(online: boolean) => void>();
+  const pendingListeners = new Set<(pending: number) => void>();
+  let lastPending = state.pending.length;
+  const notifyPending = () => {
+    const pending = state.pending.length;
+    if (pending === lastPending) return;
+    lastPending = pending;
+    for (const listener of pendingListeners) listener(pending);
+  };
   let idleWaiters: (() => void)[] = [];
   let lastOnline = true;
   const names = new Map<number, string>(state.pending.map((m) => [m.id, m.name]));
@@ -108,6 +118,7 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
       },
       changed: () => {
         live.refresh();
+        notifyPending();
         if (sync.online && !sync.forcedOffline) {
           if (!lastOnline) for (const l of onlineListeners) l(true);
           lastOnline = true;
@@ -142,6 +153,7 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
         names.set(mutation.id, name);
         waiting.set(mutation.id, resolveServer);
         live.refresh();
+        notifyPending();
         sync.schedulePush();
       },
       (error: unknown) => {
@@ -202,6 +214,10 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     onMutationSettled(listener) {
       settledListeners.add(listener);
       return () => settledListeners.delete(listener);
+    },
+    onPendingChange(listener) {
+      pendingListeners.add(listener);
+      return () => pendingListeners.delete(listener);
     },
     setAuth: (auth) => sync.setAuth(auth),
     async close() {

@@ -1,8 +1,11 @@
 import {
   type AnySchema,
+  type DestOf,
   type MemoryStore,
   Query,
   type QueryResult,
+  type RelatedField,
+  type RelationshipName,
   type RowOf,
   runQuery,
   type TableName,
@@ -30,6 +33,13 @@ export interface ClientQuery<
   TOne extends boolean = false,
 > extends Query<S, T, R, TOne> {
   one(): ClientQuery<S, T, R, true>;
+  related<
+    N extends RelationshipName<S, T>,
+    Sub extends Query<S, DestOf<S, T, N>, any, any> = Query<S, DestOf<S, T, N>>,
+  >(
+    relationship: N,
+    sub?: (q: Query<S, DestOf<S, T, N>>) => Sub,
+  ): ClientQuery<S, T, R & RelatedField<S, T, N, Sub>, TOne>;
   /** The current result against the client's view (optimistic writes included). */
   run(): Promise<Result<R, TOne>>;
   materialize(): MaterializedView<Result<R, TOne>>;

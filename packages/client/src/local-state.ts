@@ -9,6 +9,7 @@ import {
   runMutator,
   toApplicationError,
 } from '@reprise/shared';
+import { type ClientLease, leaseClient } from './client-lease';
 import { createClientTransaction } from './client-transaction';
 import {
   type ClientRecord,
@@ -22,8 +23,6 @@ import {
 // The client's data: the last server snapshot, the pending queue, and the view (snapshot +
 // pending replayed) that queries read. Every change runs under one lock, so a pull's
 // rebase never interleaves with an optimistic mutate; every change is persisted in order.
-
-const claimed = new WeakMap<ClientStorage, Set<string>>();
 
 function newID(): string {
   return globalThis.crypto.randomUUID().replaceAll('-', '');
@@ -60,6 +59,7 @@ export class LocalState {
   private readonly byName: ReadonlyMap<string, Mutator>;
   /** The last mutation id the server confirmed, for every client of the group. */
   private groupLMIDs: Record<string, number> = {};
+  private lease: ClientLease | undefined;
 
   private constructor(
     private readonly options: LocalStateOptions,
@@ -87,19 +87,23 @@ export class LocalState {
     const group = (await storage.get(groupKey(groupID))) as
       | (GroupRecord & { lastMutationIDs?: Record<string, number> })
       | undefined;
-    const held = claimed.get(storage) ?? new Set<string>();
-    claimed.set(storage, held);
     let record: ClientRecord | undefined;
+    let lease: ClientLease | undefined;
     for (const key of await storage.keys()) {
       if (!key.startsWith('client/')) continue;
       const candidate = (await storage.get(key)) as ClientRecord;
-      if (candidate.clientGroupID === groupID && !held.has(candidate.clientID)) {
+      if (candidate.clientGroupID !== groupID) continue;
+      lease = await leaseClient(storage, candidate.clientID);
+      if (lease) {
         record = candidate;
         break;
       }
     }
-    record ??= { clientID: newID(), clientGroupID: groupID, lastMutationID: 0, pending: [] };
-    held.add(record.clientID);
+    if (!record || !lease) {
+      record = { clientID: newID(), clientGroupID: groupID, lastMutationID: 0, pending: [] };
+      lease = await leaseClient(storage, record.clientID);
+      if (!lease) throw new Error(`A new client id is already taken: ${record.clientID}`);
+    }
     // The group's snapshot may be newer than this client's record (written by a pull that
     // stopped half way, or by another tab): it wins.
     const confirmed = Math.max(
@@ -115,6 +119,7 @@ export class LocalState {
       record.pending.filter((m) => m.id > confirmed),
       storeFrom(options.schema, group?.rows ?? {}),
     );
+    state.lease = lease;
     state.groupLMIDs = { ...group?.lastMutationIDs };
     await state.exclusive(() => state.rebase());
     await state.persistClient();
@@ -123,7 +128,7 @@ export class LocalState {
 
   /** Frees this client's claim, so a later client over the same storage resumes it. */
   release(): void {
-    claimed.get(this.options.storage)?.delete(this.clientID);
+    this.lease?.release();
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

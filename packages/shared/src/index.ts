@@ -81,11 +81,13 @@ export { createMemoryStore, type MemoryStore, type StoreRow } from './query/memo
 export {
   type ColumnName,
   createBuilder,
+  type DestOf,
   type ExpressionBuilder,
   type OperatorFor,
   Query,
   type QueryBuilder,
   type QueryResult,
+  type RelatedField,
   type RelationshipName,
   type RowOf,
   type TableName,

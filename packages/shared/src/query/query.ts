@@ -52,7 +52,7 @@ export type RelationshipName<S extends AnySchema, T extends TableName<S>> = keyo
   T
 > &
   string;
-type DestOf<
+export type DestOf<
   S extends AnySchema,
   T extends TableName<S>,
   N extends RelationshipName<S, T>,
@@ -190,20 +190,7 @@ export class Query<
   >(
     relationship: N,
     sub?: (q: Query<S, DestOf<S, T, N>>) => Sub,
-  ): Query<
-    S,
-    T,
-    R & {
-      readonly [K in N]: Relationships<S, T>[N]['cardinality'] extends 'many'
-        ? Sub extends Query<any, any, infer SubR, any>
-          ? SubR[]
-          : never
-        : Sub extends Query<any, any, infer SubR, any>
-          ? SubR | undefined
-          : never;
-    },
-    TOne
-  > {
+  ): Query<S, T, R & RelatedField<S, T, N, Sub>, TOne> {
     const related: RelatedQuery = {
       relationship,
       subquery: this.subquery(relationship, sub).ast,
@@ -215,6 +202,22 @@ export class Query<
     );
   }
 }
+
+/** The field `related(name, sub)` adds to each row: a list for `many`, a row or undefined for `one`. */
+export type RelatedField<
+  S extends AnySchema,
+  T extends TableName<S>,
+  N extends RelationshipName<S, T>,
+  Sub,
+> = {
+  readonly [K in N]: Relationships<S, T>[N]['cardinality'] extends 'many'
+    ? Sub extends Query<any, any, infer SubR, any>
+      ? SubR[]
+      : never
+    : Sub extends Query<any, any, infer SubR, any>
+      ? SubR | undefined
+      : never;
+};
 
 /** The rows a query resolves to. */
 export type QueryResult<Q> = Q extends Query<any, any, any, any> ? Q['~result'] : never;
