@@ -1,5 +1,15 @@
-// Says once, at the top of the run, whether the real-Postgres suites run or are skipped.
+import { existsSync } from 'node:fs';
+
+// Says once, at the top of the run, whether the real-Postgres suites and the browser
+// end-to-end tests run or are skipped.
 export default function setup() {
+  const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(chromium)) {
+    process.stdout.write(
+      `NOTICE: no chromium at ${chromium}; the browser end-to-end tests are SKIPPED. ` +
+        'Install it with `apt-get install chromium chromium-driver` (or set CHROMIUM_PATH).\n',
+    );
+  }
   if (process.env.DATABASE_URL) {
     process.stdout.write('Real-Postgres suites run against DATABASE_URL.\n');
   } else {

@@ -6,10 +6,11 @@ import type { Database } from '@reprise/server';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
 import postgres from 'postgres';
-import { createApp, prepareDatabase, toNodeHandler } from './server';
+import { toNodeHandler } from '@reprise/server/node';
+import { createApp, prepareDatabase } from './server';
 
 // Starts the issue tracker: embedded PGlite (data in examples/issue-tracker/.data) by
-// default, or the Postgres server at DATABASE_URL.
+// default, or the Postgres server at DATABASE_URL. `npm start` builds the page first.
 
 async function openDatabase(): Promise<{ db: Database<any>; where: string }> {
   const url = process.env.DATABASE_URL;
@@ -23,9 +24,19 @@ async function openDatabase(): Promise<{ db: Database<any>; where: string }> {
 
 const { db, where } = await openDatabase();
 await prepareDatabase(db);
+const app = createApp({ db });
 const port = Number(process.env.PORT ?? 3000);
-const server = createServer(toNodeHandler(createApp(db)));
+const server = createServer(toNodeHandler(app.fetch));
 server.listen(port, () => {
   console.log(`Reprise issue tracker on ${where}`);
-  console.log(`Listening on http://localhost:${port}  (POST /mutate, POST /pull, GET /health)`);
+  console.log(`Open http://localhost:${port} (two tabs, or two browsers, to see changes flow)`);
 });
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, async () => {
+    await app.close();
+    server.close();
+    server.closeAllConnections();
+    process.exit(0);
+  });
+}

@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import {
+  createPokeHub,
   type Database,
   defineVisibility,
   handleMutateRequest,
@@ -8,8 +8,10 @@ import {
   migrate,
   PUBLIC_SCOPE,
 } from '@reprise/server';
+import { handleLogin, handleLogout, userOf } from './login';
 import { mutators } from './shared/mutators';
 import { APP_DDL, schema } from './shared/schema';
+import { serveStatic } from './static-files';
 
 /** Creates the app's tables and the engine's, idempotently. */
 export async function prepareDatabase(db: Database<any>) {
@@ -17,33 +19,65 @@ export async function prepareDatabase(db: Database<any>) {
   await migrate(db);
 }
 
-/** The signed-in user: a name in the `user` cookie or the `x-user` header (a demo login). */
-function userOf(request: Request): string {
-  const cookie = request.headers.get('cookie') ?? '';
-  const fromCookie = /(?:^|;\s*)user=([^;]+)/.exec(cookie)?.[1];
-  return decodeURIComponent(fromCookie ?? request.headers.get('x-user') ?? 'anonymous');
-}
-
 /**
  * Who sees what: every signed-in user sees every issue and comment in this small demo. A
- * real tracker would scope issues by project or team (`issue: 'projectID'`) and grant each
- * user their projects in `/pull`'s `scopes`.
+ * real tracker would scope issues by project (`issue: 'projectID'`) and grant each user
+ * their projects below, in `scopesOf`.
  */
 export const visibility = defineVisibility(schema, {
   issue: () => PUBLIC_SCOPE,
   comment: () => PUBLIC_SCOPE,
 });
 
-/** The app as a Web handler: `/mutate`, `/pull` and a health route. */
-export function createApp(db: Database<any>) {
-  return async (request: Request): Promise<Response> => {
+/** The scopes a user may read; `PUBLIC_SCOPE` is always granted. */
+function scopesOf(userID: string): string[] {
+  return [`user:${userID}`];
+}
+
+export interface AppOptions {
+  readonly db: Database<any>;
+  /** Where the built page lives (default `examples/issue-tracker/dist`). */
+  readonly assetsDir?: string;
+}
+
+/** The issue tracker as a Web handler (`fetch`), plus `close` to end open poke streams. */
+export interface App {
+  fetch(request: Request): Promise<Response>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_ASSETS = fileURLToPath(new URL('../dist', import.meta.url));
+
+const unauthorized = () =>
+  Response.json({ error: 'unauthorized', message: 'Sign in first' }, { status: 401 });
+
+/**
+ * The app's routes: `/mutate`, `/pull`, `/poke` for the Reprise client, `/login`,
+ * `/logout` and `/api/me` for the demo login, `/health`, and the page itself.
+ */
+export function createApp(options: AppOptions): App {
+  const { db } = options;
+  const assetsDir = options.assetsDir ?? DEFAULT_ASSETS;
+  const pokes = createPokeHub({ db });
+
+  async function route(request: Request): Promise<Response> {
     const { pathname } = new URL(request.url);
+    const method = request.method;
     if (pathname === '/health') {
       await db.query('SELECT 1');
       return Response.json({ ok: true, database: db.name });
     }
-    if (pathname === '/mutate') {
-      const userID = userOf(request);
+    if (pathname === '/login' && method === 'POST') return handleLogin(request);
+    if (pathname === '/logout' && method === 'POST') return handleLogout();
+
+    const userID = userOf(request);
+    if (pathname === '/api/me') {
+      return userID ? Response.json({ userID }) : unauthorized();
+    }
+    if (pathname === '/mutate' && method === 'POST') {
+      if (!userID) return unauthorized();
+      // The client group belongs to the first user who pushes to it: another user's push
+      // to it is refused with a 403.
       return handleMutateRequest({
         db,
         schema,
@@ -54,37 +88,27 @@ export function createApp(db: Database<any>) {
         visibility,
       });
     }
-    if (pathname === '/pull') {
+    if (pathname === '/pull' && method === 'POST') {
+      if (!userID) return unauthorized();
       return handlePullRequest({
         db,
         schema,
         visibility,
         request,
-        userID: userOf(request),
-        scopes: [],
+        userID,
+        scopes: scopesOf(userID),
       });
     }
-    return new Response('Not found', { status: 404 });
-  };
-}
-
-/** Adapts a Web handler to node:http: a few lines, as for any framework. */
-export function toNodeHandler(handler: (request: Request) => Promise<Response>) {
-  return async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
-    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-    const request = new Request(url, {
-      method: req.method ?? 'GET',
-      headers: req.headers as Record<string, string>,
-      ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
-    } as RequestInit);
-    try {
-      const response = await handler(request);
-      res.writeHead(response.status, Object.fromEntries(response.headers));
-      res.end(Buffer.from(await response.arrayBuffer()));
-    } catch (error) {
-      console.error(error);
-      res.writeHead(500).end('Internal error');
+    if (pathname === '/poke' && method === 'GET') {
+      if (!userID) return unauthorized();
+      return pokes.handlePokeRequest({ request, scopes: scopesOf(userID) });
     }
-  };
+    if (method === 'GET' || method === 'HEAD') {
+      const file = await serveStatic(assetsDir, pathname);
+      if (file) return file;
+    }
+    return new Response('Not found', { status: 404 });
+  }
+
+  return { fetch: route, close: () => pokes.close() };
 }

@@ -1,4 +1,4 @@
-import { createSchema } from '@reprise/shared';
+import { createBuilder, createSchema } from '@reprise/shared';
 import { boolean, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 export const issue = pgTable('issue', {
@@ -14,11 +14,25 @@ export const comment = pgTable('comment', {
   issueID: text('issue_id').notNull(),
   authorID: text('author_id').notNull(),
   body: text('body').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
 });
 
-export const schema = createSchema({ tables: { issue, comment } });
+export const schema = createSchema({
+  tables: { issue, comment },
+  relationships: ({ many, one }) => ({
+    issue: { comments: many('comment', { sourceField: 'id', destField: 'issueID' }) },
+    comment: { issue: one('issue', { sourceField: 'issueID', destField: 'id' }) },
+  }),
+});
 
-/** The tables' DDL; the server runs it at start (drizzle-kit would generate the same). */
+/** The query builder for this schema, shared by mutators, server and page. */
+export const q = createBuilder(schema);
+
+/**
+ * The tables' DDL; the server runs it at start (drizzle-kit would generate the same).
+ * `comment.issue_id` cascades too, as a backstop: the `issue.delete` mutator deletes the
+ * comments itself, so that clients see those deletions and the optimistic run matches.
+ */
 export const APP_DDL = [
   `CREATE TABLE IF NOT EXISTS issue (
     id TEXT PRIMARY KEY,
@@ -31,6 +45,8 @@ export const APP_DDL = [
     id TEXT PRIMARY KEY,
     issue_id TEXT NOT NULL REFERENCES issue (id) ON DELETE CASCADE,
     author_id TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
   )`,
+  `CREATE INDEX IF NOT EXISTS comment_issue_id ON comment (issue_id)`,
 ];

@@ -1,0 +1,210 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { createPGliteDatabase } from '@reprise/server/pglite';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toNodeHandler } from '@reprise/server/node';
+import { type App, createApp, prepareDatabase } from '../src/server';
+
+// The tracker in headless Chromium: the page built by Vite, the server over HTTP on PGlite,
+// two users in two browser contexts. Screenshots go to test-artifacts/e2e/.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium && process.env.REPRISE_REQUIRE_BROWSER) {
+  throw new Error(`REPRISE_REQUIRE_BROWSER is set but there is no chromium at ${CHROMIUM}`);
+}
+const EXAMPLE = fileURLToPath(new URL('..', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/e2e/', import.meta.url));
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+let outDir: string;
+let pglite: PGlite;
+let app: App;
+let server: Server;
+let base: string;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+async function signIn(name: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  contexts.push(context);
+  // Fail a step well before the test's own timeout, so the report names the step.
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error(`[${name}] page error:`, error));
+  await page.goto(base);
+  await page.getByTestId('login').locator('input[name=name]').fill(name);
+  await page.getByTestId('login').locator('button').click();
+  await page.getByTestId('user').filter({ hasText: name }).waitFor();
+  return page;
+}
+
+function issue(page: Page, title: string) {
+  return page.getByTestId('issue').filter({
+    has: page.getByTestId('issue-title').getByText(title, { exact: true }),
+  });
+}
+
+async function shoot(page: Page, name: string) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+describe.skipIf(!hasChromium)(
+  `the tracker in a browser${hasChromium ? '' : ` (SKIPPED: no chromium at ${CHROMIUM})`}`,
+  () => {
+    let ana: Page;
+    let bob: Page;
+
+    beforeAll(async () => {
+      outDir = await mkdtemp(join(tmpdir(), 'reprise-page-'));
+      await mkdir(ARTIFACTS, { recursive: true });
+      await build({
+        root: EXAMPLE,
+        logLevel: 'warn',
+        build: { outDir, emptyOutDir: true, sourcemap: false },
+      });
+      pglite = new PGlite();
+      const db = createPGliteDatabase(pglite);
+      await prepareDatabase(db);
+      app = createApp({ db, assetsDir: outDir });
+      server = createServer(toNodeHandler(app.fetch));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+      ana = await signIn('ana');
+      bob = await signIn('bob');
+    });
+
+    afterAll(async () => {
+      for (const context of contexts) await context.close().catch(() => {});
+      await browser?.close();
+      await app?.close();
+      server?.closeAllConnections();
+      await new Promise((resolve) => server?.close(resolve));
+      await pglite?.close();
+      if (outDir) await rm(outDir, { recursive: true, force: true });
+    });
+
+    it('shows an issue created in one browser in the other', async () => {
+      await ana.getByTestId('new-title').fill('Printer on fire');
+      await ana.getByTestId('new-title').press('Enter');
+      await issue(ana, 'Printer on fire').waitFor({ timeout: 1000 });
+      await issue(bob, 'Printer on fire').waitFor({ timeout: 10_000 });
+      await expect
+        .poll(() => issue(bob, 'Printer on fire').locator('.meta').textContent(), {
+          timeout: 10_000,
+        })
+        .toContain('by ana');
+      await shoot(ana, '1-created-ana');
+      await shoot(bob, '1-created-bob');
+    });
+
+    it('keeps an edit made offline and syncs it on reconnect', async () => {
+      await ana.getByTestId('offline-toggle').check();
+      const row = issue(ana, 'Printer on fire');
+      await row.getByRole('button', { name: 'Edit' }).click();
+      await ana.getByTestId('rename-input').fill('Printer on fire, again');
+      await ana.getByTestId('rename-input').press('Enter');
+      const renamed = issue(ana, 'Printer on fire, again');
+      await renamed.getByTestId('issue-pending').waitFor({ timeout: 1000 });
+      expect(await ana.getByTestId('status').textContent()).toContain('Offline');
+      expect(await ana.getByTestId('pending-count').textContent()).toBe('1');
+      await shoot(ana, '2-offline-edit-ana');
+
+      // Bob still sees the old title while Ana is offline.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await issue(bob, 'Printer on fire').count()).toBe(1);
+
+      await ana.getByTestId('offline-toggle').uncheck();
+      await issue(bob, 'Printer on fire, again').waitFor({ timeout: 10_000 });
+      await renamed.getByTestId('issue-pending').waitFor({ state: 'detached', timeout: 10_000 });
+      await expect
+        .poll(() => ana.getByTestId('status').textContent(), { timeout: 10_000 })
+        .toContain('all changes saved');
+      await shoot(ana, '2-reconnected-ana');
+      await shoot(bob, '2-reconnected-bob');
+    });
+
+    it('keeps what was made offline across a reload, then pushes it', async () => {
+      await ana.getByTestId('offline-toggle').check();
+      await ana.getByTestId('new-title').fill('Made offline, then reloaded');
+      await ana.getByTestId('new-title').press('Enter');
+      await issue(ana, 'Made offline, then reloaded').waitFor({ timeout: 1000 });
+      await ana.reload();
+      // Read back from IndexedDB; the page starts online, so the queue goes out.
+      await issue(ana, 'Made offline, then reloaded').waitFor();
+      await issue(bob, 'Made offline, then reloaded').waitFor();
+      const rows = await pglite.query(
+        `SELECT 1 FROM issue WHERE title = 'Made offline, then reloaded'`,
+      );
+      expect(rows.rows).toHaveLength(1);
+    });
+
+    it("runs two tabs of one browser as two clients, and loses neither tab's changes", async () => {
+      const tab = await ana.context().newPage();
+      await tab.goto(base);
+      await tab.getByTestId('user').filter({ hasText: 'ana' }).waitFor();
+      // Offline, so that both tabs queue their mutation before either reaches the server.
+      const pages = [
+        [ana, 'From the first tab'],
+        [tab, 'From the second tab'],
+      ] as const;
+      for (const [page, title] of pages) {
+        await page.getByTestId('offline-toggle').check();
+        await page.getByTestId('new-title').fill(title);
+        await page.getByTestId('new-title').press('Enter');
+        await issue(page, title).waitFor({ timeout: 1000 });
+      }
+      for (const [page] of pages) await page.getByTestId('offline-toggle').uncheck();
+      await issue(ana, 'From the second tab').waitFor();
+      await issue(tab, 'From the first tab').waitFor();
+      await issue(bob, 'From the first tab').waitFor();
+      await issue(bob, 'From the second tab').waitFor();
+      const rows = await pglite.query<{ title: string }>(
+        `SELECT title FROM issue WHERE title LIKE 'From the % tab' ORDER BY title`,
+      );
+      expect(rows.rows.map((r) => r.title)).toEqual(['From the first tab', 'From the second tab']);
+      await shoot(tab, '4-second-tab-ana');
+      await tab.close();
+    });
+
+    it('reverts a change the server refuses and shows why', async () => {
+      // Bob closes Ana's issue while offline: the close applies at once on his page.
+      await bob.getByTestId('offline-toggle').check();
+      await issue(bob, 'Printer on fire, again').getByRole('button', { name: 'Close' }).click();
+      await issue(bob, 'Printer on fire, again').waitFor({ state: 'detached', timeout: 1000 });
+      await shoot(bob, '3-optimistic-close-bob');
+
+      // Online again, the server refuses it; the rebase brings the issue back, open.
+      await bob.getByTestId('offline-toggle').uncheck();
+      const error = bob.getByTestId('error');
+      await error.waitFor({ timeout: 10_000 });
+      expect(await error.textContent()).toContain(
+        'Closing the issue failed: Only ana, who opened this issue, can close it',
+      );
+      const back = issue(bob, 'Printer on fire, again');
+      await back.waitFor({ timeout: 10_000 });
+      expect(await back.getByTestId('issue-state').textContent()).toBe('open');
+      expect(
+        await issue(ana, 'Printer on fire, again').getByTestId('issue-state').textContent(),
+      ).toBe('open');
+      await shoot(bob, '3-refused-bob');
+    });
+  },
+);

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vite';
+
+// `vite build` writes the page to dist/, which the example server serves. `vite` (dev)
+// proxies the API to a server started with `npm run serve` on port 3000.
+export default defineConfig({
+  build: { outDir: 'dist', emptyOutDir: true, sourcemap: true },
+  server: {
+    proxy: Object.fromEntries(
+      ['/mutate', '/pull', '/poke', '/login', '/logout', '/api'].map((path) => [
+        path,
+        'http://localhost:3000',
+      ]),
+    ),
+  },
+});
