@@ -3,10 +3,10 @@ import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database } from '@reprise/server';
+import { toNodeHandler } from '@reprise/server/node';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
 import postgres from 'postgres';
-import { toNodeHandler } from '@reprise/server/node';
 import { createApp, prepareDatabase } from './server';
 
 // Starts the issue tracker: embedded PGlite (data in examples/issue-tracker/.data) by

@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { toNodeHandler } from '@reprise/server/node';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toNodeHandler } from '@reprise/server/node';
 import { type App, createApp, prepareDatabase } from '../src/server';
 
 // The tracker in headless Chromium: the page built by Vite, the server over HTTP on PGlite,

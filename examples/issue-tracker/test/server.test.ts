@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { toNodeHandler } from '@reprise/server/node';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { toNodeHandler } from '@reprise/server/node';
 import { type App, createApp, prepareDatabase } from '../src/server';
 
 // The example server over real HTTP, on an in-memory PGlite.

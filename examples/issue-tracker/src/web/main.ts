@@ -16,6 +16,7 @@ async function main(root: HTMLElement) {
   }
   if (!me.ok) throw new Error(`The server answered ${me.status} to /api/me`);
   const { userID } = (await me.json()) as { userID: string };
+  let tracker: ReturnType<typeof startTracker> | undefined;
   const client = await createClient({
     schema,
     mutators,
@@ -23,8 +24,11 @@ async function main(root: HTMLElement) {
     userID,
     context: { userID },
     storage: 'indexeddb',
+    // Signed out elsewhere (the cookie is gone): pushes wait, nothing is lost.
+    onAuthError: () =>
+      tracker?.showError('You are signed out: sign in again (reload) to send your changes.'),
   });
-  startTracker(root, client, userID);
+  tracker = startTracker(root, client, userID);
 }
 
 const root = document.getElementById('app') as HTMLElement;

@@ -204,4 +204,5 @@ export function startTracker(root: HTMLElement, client: TrackerClient, userID: s
 
   subscribe();
   drawStatus();
+  return { showError };
 }
