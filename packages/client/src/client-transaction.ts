@@ -89,13 +89,13 @@ function defined(row: RowInput): RowInput {
 }
 
 /**
- * The transaction a mutator sees on the client, writing to `store` (a clone the caller
+ * The transaction a mutator sees on the client, writing to `store` (a draft the caller
  * commits or throws away).
  *
  * @example
- * const draft = view.clone();
+ * const draft = view.fork();
  * await runMutator(m, {tx: createClientTransaction(schema, draft, {clientID, mutationID: 1, reason: 'optimistic'}), args, ctx});
- * view = draft;
+ * draft.commit();
  */
 export function createClientTransaction<S extends AnySchema>(
   schema: S,

@@ -165,12 +165,16 @@ export class LocalState {
     return mutator;
   }
 
+  /**
+   * Runs the mutation in a draft of `store` and, if it does not throw, commits its writes
+   * into `store`. Until then, queries over `store` see none of them.
+   */
   private async apply(
     store: MemoryStore,
     mutation: PendingMutation,
     reason: 'optimistic' | 'rebase',
   ) {
-    const draft = store.clone();
+    const draft = store.fork();
     const tx = createClientTransaction(this.options.schema, draft, {
       clientID: this.clientID,
       mutationID: mutation.id,
@@ -181,7 +185,7 @@ export class LocalState {
       args: mutation.args,
       ctx: this.options.context,
     });
-    return draft;
+    draft.commit();
   }
 
   /**
@@ -193,7 +197,8 @@ export class LocalState {
       const last = this.pending.at(-1)?.id ?? this.lastMutationID;
       const mutation: PendingMutation = { id: last + 1, name, args, timestamp: Date.now() };
       try {
-        this.view = await this.apply(this.view, mutation, 'optimistic');
+        // The view is never the snapshot itself (see rebase), so this leaves it alone.
+        await this.apply(this.view, mutation, 'optimistic');
       } catch (error) {
         throw toApplicationError(error);
       }
@@ -203,12 +208,15 @@ export class LocalState {
     });
   }
 
-  /** view = snapshot + pending, replayed in order; a replay that throws is left out. */
+  /**
+   * view = snapshot + pending, replayed in order; a replay that throws is left out. The
+   * view is a clone, so replays copy each table they write once, and the snapshot is kept.
+   */
   private async rebase() {
-    let view = this.snapshot;
+    const view = this.snapshot.clone();
     for (const mutation of this.pending) {
       try {
-        view = await this.apply(view, mutation, 'rebase');
+        await this.apply(view, mutation, 'rebase');
       } catch {
         // The server decides: its result will settle this mutation.
       }

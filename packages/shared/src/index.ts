@@ -77,7 +77,12 @@ export {
   type SimpleOperator,
 } from './query/ast';
 export { evaluateQuery, runQuery } from './query/evaluate';
-export { createMemoryStore, type MemoryStore, type StoreRow } from './query/memory-store';
+export {
+  createMemoryStore,
+  type MemoryDraft,
+  type MemoryStore,
+  type StoreRow,
+} from './query/memory-store';
 export {
   type ColumnName,
   createBuilder,

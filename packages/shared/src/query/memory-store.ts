@@ -6,6 +6,7 @@ import {
   type PrimaryKey,
   type TableInfo,
 } from '../schema';
+import { DraftStore } from './draft-store';
 import type { ColumnName, RowOf, TableName } from './query';
 import { keyOf, tupleKeyOf } from './values';
 
@@ -47,6 +48,17 @@ export interface MemoryStore<S extends AnySchema = AnySchema> {
   ): ReadonlySet<Readonly<RowOf<S, T>>>;
   /** A copy that shares rows with this store until either of them writes to a table. */
   clone(): MemoryStore<S>;
+  /**
+   * A draft over this store: it reads this store with its own writes laid over, and this
+   * store sees none of them until `commit()`. Writing costs what is written, not a copy.
+   */
+  fork(): MemoryDraft<S>;
+}
+
+/** Writes kept apart from the store they were forked from, until `commit`. */
+export interface MemoryDraft<S extends AnySchema = AnySchema> extends MemoryStore<S> {
+  /** Writes the draft's changes into the store it came from, then empties the draft. */
+  commit(): void;
 }
 
 interface TableData {
@@ -210,6 +222,10 @@ class InMemoryStore {
     if (!index) throw new TypeError(`${table}.${column} has no index; call createIndex first`);
     if (value == null) return EMPTY;
     return index.get(keyOf(this.mustMeta(table).info.columns.get(column)!.kind, value)) ?? EMPTY;
+  }
+
+  fork(): MemoryDraft {
+    return new DraftStore(this as unknown as MemoryStore);
   }
 
   clone(): InMemoryStore {
