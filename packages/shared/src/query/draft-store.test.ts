@@ -89,13 +89,13 @@ describe('store.fork()', () => {
         const draft = store.fork();
         const expected = store.clone();
         for (const o of ops) {
-          for (const target of [draft, expected] as MemoryStore[]) {
+          for (const target of [draft, expected] as MemoryStore<typeof querySchema>[]) {
             if (o.kind === 'put') target.put('issue', issue(o.id, o.owner));
             else target.delete('issue', { id: o.id });
           }
         }
         if (commit) draft.commit();
-        const actual: MemoryStore = commit ? store : draft;
+        const actual: MemoryStore<typeof querySchema> = commit ? store : draft;
         expect(ids(actual.scan('issue'))).toEqual(ids(expected.scan('issue')));
         expect(actual.size('issue')).toBe(expected.size('issue'));
         for (const owner of ['u1', 'u2', 'u3']) {
