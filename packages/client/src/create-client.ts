@@ -3,7 +3,8 @@ import { createIndexedDBStorage } from './indexeddb-storage';
 import { type ClientQueryBuilder, createClientQueryBuilder, LiveQueries } from './live-query';
 import { LocalState } from './local-state';
 import { type ClientStorage, createMemoryStorage, type PendingMutation } from './storage';
-import { type Endpoints, SyncLoop } from './sync-loop';
+import { SyncLoop } from './sync-loop';
+import type { Endpoints } from './sync-requests';
 import type {
   AuthOption,
   AuthState,

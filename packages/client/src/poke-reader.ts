@@ -1,6 +1,8 @@
 // Reads the server's poke stream (Server-Sent Events) over fetch, so it can carry an
 // Authorization header, which EventSource cannot. It reconnects with backoff; a 404 or
 // a body that is not a stream means the server has no pokes, and interval pulls remain.
+// Every stream opens with `event: ready`, which counts as a poke: commits made while the
+// client was not listening (before it connected, or while it reconnected) poked no one.
 
 export interface PokeReaderOptions {
   readonly url: string;
@@ -12,7 +14,8 @@ export interface PokeReaderOptions {
 }
 
 /**
- * Calls `onPoke` for every `event: poke` until `signal` aborts.
+ * Calls `onPoke` for every `event: poke` and every (re)connection's `event: ready`, until
+ * `signal` aborts.
  *
  * @example
  * void readPokes({url, fetch, headers: async () => ({}), signal, onPoke: pull, retryDelay: () => 1000});
@@ -38,7 +41,8 @@ export async function readPokes(options: PokeReaderOptions): Promise<void> {
           while (end >= 0) {
             const message = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
-            if (message.split('\n').includes('event: poke')) options.onPoke();
+            const lines = message.split('\n');
+            if (lines.includes('event: poke') || lines.includes('event: ready')) options.onPoke();
             end = buffer.indexOf('\n\n');
           }
         }

@@ -1,30 +1,20 @@
-import {
-  ApplicationError,
-  decodeRich,
-  encodeRich,
-  isEnvelope,
-  type JSONValue,
-  type MutationResult,
-  PULL_VERSION,
-  PUSH_VERSION,
-  type PushRequest,
-  pullResponseSchema,
-  pushResponseSchema,
-} from '@reprise/shared';
 import { backoffDelay } from './backoff';
 import type { LocalState } from './local-state';
 import { readPokes } from './poke-reader';
 import type { PendingMutation } from './storage';
+import {
+  type PushReply,
+  requestHeaders,
+  sendPull,
+  sendPush,
+  type Transport,
+  toOutcome,
+} from './sync-requests';
 import type { AuthOption, AuthState, MutationOutcome } from './types';
 
 // The network half of a client: pushes the queue in id order, pulls after pushes, on
-// pokes and on an interval, and backs off when the server is unreachable.
-
-export interface Endpoints {
-  readonly mutate: string;
-  readonly pull: string;
-  readonly poke?: string | undefined;
-}
+// pokes and on an interval, and backs off when the server is unreachable. What one
+// request's answer means is sync-requests.ts's business; this file decides what to do next.
 
 export interface SyncHost {
   readonly state: LocalState;
@@ -36,9 +26,7 @@ export interface SyncHost {
   changed(): void;
 }
 
-export interface SyncOptions {
-  readonly endpoints: Endpoints;
-  readonly fetch: typeof fetch;
+export interface SyncOptions extends Transport {
   auth: AuthOption | undefined;
   readonly maxBatchSize: number;
   readonly backoff: { baseMs: number; maxMs: number };
@@ -48,22 +36,6 @@ export interface SyncOptions {
 }
 
 type Step = 'done' | 'again' | 'retry' | 'stop' | 'resync';
-
-function toOutcome(result: MutationResult): MutationOutcome | undefined {
-  if (!('error' in result)) return { ok: true, data: result.data };
-  if (result.error === 'alreadyProcessed') return undefined;
-  return {
-    ok: false,
-    error: new ApplicationError(result.message ?? 'The server refused the mutation', {
-      details: result.details as JSONValue,
-    }),
-  };
-}
-
-async function readJSON(response: Response): Promise<unknown> {
-  const body: unknown = await response.json();
-  return isEnvelope(body) ? decodeRich(body) : body;
-}
 
 export class SyncLoop {
   online = true;
@@ -75,7 +47,8 @@ export class SyncLoop {
   private pushAgain = false;
   private pullAgain = false;
   private pushedThrough: number;
-  private attempts = 0;
+  /** Failures in a row of each half; the backoff follows the worse of the two. */
+  private readonly failures = { push: 0, pull: 0 };
   private batchSize: number;
   private pushTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -100,7 +73,7 @@ export class SyncLoop {
       void readPokes({
         url: `${poke}${poke.includes('?') ? '&' : '?'}clientGroupID=${this.host.state.clientGroupID}`,
         fetch: this.options.fetch,
-        headers: () => this.headers(),
+        headers: () => requestHeaders(this.options.auth),
         signal: this.abort.signal,
         onPoke: () => void this.pull(),
         retryDelay: (attempt) => backoffDelay(attempt, this.options.backoff),
@@ -128,14 +101,6 @@ export class SyncLoop {
     return !this.closed && !this.forcedOffline && this.authState === 'ok';
   }
 
-  private async headers(): Promise<Record<string, string>> {
-    const { auth } = this.options;
-    const value = typeof auth === 'function' ? await auth() : auth;
-    return value === undefined
-      ? { 'content-type': 'application/json' }
-      : { 'content-type': 'application/json', authorization: value };
-  }
-
   private setOnline(online: boolean) {
     if (this.online === online) return;
     this.online = online;
@@ -151,9 +116,13 @@ export class SyncLoop {
     }, 0);
   }
 
-  private scheduleRetry() {
+  // Each half counts its own failures, so pulls that succeed do not reset the backoff of
+  // pushes the server keeps refusing with a 5xx (that would retry them every baseMs).
+  private scheduleRetry(half: 'push' | 'pull') {
+    this.failures[half]++;
     if (this.retryTimer !== undefined || this.closed) return;
-    const delay = backoffDelay(this.attempts++, this.options.backoff);
+    const attempt = Math.max(this.failures.push, this.failures.pull) - 1;
+    const delay = backoffDelay(attempt, this.options.backoff);
     this.retrying = true;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
@@ -166,6 +135,8 @@ export class SyncLoop {
 
   private failed(status: number): Step {
     if (status === 401 || status === 403) {
+      // A push and a pull refused together are one auth error, reported once.
+      if (this.authState === 'unauthorized') return 'stop';
       this.authState = 'unauthorized';
       this.options.onAuthError?.(status);
       this.host.changed();
@@ -189,12 +160,13 @@ export class SyncLoop {
         const from = Math.max(this.pushedThrough, this.host.state.lastMutationID);
         const batch = this.host.state.pending.filter((m) => m.id > from).slice(0, this.batchSize);
         if (batch.length === 0 || !this.canSend()) break;
-        const step = await this.send(batch);
-        if (step === 'retry') return this.scheduleRetry();
-        if (step === 'stop') return;
+        const step = this.step(await sendPush(this.options, this.host.state, batch), batch.length);
+        if (step === 'retry') return this.scheduleRetry('push');
+        // Batches that went through before the refusal still need a pull to confirm them.
+        if (step === 'stop') break;
         if (step === 'resync') {
           // The server expects an earlier id: learn what it has, then push from there.
-          if (++oooInARow > 3) return this.scheduleRetry();
+          if (++oooInARow > 3) return this.scheduleRetry('push');
           this.pushedThrough = 0;
           await this.pull();
         }
@@ -211,55 +183,25 @@ export class SyncLoop {
     if (sent) await this.pull();
   }
 
-  private async send(batch: readonly PendingMutation[]): Promise<Step> {
-    const { state } = this.host;
-    const request: PushRequest = {
-      clientGroupID: state.clientGroupID,
-      pushVersion: PUSH_VERSION,
-      timestamp: Date.now(),
-      requestID: globalThis.crypto.randomUUID(),
-      mutations: batch.map((m) => ({
-        type: 'custom' as const,
-        id: m.id,
-        clientID: state.clientID,
-        name: m.name,
-        args: [m.args],
-        timestamp: m.timestamp,
-      })),
-    };
-    let response: Response;
-    try {
-      response = await this.options.fetch(this.options.endpoints.mutate, {
-        method: 'POST',
-        headers: await this.headers(),
-        body: JSON.stringify(encodeRich(request)),
-      });
-    } catch {
-      this.setOnline(false);
-      return 'retry';
-    }
-    if (response.status === 413 && batch.length > 1) {
-      this.batchSize = Math.max(1, Math.floor(batch.length / 2));
-      return 'again';
-    }
-    let parsed: ReturnType<typeof pushResponseSchema.safeParse>;
-    try {
-      parsed = pushResponseSchema.safeParse(await readJSON(response));
-    } catch {
-      return this.failed(response.status >= 400 ? response.status : 502);
-    }
-    if (!response.ok && !(parsed.success && parsed.data.kind === 'PushFailed')) {
-      return this.failed(response.status);
-    }
-    if (!parsed.success) return this.failed(502);
-    const body = parsed.data;
-    if (body.kind === 'PushFailed') {
-      if (body.reason === 'oooMutation') return 'resync';
-      return this.failed(response.status === 200 ? 500 : response.status);
+  /** What the push loop does after `reply` to a batch of `size` mutations. */
+  private step(reply: PushReply, size: number): Step {
+    switch (reply.kind) {
+      case 'unreachable':
+        this.setOnline(false);
+        return 'retry';
+      case 'tooLarge':
+        if (size === 1) return this.failed(413);
+        this.batchSize = Math.max(1, Math.floor(size / 2));
+        return 'again';
+      case 'outOfOrder':
+        return 'resync';
+      case 'failed':
+        return this.failed(reply.status);
     }
     this.setOnline(true);
-    this.attempts = 0;
-    for (const { id, result } of body.mutations) {
+    this.failures.push = 0;
+    const { state } = this.host;
+    for (const { id, result } of reply.mutations) {
       if (id.clientID !== state.clientID) continue;
       this.pushedThrough = Math.max(this.pushedThrough, id.id);
       const outcome = toOutcome(result);
@@ -288,34 +230,18 @@ export class SyncLoop {
 
   private async pullOnce(): Promise<void> {
     const { state } = this.host;
-    let response: Response;
-    try {
-      response = await this.options.fetch(this.options.endpoints.pull, {
-        method: 'POST',
-        headers: await this.headers(),
-        body: JSON.stringify(
-          encodeRich({
-            clientGroupID: state.clientGroupID,
-            cookie: state.cookie,
-            pullVersion: PULL_VERSION,
-          }),
-        ),
-      });
-    } catch {
+    const reply = await sendPull(this.options, state);
+    if (reply.kind === 'unreachable') {
       this.setOnline(false);
-      return this.scheduleRetry();
+      return this.scheduleRetry('pull');
     }
-    let parsed: ReturnType<typeof pullResponseSchema.safeParse> | undefined;
-    try {
-      if (response.ok) parsed = pullResponseSchema.safeParse(await readJSON(response));
-    } catch {}
-    if (!parsed?.success) {
-      if (this.failed(response.ok ? 502 : response.status) === 'retry') this.scheduleRetry();
+    if (reply.kind === 'failed') {
+      if (this.failed(reply.status) === 'retry') this.scheduleRetry('pull');
       return;
     }
     this.setOnline(true);
-    this.attempts = 0;
-    const pulled = parsed.data;
+    this.failures.pull = 0;
+    const pulled = reply.response;
     const dropped = await state.applyPull(
       pulled.cookie,
       pulled.patch,
@@ -344,7 +270,8 @@ export class SyncLoop {
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
       this.retrying = false;
-      this.attempts = 0;
+      this.failures.push = 0;
+      this.failures.pull = 0;
       this.schedulePush();
       void this.pull();
     }
