@@ -1,4 +1,4 @@
-import { createIndexedDBStorage } from '@reprise/client';
+import { createIndexedDBStorage, createMemoryStorage } from '@reprise/client';
 import { indexedDB } from 'fake-indexeddb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
@@ -90,5 +90,51 @@ describe('live queries and persistence', () => {
     await reloaded.idle();
     expect(await clientIssues(reloaded)).toEqual(await serverIssues(fx));
     expect((await serverIssues(fx))[0]?.title).toBe('offline edit');
+  });
+
+  it('stores the queue one mutation per key, and forgets each once confirmed', async () => {
+    const storage = createMemoryStorage();
+    const a = await open({ storage });
+    server.down = true;
+    await a.mutate.issue.create({ id: 'i1', title: 'one' }).client;
+    await a.mutate.issue.create({ id: 'i2', title: 'two' }).client;
+    const pendingKeys = async () =>
+      (await storage.keys()).filter((key) => key.startsWith(`pending/${a.clientID}/`)).sort();
+    expect(await pendingKeys()).toEqual([`pending/${a.clientID}/1`, `pending/${a.clientID}/2`]);
+    expect(await storage.get(`client/${a.clientID}`)).not.toHaveProperty('pending');
+    server.down = false;
+    a.setOnline(true);
+    await a.idle();
+    expect(await pendingKeys()).toEqual([]);
+    expect(await storage.get(`client/${a.clientID}`)).toMatchObject({ lastMutationID: 2 });
+  });
+
+  it('reads a queue stored the old way (in the client record) and moves it to its keys', async () => {
+    const storage = createMemoryStorage();
+    const a = await open({ storage });
+    await a.close();
+    const legacy = (m: number) => ({
+      id: m,
+      name: 'issue.create',
+      args: { id: `i${m}`, title: `old ${m}` },
+      timestamp: 0,
+    });
+    await storage.set(`client/${a.clientID}`, {
+      clientID: a.clientID,
+      clientGroupID: a.clientGroupID,
+      lastMutationID: 0,
+      pending: [legacy(1), legacy(2)],
+    });
+    // A key left by a crash between confirming and deleting: already confirmed below.
+    await storage.set(`pending/${a.clientID}/0`, legacy(0));
+    const reloaded = await open({ storage });
+    expect(reloaded.clientID).toBe(a.clientID);
+    expect(reloaded.pending).toBe(2);
+    expect((await clientIssues(reloaded)).map((r) => r.title)).toEqual(['old 1', 'old 2']);
+    const keys = (await storage.keys()).filter((key) => key.startsWith('pending/')).sort();
+    expect(keys).toEqual([`pending/${a.clientID}/1`, `pending/${a.clientID}/2`]);
+    expect(await storage.get(`client/${a.clientID}`)).not.toHaveProperty('pending');
+    await reloaded.idle();
+    expect((await serverIssues(fx)).map((r) => r.title)).toEqual(['old 1', 'old 2']);
   });
 });

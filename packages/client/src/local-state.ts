@@ -18,6 +18,8 @@ import {
   type GroupRecord,
   groupKey,
   type PendingMutation,
+  pendingKey,
+  pendingPrefix,
 } from './storage';
 
 // The client's data: the last server snapshot, the pending queue, and the view (snapshot +
@@ -40,6 +42,30 @@ function rowsOf(schema: AnySchema, store: MemoryStore): GroupRecord['rows'] {
   const rows: Record<string, Record<string, unknown>[]> = {};
   for (const table of schema.tableInfo.keys()) rows[table] = [...store.scan(table)];
   return rows;
+}
+
+/**
+ * A client's queue past `confirmed`, from its per-mutation keys and a legacy
+ * `record.pending`; `stale` are the keys of mutations already confirmed.
+ */
+async function loadPending(
+  storage: ClientStorage,
+  keys: readonly string[],
+  record: ClientRecord,
+  confirmed: number,
+): Promise<{ pending: PendingMutation[]; stale: string[] }> {
+  const byID = new Map<number, PendingMutation>();
+  for (const m of record.pending ?? []) byID.set(m.id, m);
+  const prefix = pendingPrefix(record.clientID);
+  const stale: string[] = [];
+  for (const key of keys) {
+    if (!key.startsWith(prefix)) continue;
+    const m = (await storage.get(key)) as PendingMutation | undefined;
+    if (m && m.id > confirmed) byID.set(m.id, m);
+    else stale.push(key);
+  }
+  const pending = [...byID.values()].filter((m) => m.id > confirmed);
+  return { pending: pending.sort((a, b) => a.id - b.id), stale };
 }
 
 export interface LocalStateOptions {
@@ -89,7 +115,8 @@ export class LocalState {
       | undefined;
     let record: ClientRecord | undefined;
     let lease: ClientLease | undefined;
-    for (const key of await storage.keys()) {
+    const keys = await storage.keys();
+    for (const key of keys) {
       if (!key.startsWith('client/')) continue;
       const candidate = (await storage.get(key)) as ClientRecord;
       if (candidate.clientGroupID !== groupID) continue;
@@ -100,7 +127,7 @@ export class LocalState {
       }
     }
     if (!record || !lease) {
-      record = { clientID: newID(), clientGroupID: groupID, lastMutationID: 0, pending: [] };
+      record = { clientID: newID(), clientGroupID: groupID, lastMutationID: 0 };
       lease = await leaseClient(storage, record.clientID);
       if (!lease) throw new Error(`A new client id is already taken: ${record.clientID}`);
     }
@@ -110,19 +137,25 @@ export class LocalState {
       record.lastMutationID,
       group?.lastMutationIDs?.[record.clientID] ?? 0,
     );
+    const queue = await loadPending(storage, keys, record, confirmed);
     const state = new LocalState(
       options,
       record.clientID,
       groupID,
       group?.cookie ?? null,
       confirmed,
-      record.pending.filter((m) => m.id > confirmed),
+      queue.pending,
       storeFrom(options.schema, group?.rows ?? {}),
     );
     state.lease = lease;
     state.groupLMIDs = { ...group?.lastMutationIDs };
     await state.exclusive(() => state.rebase());
+    if (record.pending?.length) {
+      // A record from before per-mutation keys: its queue moves to them.
+      for (const m of state.pending) await state.persist(pendingKey(state.clientID, m.id), m);
+    }
     await state.persistClient();
+    for (const key of queue.stale) await storage.delete(key);
     return state;
   }
 
@@ -154,9 +187,22 @@ export class LocalState {
       clientID: this.clientID,
       clientGroupID: this.clientGroupID,
       lastMutationID: this.lastMutationID,
-      pending: this.pending,
     };
     return this.persist(clientKey(this.clientID), record);
+  }
+
+  /**
+   * Forgets confirmed mutations. The record's new `lastMutationID` is written first, so a
+   * crash before the deletes leaves keys that the next load ignores, never a lost one.
+   */
+  private async forget(confirmed: readonly PendingMutation[]): Promise<void> {
+    await this.persistClient();
+    const { storage } = this.options;
+    for (const m of confirmed) {
+      const key = pendingKey(this.clientID, m.id);
+      const write = this.writes.then(() => storage.delete(key));
+      this.writes = write.catch(() => {});
+    }
   }
 
   mustMutator(name: string): Mutator {
@@ -203,7 +249,7 @@ export class LocalState {
         throw toApplicationError(error);
       }
       this.pending.push(mutation);
-      await this.persistClient();
+      await this.persist(pendingKey(this.clientID, mutation.id), mutation);
       return mutation;
     });
   }
@@ -259,7 +305,7 @@ export class LocalState {
         lastMutationIDs: this.groupLMIDs,
       };
       void this.persist(groupKey(this.clientGroupID), group);
-      await this.persistClient();
+      if (dropped.length) await this.forget(dropped);
       return dropped;
     });
   }

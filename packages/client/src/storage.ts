@@ -37,12 +37,16 @@ export interface GroupRecord {
   readonly rows: Readonly<Record<string, readonly Record<string, unknown>[]>>;
 }
 
-/** One client (tab) of a group: its id, its confirmed mutation id and its queue. */
+/**
+ * One client (tab) of a group: its id and its confirmed mutation id. Its queue is stored
+ * one mutation per key (`pendingKey`), so queueing one costs one small write; `pending`
+ * is read too, from records written before that.
+ */
 export interface ClientRecord {
   readonly clientID: string;
   readonly clientGroupID: string;
   readonly lastMutationID: number;
-  readonly pending: readonly PendingMutation[];
+  readonly pending?: readonly PendingMutation[];
 }
 
 /**
@@ -71,3 +75,6 @@ export function createMemoryStorage(): ClientStorage {
 
 export const groupKey = (clientGroupID: string) => `group/${clientGroupID}`;
 export const clientKey = (clientID: string) => `client/${clientID}`;
+/** The prefix of one client's queued mutations' keys. */
+export const pendingPrefix = (clientID: string) => `pending/${clientID}/`;
+export const pendingKey = (clientID: string, id: number) => `${pendingPrefix(clientID)}${id}`;
