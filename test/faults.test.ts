@@ -95,6 +95,39 @@ for (const adapter of ADAPTERS) {
       expect(await count(fx, 'reprise."mutationResults"')).toBe(0);
     });
 
+    // The changelog's statement goes last, with COMMIT where the adapter pipelines it
+    // (queryAtCommit); either way it commits or rolls back with everything before it.
+    const last = async (tx: DatabaseTransaction<any>, text: string, params: unknown[]) => {
+      if (tx.queryAtCommit) tx.queryAtCommit(text, params);
+      else await tx.query(text, params);
+    };
+    const insertIssue = 'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)';
+
+    it('a statement sent with COMMIT commits together with the rest', async () => {
+      const value = await fx.db.transaction(
+        async (tx) => {
+          await tx.query(insertIssue, ['a', 'A', 'u']);
+          await last(tx, insertIssue, ['b', 'B', 'u']);
+          return 'done';
+        },
+        { isolation: 'serializable' },
+      );
+      expect(value).toBe('done');
+      expect(await count(fx, 'issue')).toBe(2);
+    });
+
+    it('a statement sent with COMMIT that fails rolls everything back and rejects', async () => {
+      const attempt = fx.db.transaction(
+        async (tx) => {
+          await tx.query(insertIssue, ['a', 'A', 'u']);
+          await last(tx, insertIssue, ['a', 'again', 'u']);
+        },
+        { isolation: 'serializable' },
+      );
+      await expect(attempt).rejects.toMatchObject({ name: 'DatabaseError' });
+      expect(await count(fx, 'issue')).toBe(0);
+    });
+
     it('persistent failures return PushFailed/database listing the unprocessed ids; a resend completes', async () => {
       await post(fx, pushBody([create(1)]));
       const faults = { match: /INSERT INTO "issue"/, remaining: 1000, error: serializationFailure };

@@ -54,7 +54,8 @@ export function changeChannel(tables: EngineTables): string {
 
 /**
  * Stores a transaction's changes with their scopes, in one statement, and announces them
- * with `NOTIFY` (delivered only if the transaction commits).
+ * with `NOTIFY` (delivered only if the transaction commits). Call it after the
+ * transaction's other writes: where the adapter can, the statement travels with COMMIT.
  */
 export async function writeChanges(
   tx: DatabaseTransaction,
@@ -102,11 +103,11 @@ export async function writeChanges(
     Buffer.byteLength(JSON.stringify(list)) > 7000 ? { all: true } : { scopes: list },
   );
   params.push(changeChannel(tables), payload);
-  await tx.query(
-    `WITH "inserted" AS (${insert} RETURNING 1)
-     SELECT pg_notify($${params.length - 1}, $${params.length}) FROM (SELECT count(*) FROM "inserted") AS "n"`,
-    params,
-  );
+  const statement = `WITH "inserted" AS (${insert} RETURNING 1)
+     SELECT pg_notify($${params.length - 1}, $${params.length}) FROM (SELECT count(*) FROM "inserted") AS "n"`;
+  // Nothing reads its result, so where the driver can, it goes out with the COMMIT.
+  if (tx.queryAtCommit) tx.queryAtCommit(statement, params);
+  else await tx.query(statement, params);
 }
 
 /** The reader's position now: call it in the transaction that reads. */

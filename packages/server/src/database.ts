@@ -10,6 +10,13 @@ export interface DatabaseTransaction<TWrapped = unknown> {
    * error rethrown) when it throws. `fn` must use the transaction it is given.
    */
   savepoint<T>(fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>): Promise<T>;
+  /**
+   * Queues a statement whose rows nobody reads to run after everything else in the
+   * transaction, sent together with `COMMIT` where the driver pipelines (postgres.js), which
+   * saves a round trip. If it fails, the transaction rolls back and `transaction` rejects
+   * with its error. Optional: without it, callers `await query(...)` as their last step.
+   */
+  readonly queryAtCommit?: (sql: string, params?: readonly unknown[]) => void;
   /** The driver's own transaction object, handed to mutators as-is. */
   readonly wrappedTransaction: TWrapped;
 }
@@ -156,6 +163,10 @@ function isTransientCause(error: unknown): boolean {
     // connection_exception class, but a protocol violation is our bug, not the network's.
     if (code.startsWith('08') && code !== '08P01') return true;
   }
+  // A prepared statement that is gone, or whose cached plan no longer fits its tables
+  // (DDL since it was prepared): the drivers prepare afresh when the transaction runs again.
+  const routine = (cause as { routine?: unknown } | null)?.routine;
+  if (routine === 'FetchPreparedStatement' || routine === 'RevalidateCachedQuery') return true;
   const message = cause instanceof Error ? cause.message : '';
   return /Connection terminated|connection (?:closed|ended)|terminating connection/i.test(message);
 }

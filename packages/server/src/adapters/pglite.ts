@@ -7,12 +7,21 @@ import {
   toDatabaseError,
   withDriverTransaction,
 } from '../database';
+import { type PreparedRunner, preparedRunner } from './pglite-statements';
 
 type Queryable = Pick<Transaction, 'query'>;
 
 async function run<R>(db: Queryable, text: string, params: readonly unknown[]) {
   try {
     return (await db.query<R>(text, params as unknown[])).rows;
+  } catch (error) {
+    throw toDatabaseError(error, text);
+  }
+}
+
+async function runPrepared<R>(prepared: PreparedRunner, text: string, params: readonly unknown[]) {
+  try {
+    return await prepared<R>(text, params);
   } catch (error) {
     throw toDatabaseError(error, text);
   }
@@ -27,6 +36,7 @@ async function run<R>(db: Queryable, text: string, params: readonly unknown[]) {
  * const db = createPGliteDatabase(new PGlite('./data'));
  */
 export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
+  const prepared = preparedRunner(pglite);
   return {
     name: 'pglite',
     capabilities: { advisoryLocks: true, partialSQL: false },
@@ -43,10 +53,11 @@ export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
           }),
         async () => {
           const inner = pgTx!;
+          // The engine's statements run prepared; the mutators' own go through `inner`.
           const tx: DatabaseTransaction<Transaction> = {
-            query: (text, params = []) => run(inner, text, params),
+            query: (text, params = []) => runPrepared(prepared, text, params),
             savepoint: sqlSavepoint(
-              (text) => run(inner, text, []),
+              (text) => runPrepared(prepared, text, []),
               () => tx,
             ),
             wrappedTransaction: inner,

@@ -40,6 +40,8 @@ export function createPostgresJsDatabase(sql: Sql): Database<TransactionSql> {
     capabilities: { advisoryLocks: true, partialSQL: false },
     async transaction(fn, { isolation }) {
       let txSql: TransactionSql | undefined;
+      const atCommit: Array<{ text: string; params: readonly unknown[] }> = [];
+      const sent: Array<{ text: string; result: Promise<unknown> }> = [];
       // postgres.js awaits arrays returned from `begin`, so the value travels boxed.
       const boxed = await withDriverTransaction(
         (body) =>
@@ -47,8 +49,29 @@ export function createPostgresJsDatabase(sql: Sql): Database<TransactionSql> {
             txSql = inner;
             return body();
           }) as Promise<{ value: Awaited<ReturnType<typeof fn>> }>,
-        async () => ({ value: await fn(wrap(txSql!)) }),
+        async () => {
+          const value = await fn({
+            ...wrap(txSql!),
+            queryAtCommit: (text, params = []) => {
+              atCommit.push({ text, params });
+            },
+          });
+          // Sent without waiting, so postgres.js pipelines its COMMIT right behind them.
+          for (const { text, params } of atCommit) {
+            const result = txSql!.unsafe(text, params as never[], { prepare: true }).execute();
+            result.catch(() => undefined);
+            sent.push({ text, result });
+          }
+          return { value };
+        },
       );
+      // A statement that failed aborted the transaction, and the server turned its COMMIT
+      // into a ROLLBACK without an error: its own error is the only sign.
+      for (const { text, result } of sent) {
+        await result.catch((error: unknown) => {
+          throw toDatabaseError(error, text);
+        });
+      }
       return boxed.value;
     },
     query: (text, params = []) => run(sql, text, params),
