@@ -1,5 +1,5 @@
 import { migrate } from '@reprise/server';
-import { createMutatorDefiner, defineMutators } from '@reprise/shared';
+import { createMutatorDefiner, decodeRich, defineMutators } from '@reprise/shared';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import type { schema, TestContext } from './fixtures/app';
@@ -95,6 +95,37 @@ for (const adapter of ADAPTERS) {
         {},
       );
       expect(await issues()).toMatchObject([{ id: 'a', title: 'A', open: false }]);
+    });
+
+    it('update records the row before and after it in the changelog, nothing for a missing row', async () => {
+      await mutate((tx) =>
+        tx.mutate.issue.insert({ id: 'a', title: 'A', ownerID: 'o', views: 5n }),
+      );
+      await mutate((tx) => tx.mutate.issue.update({ id: 'a', title: 'A2', labels: ['x'] }));
+      await mutate((tx) => tx.mutate.issue.update({ id: 'zz', title: 'ghost' }));
+      type Stored = { action: string; key: string; before: string | null; after: string | null };
+      const stored = await fx.query<Stored>(
+        `SELECT "action", "key"::text AS "key", "before"::text AS "before", "after"::text AS "after"
+         FROM reprise.changes ORDER BY "id"`,
+      );
+      const decode = (text: string | null) => (text === null ? null : decodeRich(JSON.parse(text)));
+      const changes = stored.map((row) => ({
+        action: row.action,
+        key: decode(row.key),
+        before: decode(row.before),
+        after: decode(row.after),
+      }));
+      // toMatchObject: pg-mem's jsonb leaves out keys whose value is null.
+      const row = { id: 'a', ownerID: 'o', open: true, views: 5n };
+      expect(changes).toMatchObject([
+        { action: 'create', key: { id: 'a' }, before: null, after: { ...row, title: 'A' } },
+        {
+          action: 'update',
+          key: { id: 'a' },
+          before: { ...row, title: 'A' },
+          after: { ...row, title: 'A2', labels: ['x'] },
+        },
+      ]);
     });
 
     it('delete removes an existing row and does nothing for a missing one', async () => {

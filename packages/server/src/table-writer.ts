@@ -53,6 +53,57 @@ function keyColumns(table: TableInfo, row: RowInput, op: string): ColumnInfo[] {
   });
 }
 
+// Built once per table: a push builds its table mutators anew for every mutation.
+const returningClauses = new WeakMap<TableInfo, Map<boolean, string>>();
+
+/** ` RETURNING` every column, in the form the row decoder reads. */
+function returningClause(table: TableInfo, partialSQL: boolean): string {
+  let clauses = returningClauses.get(table);
+  if (!clauses) {
+    clauses = new Map();
+    returningClauses.set(table, clauses);
+  }
+  let clause = clauses.get(partialSQL);
+  if (clause === undefined) {
+    clause = ` RETURNING ${[...table.columns.values()]
+      .map((c) => `${outputExpr(table.sqlName, c, partialSQL, false)} AS ${quoteIdent(c.key)}`)
+      .join(', ')}`;
+    clauses.set(partialSQL, clause);
+  }
+  return clause;
+}
+
+const BEFORE_CTE = 'reprise_before';
+const BEFORE_PREFIX = 'reprise_before_';
+const beforeImages = new WeakMap<TableInfo, BeforeImage | null>();
+
+/** How an UPDATE returns the row's columns as the `"before"` CTE read them. */
+interface BeforeImage {
+  /** `"reprise_before"."id" AS "reprise_before_0", …`, to follow the RETURNING list. */
+  readonly returning: string;
+  /** Takes the before image out of a returned row, under the columns' own keys. */
+  readonly split: (row: Record<string, unknown>) => Record<string, unknown>;
+}
+
+/** The table's before image for a one-statement update; none if a name could clash. */
+function beforeImage(table: TableInfo): BeforeImage | undefined {
+  let image = beforeImages.get(table);
+  if (image === undefined) {
+    const keys = [...table.columns.keys()];
+    const clash = table.sqlName === BEFORE_CTE || keys.some((key) => key.startsWith(BEFORE_PREFIX));
+    image = clash
+      ? null
+      : {
+          returning: keys
+            .map((key, i) => `"${BEFORE_CTE}".${quoteIdent(key)} AS "${BEFORE_PREFIX}${i}"`)
+            .join(', '),
+          split: (row) => Object.fromEntries(keys.map((key, i) => [key, row[BEFORE_PREFIX + i]])),
+        };
+    beforeImages.set(table, image);
+  }
+  return image ?? undefined;
+}
+
 /** How a table mutator reports what it wrote, for the changelog. */
 export interface WriteCapture {
   /** Called once per row actually written, with its key and its rows before and after. */
@@ -74,11 +125,7 @@ export function createTableMutator(
   const name = qualifiedName(table);
   const alias = table.sqlName;
   const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
-  const returning = capture
-    ? ` RETURNING ${[...table.columns.values()]
-        .map((c) => `${outputExpr(alias, c, capture.partialSQL, false)} AS ${quoteIdent(c.key)}`)
-        .join(', ')}`
-    : '';
+  const returning = capture ? returningClause(table, capture.partialSQL) : '';
   const decode = (rows: Record<string, unknown>[]) =>
     decodeRows(capture!.schema, { table: table.name }, rows)[0];
   const keyOf = (row: RowInput) =>
@@ -155,12 +202,36 @@ export function createTableMutator(
       );
       const where = whereKey(input, 'update', rest.length);
       if (rest.length === 0) return;
+      const set = rest.map((c, i) => `${quoteIdent(c.sqlName)} = ${placeholder(c, i + 1)}`);
+      const params = [...rest.map((c) => encode(c, input[c.key])), ...where.params];
+      const images = capture && !capture.partialSQL ? beforeImage(table) : undefined;
+      if (images) {
+        // One round trip: the CTE locks the row and reads it as it is, the UPDATE joins it
+        // (so the CTE runs first) and returns the row before and after. No row, no change.
+        const rows = await tx.query(
+          `WITH "${BEFORE_CTE}" AS (SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text} FOR UPDATE)
+           UPDATE ${name} SET ${set.join(', ')} FROM "${BEFORE_CTE}" WHERE ${where.text}${returning}, ${images.returning}`,
+          params,
+        );
+        if (rows.length) {
+          const [row] = rows as [Record<string, unknown>];
+          const before = decode([images.split(row)])!;
+          const after = decode([row])!;
+          capture!.record({
+            table: table.name,
+            action: 'update',
+            key: keyOf(after),
+            before,
+            after,
+          });
+        }
+        return;
+      }
       const before = capture ? await lockRow(input, 'update') : undefined;
       if (capture && !before) return; // missing: update does nothing
-      const set = rest.map((c, i) => `${quoteIdent(c.sqlName)} = ${placeholder(c, i + 1)}`);
       const rows = await tx.query(
         `UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}${returning}`,
-        [...rest.map((c) => encode(c, input[c.key])), ...where.params],
+        params,
       );
       if (capture && rows.length) {
         const after = decode(rows)!;
