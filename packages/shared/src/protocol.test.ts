@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { pushQuerySchema, pushRequestSchema, pushResponseSchema } from './protocol';
 import { decodeRich, encodeRich, isEnvelope, toPlainJSON } from './transformer';
@@ -66,6 +68,40 @@ describe('transformer', () => {
   it('never mistakes a push body for an envelope', () => {
     expect(isEnvelope({ clientGroupID: 'x', json: 1 })).toBe(false);
     expect(isEnvelope([1])).toBe(false);
+  });
+
+  it('encodes plain and rich values exactly as superjson does', () => {
+    const shared = { a: 1 };
+    const special = fc.constantFrom<unknown>(
+      -0,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      undefined,
+      new Date(0),
+      5n,
+      shared,
+      [shared, shared],
+      { x: shared, y: [shared] },
+      Object.create(null),
+      new Array<number>(2),
+    );
+    const value = fc.oneof(
+      fc.jsonValue(),
+      fc.dictionary(fc.string(), fc.oneof(fc.jsonValue(), special)),
+      fc.array(fc.oneof(fc.jsonValue(), special)),
+      special,
+    );
+    fc.assert(
+      fc.property(value, (v) => {
+        const { json, meta } = superjson.serialize(v);
+        expect(encodeRich(v)).toStrictEqual(meta === undefined ? { json } : { json, meta });
+        expect(toPlainJSON(v)).toStrictEqual(json);
+      }),
+    );
+  });
+
+  it('refuses the keys superjson refuses', () => {
+    expect(() => toPlainJSON(JSON.parse('{"__proto__": 1}'))).toThrow(/prototype pollution/);
   });
 
   it('makes rich values plain-JSON safe', () => {

@@ -24,6 +24,7 @@ export function isEnvelope(body: unknown): body is SuperJSONEnvelope {
 
 /** Encodes a value as a superjson envelope. */
 export function encodeRich(value: unknown): SuperJSONEnvelope {
+  if (isPlainJSON(value)) return { json: value };
   const { json, meta } = superjson.serialize(value);
   return meta === undefined ? { json } : { json, meta };
 }
@@ -38,5 +39,48 @@ export function decodeRich(envelope: SuperJSONEnvelope): unknown {
  * ISO strings, BigInts decimal strings, Maps objects... as superjson's JSON half has them.
  */
 export function toPlainJSON(value: unknown): unknown {
-  return superjson.serialize(value).json;
+  return isPlainJSON(value) ? value : superjson.serialize(value).json;
+}
+
+// Keys superjson refuses (prototype pollution); it throws on them, so they take its path.
+const REFUSED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const MAX_PLAIN_DEPTH = 64;
+
+/**
+ * True when superjson would hand `value` back unchanged and without meta: strings,
+ * booleans, null, finite numbers other than -0, and plain arrays and objects of those, each
+ * object met once (superjson records a repeated one in meta). Most pushes, results and rows
+ * are such values, and this check costs a fraction of superjson's walk.
+ */
+function isPlainJSON(value: unknown, seen?: Set<object>, depth = 0): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_PLAIN_DEPTH) return false;
+  const visited = seen ?? new Set<object>();
+  if (visited.has(value)) return false;
+  visited.add(value);
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value) || !isPlainJSON(value[i], visited, depth + 1)) return false;
+    }
+    return true;
+  }
+  // A null-prototype object comes back from superjson as an ordinary one.
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const key in value) {
+    if (REFUSED_KEYS.has(key)) return false;
+    if (!isPlainJSON((value as Record<string, unknown>)[key], visited, depth + 1)) return false;
+  }
+  return true;
 }
