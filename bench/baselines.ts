@@ -1,60 +1,84 @@
 import type { PGlite } from '@electric-sql/pglite';
+import type { PushRequest, PushResponse } from '@reprise/shared';
 import type { Sql } from 'postgres';
 import { BASELINE_INSERT, BASELINE_LMID_UPSERT } from './app';
-import type { BenchPush } from './pushes';
 
 /**
  * Hand-written driver code doing the least work that still applies each mutation exactly
  * once: the LMID upsert (which also locks the client's row) and the row insert. Each
  * statement is awaited before the next, because a server must know whether a mutation
- * failed before it moves on.
+ * failed before it moves on. It takes the push body as parsed JSON, unchecked: the bench's
+ * pushes come from one client, all in order.
  */
 export interface Baseline {
   /** (i) One transaction per mutation: LMID upsert, then the insert. */
-  perMutation(push: BenchPush): Promise<void>;
+  perMutation(push: PushRequest): Promise<void>;
   /** (ii) One transaction per push: LMID upsert once, then SAVEPOINT, insert, RELEASE each. */
-  perPush(push: BenchPush): Promise<void>;
+  perPush(push: PushRequest): Promise<void>;
 }
 
-function checkLMID(push: BenchPush, expected: number, got: unknown) {
+/**
+ * The baseline as an HTTP endpoint, so that it pays what the engine's handler pays around
+ * the database: read and parse the `Request`'s JSON body, and answer with a JSON `Response`
+ * (the protocol's reply, one empty result per mutation). Nothing is validated.
+ *
+ * @example
+ * const response = await handleBaselineRequest(request, baseline.perMutation);
+ */
+export async function handleBaselineRequest(
+  request: Request,
+  apply: (push: PushRequest) => Promise<void>,
+): Promise<Response> {
+  const push = (await request.json()) as PushRequest;
+  await apply(push);
+  const reply: PushResponse = {
+    kind: 'MutateResponse',
+    mutations: push.mutations.map((m) => ({ id: { clientID: m.clientID, id: m.id }, result: {} })),
+  };
+  return Response.json(reply);
+}
+
+/** The push's client, first mutation ID and rows; every mutation is `item.create`. */
+function contentsOf(push: PushRequest) {
+  const first = push.mutations[0]!;
+  const rows = push.mutations.map((m) => m.args[0] as { id: string; title: string });
+  return { clientID: first.clientID, firstID: first.id, rows };
+}
+
+function checkLMID(clientID: string, expected: number, got: unknown) {
   if (Number(got) !== expected) {
     // Thrown inside the transaction, so it rolls back: the push was a replay or a gap.
-    throw new Error(`${push.clientID}: LMID is ${String(got)}, expected ${expected}`);
+    throw new Error(`${clientID}: LMID is ${String(got)}, expected ${expected}`);
   }
 }
-
-const title = (id: string) => `Item ${id}`;
 
 /** The baselines over postgres.js, with its default prepared statements. */
 export function createPostgresJsBaseline(sql: Sql): Baseline {
   return {
     async perMutation(push) {
-      for (const [i, id] of push.itemIDs.entries()) {
+      const { clientID, firstID, rows } = contentsOf(push);
+      for (const [i, row] of rows.entries()) {
         await sql.begin(async (tx) => {
-          const rows = await tx.unsafe(
-            BASELINE_LMID_UPSERT,
-            [push.clientGroupID, push.clientID, 1],
-            {
-              prepare: true,
-            },
-          );
-          checkLMID(push, push.firstID + i, rows[0]?.lastMutationID);
-          await tx.unsafe(BASELINE_INSERT, [id, title(id)], { prepare: true });
+          const lmid = await tx.unsafe(BASELINE_LMID_UPSERT, [push.clientGroupID, clientID, 1], {
+            prepare: true,
+          });
+          checkLMID(clientID, firstID + i, lmid[0]?.lastMutationID);
+          await tx.unsafe(BASELINE_INSERT, [row.id, row.title], { prepare: true });
         });
       }
     },
     async perPush(push) {
-      const count = push.itemIDs.length;
+      const { clientID, firstID, rows } = contentsOf(push);
       await sql.begin(async (tx) => {
-        const rows = await tx.unsafe(
+        const lmid = await tx.unsafe(
           BASELINE_LMID_UPSERT,
-          [push.clientGroupID, push.clientID, count],
+          [push.clientGroupID, clientID, rows.length],
           { prepare: true },
         );
-        checkLMID(push, push.firstID + count - 1, rows[0]?.lastMutationID);
-        for (const id of push.itemIDs) {
+        checkLMID(clientID, firstID + rows.length - 1, lmid[0]?.lastMutationID);
+        for (const row of rows) {
           await tx.unsafe('SAVEPOINT m', [], { prepare: true });
-          await tx.unsafe(BASELINE_INSERT, [id, title(id)], { prepare: true });
+          await tx.unsafe(BASELINE_INSERT, [row.id, row.title], { prepare: true });
           await tx.unsafe('RELEASE SAVEPOINT m', [], { prepare: true });
         }
       });
@@ -66,30 +90,31 @@ export function createPostgresJsBaseline(sql: Sql): Baseline {
 export function createPGliteBaseline(pglite: PGlite): Baseline {
   return {
     async perMutation(push) {
-      for (const [i, id] of push.itemIDs.entries()) {
+      const { clientID, firstID, rows } = contentsOf(push);
+      for (const [i, row] of rows.entries()) {
         await pglite.transaction(async (tx) => {
-          const { rows } = await tx.query<{ lastMutationID: unknown }>(BASELINE_LMID_UPSERT, [
+          const lmid = await tx.query<{ lastMutationID: unknown }>(BASELINE_LMID_UPSERT, [
             push.clientGroupID,
-            push.clientID,
+            clientID,
             1,
           ]);
-          checkLMID(push, push.firstID + i, rows[0]?.lastMutationID);
-          await tx.query(BASELINE_INSERT, [id, title(id)]);
+          checkLMID(clientID, firstID + i, lmid.rows[0]?.lastMutationID);
+          await tx.query(BASELINE_INSERT, [row.id, row.title]);
         });
       }
     },
     async perPush(push) {
-      const count = push.itemIDs.length;
+      const { clientID, firstID, rows } = contentsOf(push);
       await pglite.transaction(async (tx) => {
-        const { rows } = await tx.query<{ lastMutationID: unknown }>(BASELINE_LMID_UPSERT, [
+        const lmid = await tx.query<{ lastMutationID: unknown }>(BASELINE_LMID_UPSERT, [
           push.clientGroupID,
-          push.clientID,
-          count,
+          clientID,
+          rows.length,
         ]);
-        checkLMID(push, push.firstID + count - 1, rows[0]?.lastMutationID);
-        for (const id of push.itemIDs) {
+        checkLMID(clientID, firstID + rows.length - 1, lmid.rows[0]?.lastMutationID);
+        for (const row of rows) {
           await tx.query('SAVEPOINT m');
-          await tx.query(BASELINE_INSERT, [id, title(id)]);
+          await tx.query(BASELINE_INSERT, [row.id, row.title]);
           await tx.query('RELEASE SAVEPOINT m');
         }
       });

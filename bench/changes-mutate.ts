@@ -156,6 +156,9 @@ export function withoutNotify(db: Database<any>): Database<any> {
   const wrap = (tx: DatabaseTransaction<any>): DatabaseTransaction<any> => ({
     query: (text, params) => tx.query(...rewrite(text, params)),
     savepoint: (fn) => tx.savepoint((inner) => fn(wrap(inner))),
+    ...(tx.queryAtCommit
+      ? { queryAtCommit: (text, params) => tx.queryAtCommit!(...rewrite(text, params)) }
+      : {}),
     wrappedTransaction: tx.wrappedTransaction,
   });
   return {

@@ -28,6 +28,10 @@ const KINDS: ReadonlyArray<readonly [RegExp, string]> = [
   // The changes section's app and the changelog (changes-app.ts).
   [/^INSERT INTO "note"/, 'INSERT note (the mutator)'],
   [/^UPDATE "note"/, 'UPDATE note (the mutator)'],
+  [
+    /^WITH "reprise_before" AS \(SELECT .* FOR UPDATE\) UPDATE "note"/,
+    'UPDATE note + before image',
+  ],
   [/^SELECT .* FROM "note" WHERE .* FOR UPDATE$/, 'SELECT note FOR UPDATE (before image)'],
   [/^WITH "inserted" AS \(INSERT INTO \S*"changes"/, 'INSERT changes + pg_notify'],
   [/^INSERT INTO \S*"changes"/, 'INSERT changes (no NOTIFY)'],
@@ -83,6 +87,15 @@ export function instrument(db: Database<any>, stats: Breakdown): Database<any> {
         stats.add('SAVEPOINT (+ RELEASE)', now() - started - inner);
       }
     },
+    // Not timed on its own: the adapter sends it with COMMIT, so BEGIN/COMMIT includes it.
+    ...(tx.queryAtCommit
+      ? {
+          queryAtCommit: (text: string, params?: readonly unknown[]) => {
+            stats.add(`${classify(text)} (with COMMIT)`, 0);
+            tx.queryAtCommit!(text, params);
+          },
+        }
+      : {}),
     wrappedTransaction: tx.wrappedTransaction,
   });
   return {

@@ -1,5 +1,6 @@
 import { type Database, handleMutateRequest, silentLogger } from '@reprise/server';
 import { mutators, schema } from './app';
+import { handleBaselineRequest } from './baselines';
 import { type BenchPush, buildScripts, type ClientScript } from './pushes';
 import type { Target } from './targets';
 
@@ -59,26 +60,38 @@ export function benchCases(scale: number): BenchCase[] {
   ];
 }
 
-/** Posts one push through `handleMutateRequest` as a Web `Request`, as a server would. */
-export async function enginePush(db: Database<any>, push: BenchPush): Promise<void> {
+/**
+ * Posts one push as a Web `Request` to `handle` and reads the reply's body as a framework
+ * would to send it. Engine and baseline both go through here, so both pay the same HTTP
+ * objects; the rows are checked after the run.
+ */
+async function post(handle: (request: Request) => Promise<Response>, push: BenchPush) {
   const request = new Request('http://localhost/mutate', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: push.body,
   });
-  const response = await handleMutateRequest({
-    db,
-    schema,
-    mutators,
-    userID: 'bench-user',
-    logger: silentLogger,
-    request,
-  });
-  // The body is read as a framework would to send it; rows are checked after the run.
+  const response = await handle(request);
   const text = await response.text();
   if (response.status !== 200) {
     throw new Error(`push of ${push.clientID} got HTTP ${response.status}: ${text.slice(0, 300)}`);
   }
+}
+
+/** Posts one push through `handleMutateRequest`, as a server would. */
+export function enginePush(db: Database<any>, push: BenchPush): Promise<void> {
+  return post(
+    (request) =>
+      handleMutateRequest({
+        db,
+        schema,
+        mutators,
+        userID: 'bench-user',
+        logger: silentLogger,
+        request,
+      }),
+    push,
+  );
 }
 
 /**
@@ -97,7 +110,8 @@ export async function runSide(
   const apply =
     side === 'engine'
       ? (push: BenchPush) => enginePush(db, push)
-      : (push: BenchPush) => target.baseline[bench.baseline](push);
+      : (push: BenchPush) =>
+          post((request) => handleBaselineRequest(request, target.baseline[bench.baseline]), push);
   const latencies: number[] = [];
   const started = performance.now();
   await Promise.all(
