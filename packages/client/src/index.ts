@@ -14,6 +14,7 @@ export {
   createMemoryStorage,
   type GroupRecord,
   type PendingMutation,
+  type StorageWrite,
 } from './storage';
 export type {
   AuthOption,

@@ -48,5 +48,19 @@ export function createIndexedDBStorage(
       await run('readwrite', (s) => s.delete(key));
     },
     keys: async () => (await run('readonly', (s) => s.getAllKeys())).map(String),
+    // One transaction: IndexedDB commits all of it or none.
+    batch: async (writes) => {
+      const tx = (await db).transaction(STORE, 'readwrite');
+      const store = tx.objectStore(STORE);
+      for (const [key, value] of writes) {
+        if (value === undefined) store.delete(key);
+        else store.put(value, key);
+      }
+      await new Promise<void>((resolve, reject) => {
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => reject(tx.error);
+        tx.onabort = () => reject(tx.error);
+      });
+    },
   };
 }

@@ -11,6 +11,7 @@ import {
 } from '@reprise/shared';
 import { type ClientLease, leaseClient } from './client-lease';
 import { createClientTransaction } from './client-transaction';
+import { loadSnapshot, snapshotWrites } from './persisted-snapshot';
 import {
   type ClientRecord,
   type ClientStorage,
@@ -20,6 +21,7 @@ import {
   type PendingMutation,
   pendingKey,
   pendingPrefix,
+  type StorageWrite,
 } from './storage';
 
 // The client's data: the last server snapshot, the pending queue, and the view (snapshot +
@@ -28,20 +30,6 @@ import {
 
 function newID(): string {
   return globalThis.crypto.randomUUID().replaceAll('-', '');
-}
-
-function storeFrom(schema: AnySchema, rows: GroupRecord['rows']): MemoryStore {
-  const store = createMemoryStore(schema);
-  for (const [table, list] of Object.entries(rows)) {
-    if (schema.tableInfo.has(table)) for (const row of list) store.put(table, row);
-  }
-  return store;
-}
-
-function rowsOf(schema: AnySchema, store: MemoryStore): GroupRecord['rows'] {
-  const rows: Record<string, Record<string, unknown>[]> = {};
-  for (const table of schema.tableInfo.keys()) rows[table] = [...store.scan(table)];
-  return rows;
 }
 
 /**
@@ -86,6 +74,8 @@ export class LocalState {
   /** The last mutation id the server confirmed, for every client of the group. */
   private groupLMIDs: Record<string, number> = {};
   private lease: ClientLease | undefined;
+  /** False while the stored snapshot is a group record of the old shape (rows inside). */
+  private snapshotInBuckets = true;
 
   private constructor(
     private readonly options: LocalStateOptions,
@@ -110,9 +100,7 @@ export class LocalState {
     const userKey = `user/${userID}`;
     const groupID = options.clientGroupID ?? ((await storage.get(userKey)) as string) ?? newID();
     await storage.set(userKey, groupID);
-    const group = (await storage.get(groupKey(groupID))) as
-      | (GroupRecord & { lastMutationIDs?: Record<string, number> })
-      | undefined;
+    const group = (await storage.get(groupKey(groupID))) as GroupRecord | undefined;
     let record: ClientRecord | undefined;
     let lease: ClientLease | undefined;
     const keys = await storage.keys();
@@ -145,8 +133,9 @@ export class LocalState {
       group?.cookie ?? null,
       confirmed,
       queue.pending,
-      storeFrom(options.schema, group?.rows ?? {}),
+      await loadSnapshot(options.schema, storage, keys, groupID, group),
     );
+    state.snapshotInBuckets = !group?.rows;
     state.lease = lease;
     state.groupLMIDs = { ...group?.lastMutationIDs };
     await state.exclusive(() => state.rebase());
@@ -172,6 +161,20 @@ export class LocalState {
 
   private persist(key: string, value: unknown): Promise<void> {
     const write = this.writes.then(() => this.options.storage.set(key, value));
+    this.writes = write.catch(() => {});
+    return write;
+  }
+
+  /** Stores `writes` in order, all or none where the storage has batches. */
+  private persistAll(writes: readonly StorageWrite[]): Promise<void> {
+    const { storage } = this.options;
+    const write = this.writes.then(async () => {
+      if (storage.batch) return storage.batch(writes);
+      for (const [key, value] of writes) {
+        if (value === undefined) await storage.delete(key);
+        else await storage.set(key, value);
+      }
+    });
     this.writes = write.catch(() => {});
     return write;
   }
@@ -298,13 +301,14 @@ export class LocalState {
         this.pending = this.pending.filter((m) => m.id > confirmed);
       }
       await this.rebase();
-      const group = {
+      const group: GroupRecord = {
         clientGroupID: this.clientGroupID,
         cookie,
-        rows: rowsOf(this.options.schema, snapshot),
         lastMutationIDs: this.groupLMIDs,
       };
-      void this.persist(groupKey(this.clientGroupID), group);
+      const full = !this.snapshotInBuckets;
+      this.snapshotInBuckets = true;
+      void this.persistAll(snapshotWrites(this.options.schema, snapshot, patch, group, full));
       if (dropped.length) await this.forget(dropped);
       return dropped;
     });

@@ -20,7 +20,16 @@ export interface ClientStorage {
   set(key: string, value: unknown): Promise<void>;
   delete(key: string): Promise<void>;
   keys(): Promise<string[]>;
+  /**
+   * Optional: applies the writes (a value of `undefined` deletes the key) all or none.
+   * Without it the client writes them one by one, in order, and a crash part way leaves
+   * the snapshot newer than its cookie until the next pull repairs it.
+   */
+  batch?(writes: readonly StorageWrite[]): Promise<void>;
 }
+
+/** One write of a batch: a key and its new value, `undefined` to delete it. */
+export type StorageWrite = readonly [key: string, value: unknown];
 
 /** One queued mutation, as persisted and as pushed. */
 export interface PendingMutation {
@@ -30,11 +39,16 @@ export interface PendingMutation {
   readonly timestamp: number;
 }
 
-/** The server state a client group last pulled: its cookie and its rows. */
+/**
+ * The server state a client group last pulled: its cookie and the last mutation id of each
+ * of its clients. Its rows are stored in buckets (persisted-snapshot.ts); `rows` is read
+ * from records written before that.
+ */
 export interface GroupRecord {
   readonly clientGroupID: string;
   readonly cookie: string | null;
-  readonly rows: Readonly<Record<string, readonly Record<string, unknown>[]>>;
+  readonly lastMutationIDs?: Readonly<Record<string, number>>;
+  readonly rows?: Readonly<Record<string, readonly Record<string, unknown>[]>>;
 }
 
 /**
@@ -70,6 +84,12 @@ export function createMemoryStorage(): ClientStorage {
       map.delete(key);
     },
     keys: async () => [...map.keys()],
+    batch: async (writes) => {
+      for (const [key, value] of writes) {
+        if (value === undefined) map.delete(key);
+        else map.set(key, structuredClone(value));
+      }
+    },
   };
 }
 

@@ -76,6 +76,7 @@ export {
   type SimpleCondition,
   type SimpleOperator,
 } from './query/ast';
+export { encodePrimaryKey } from './query/draft-store';
 export { evaluateQuery, runQuery } from './query/evaluate';
 export {
   createMemoryStore,
