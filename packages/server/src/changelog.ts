@@ -240,11 +240,18 @@ export async function pruneChanges(
   db: Database,
   tables: EngineTables,
   options: { olderThanMs?: number } = {},
-): Promise<{ deleted: number }> {
+): Promise<{ deleted: number; deletedResults: number }> {
   const olderThanMs = options.olderThanMs ?? 7 * 24 * 60 * 60 * 1000;
   const cutoff = new Date(Date.now() - olderThanMs).toISOString();
   return db.transaction(
     async (tx) => {
+      // Results go with the changes of their time: a cookie that old gets a reset anyway,
+      // and a client that never heard its result sees the mutation confirmed.
+      const results = await tx.query(
+        `DELETE FROM ${tables.mutationResults} WHERE "createdAt" < $1::timestamptz RETURNING 1`,
+        [cutoff],
+      );
+      const deletedResults = results.length;
       const deleted = db.capabilities.partialSQL
         ? await tx.query<{ id: number | string; txid?: string }>(
             `DELETE FROM ${tables.changes} WHERE "createdAt" < $1::timestamptz RETURNING "id"`,
@@ -257,7 +264,7 @@ export async function pruneChanges(
              RETURNING "id", "txid"::text AS "txid"`,
             [cutoff],
           );
-      if (deleted.length === 0) return { deleted: 0 };
+      if (deleted.length === 0) return { deleted: 0, deletedResults };
       const maxID = Math.max(...deleted.map((row) => Number(row.id)));
       if (db.capabilities.partialSQL) {
         await tx.query(
@@ -275,7 +282,7 @@ export async function pruneChanges(
           [maxID, String(maxXid + 1n)],
         );
       }
-      return { deleted: deleted.length };
+      return { deleted: deleted.length, deletedResults };
     },
     { isolation: 'read committed' },
   );
