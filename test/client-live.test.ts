@@ -1,37 +1,16 @@
 import { createIndexedDBStorage, createMemoryStorage } from '@reprise/client';
 import { indexedDB } from 'fake-indexeddb';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
-import {
-  clientIssues,
-  createTestServer,
-  openClient,
-  serverIssues,
-  type TestClient,
-  type TestServer,
-} from './fixtures/client';
+import { describe, expect, it } from 'vitest';
+import { ADAPTERS } from './fixtures/adapters';
+import { clientIssues, serverIssues, useClients } from './fixtures/client';
 
 // Live queries and IndexedDB persistence, against the in-process server on PGlite.
 
 const pglite = ADAPTERS.find((a) => a.name === 'pglite')!;
 
 describe('live queries and persistence', () => {
-  let fx: AdapterFixture;
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const open = async (options: Parameters<typeof openClient>[2] = {}) => {
-    const client = await openClient(server, fx, options);
-    clients.push(client);
-    return client;
-  };
-  beforeEach(async () => {
-    fx = await pglite.create();
-    server = createTestServer(fx);
-  });
-  afterEach(async () => {
-    for (const client of clients.splice(0)) await client.close();
-    await fx.close();
-  });
+  const h = useClients(pglite);
+  const { open } = h;
 
   it('a materialized query follows optimistic writes, rebases and pulls', async () => {
     const a = await open();
@@ -76,7 +55,7 @@ describe('live queries and persistence', () => {
     await a.mutate.issue.create({ id: 'i1', title: 'synced', createdAt: new Date(5) }).client;
     await a.idle();
     await a.pull();
-    server.down = true;
+    h.server.down = true;
     await a.mutate.issue.rename({ id: 'i1', title: 'offline edit' }).client;
     await a.close();
     const reloaded = await open({ storage: createIndexedDBStorage(name, indexedDB) });
@@ -85,24 +64,24 @@ describe('live queries and persistence', () => {
     const [row] = await clientIssues(reloaded);
     expect(row?.title).toBe('offline edit');
     expect(row?.createdAt).toEqual(new Date(5));
-    server.down = false;
+    h.server.down = false;
     reloaded.setOnline(true);
     await reloaded.idle();
-    expect(await clientIssues(reloaded)).toEqual(await serverIssues(fx));
-    expect((await serverIssues(fx))[0]?.title).toBe('offline edit');
+    expect(await clientIssues(reloaded)).toEqual(await serverIssues(h.fx));
+    expect((await serverIssues(h.fx))[0]?.title).toBe('offline edit');
   });
 
   it('stores the queue one mutation per key, and forgets each once confirmed', async () => {
     const storage = createMemoryStorage();
     const a = await open({ storage });
-    server.down = true;
+    h.server.down = true;
     await a.mutate.issue.create({ id: 'i1', title: 'one' }).client;
     await a.mutate.issue.create({ id: 'i2', title: 'two' }).client;
     const pendingKeys = async () =>
       (await storage.keys()).filter((key) => key.startsWith(`pending/${a.clientID}/`)).sort();
     expect(await pendingKeys()).toEqual([`pending/${a.clientID}/1`, `pending/${a.clientID}/2`]);
     expect(await storage.get(`client/${a.clientID}`)).not.toHaveProperty('pending');
-    server.down = false;
+    h.server.down = false;
     a.setOnline(true);
     await a.idle();
     expect(await pendingKeys()).toEqual([]);
@@ -135,6 +114,6 @@ describe('live queries and persistence', () => {
     expect(keys).toEqual([`pending/${a.clientID}/1`, `pending/${a.clientID}/2`]);
     expect(await storage.get(`client/${a.clientID}`)).not.toHaveProperty('pending');
     await reloaded.idle();
-    expect((await serverIssues(fx)).map((r) => r.title)).toEqual(['old 1', 'old 2']);
+    expect((await serverIssues(h.fx)).map((r) => r.title)).toEqual(['old 1', 'old 2']);
   });
 });

@@ -5,16 +5,9 @@ import {
   type StorageWrite,
 } from '@reprise/client';
 import { indexedDB } from 'fake-indexeddb';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
-import {
-  clientIssues,
-  createTestServer,
-  openClient,
-  serverIssues,
-  type TestClient,
-  type TestServer,
-} from './fixtures/client';
+import { describe, expect, it } from 'vitest';
+import { ADAPTERS } from './fixtures/adapters';
+import { clientIssues, serverIssues, useClients } from './fixtures/client';
 
 // How the client stores the group's snapshot: rows in buckets by primary key, the group
 // record last, a pull rewriting only the buckets its patch touched.
@@ -48,22 +41,8 @@ function spied(storage: ClientStorage, { batches = true } = {}) {
 }
 
 describe('the stored snapshot', () => {
-  let fx: AdapterFixture;
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const open = async (options: Parameters<typeof openClient>[2] = {}) => {
-    const client = await openClient(server, fx, options);
-    clients.push(client);
-    return client;
-  };
-  beforeEach(async () => {
-    fx = await pglite.create();
-    server = createTestServer(fx);
-  });
-  afterEach(async () => {
-    for (const client of clients.splice(0)) await client.close();
-    await fx.close();
-  });
+  const h = useClients(pglite);
+  const { open } = h;
 
   async function seed(count: number) {
     const writer = await open();
@@ -95,7 +74,7 @@ describe('the stored snapshot', () => {
     await reader.close();
 
     const reloaded = await open({ storage });
-    expect(await clientIssues(reloaded)).toEqual(await serverIssues(fx));
+    expect(await clientIssues(reloaded)).toEqual(await serverIssues(h.fx));
   });
 
   it('drops deleted rows from their bucket, so a reload does not bring them back', async () => {
@@ -121,7 +100,7 @@ describe('the stored snapshot', () => {
     expect(keys.some((key) => key.startsWith('rows/'))).toBe(true);
     expect(keys.at(-1)).toBe(`group/${a.clientGroupID}`);
     const reloaded = await open({ storage });
-    expect(await clientIssues(reloaded)).toEqual(await serverIssues(fx));
+    expect(await clientIssues(reloaded)).toEqual(await serverIssues(h.fx));
   });
 
   it('reads a snapshot stored the old way (rows in the group record) and moves it to buckets', async () => {

@@ -1,14 +1,7 @@
 import { createMemoryStorage } from '@reprise/client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
-import {
-  clientIssues,
-  createTestServer,
-  openClient,
-  serverIssues,
-  type TestClient,
-  type TestServer,
-} from './fixtures/client';
+import { describe, expect, it } from 'vitest';
+import { ADAPTERS } from './fixtures/adapters';
+import { clientIssues, serverIssues, useClients } from './fixtures/client';
 
 // The client against the real handlers in-process, on PGlite and (with DATABASE_URL) on the
 // real server: convergence, offline, refusals, rebase, lost responses and reloads.
@@ -19,23 +12,8 @@ for (const kind of KINDS) {
   describe.skipIf(kind.unavailable)(
     `client against ${kind.name}${kind.unavailable ? ` (skipped: ${kind.unavailable})` : ''}`,
     () => {
-      let fx: AdapterFixture;
-      let server: TestServer;
-      const clients: TestClient[] = [];
-      const open = async (options: Parameters<typeof openClient>[2] = {}) => {
-        const client = await openClient(server, fx, options);
-        clients.push(client);
-        return client;
-      };
-
-      beforeEach(async () => {
-        fx = await kind.create();
-        server = createTestServer(fx);
-      });
-      afterEach(async () => {
-        for (const client of clients.splice(0)) await client.close();
-        await fx.close();
-      });
+      const h = useClients(kind);
+      const { open } = h;
 
       it('two clients converge on the server state', async () => {
         const a = await open();
@@ -44,7 +22,7 @@ for (const kind of KINDS) {
         b.mutate.issue.create({ id: 'i2', title: 'From B' });
         await Promise.all([a.idle(), b.idle()]);
         await Promise.all([a.pull(), b.pull()]);
-        const expected = await serverIssues(fx);
+        const expected = await serverIssues(h.fx);
         expect(expected.map((r) => r.id)).toEqual(['i1', 'i2']);
         expect(await clientIssues(a)).toEqual(expected);
         expect(await clientIssues(b)).toEqual(expected);
@@ -66,18 +44,18 @@ for (const kind of KINDS) {
       it('applies mutations while offline and pushes them when back online', async () => {
         const a = await open();
         await a.idle();
-        server.down = true;
+        h.server.down = true;
         await a.mutate.issue.create({ id: 'i1', title: 'Offline' }).client;
         await a.pull();
         expect(a.online).toBe(false);
         expect(a.pending).toBe(1);
         expect((await clientIssues(a)).map((r) => r.title)).toEqual(['Offline']);
-        server.down = false;
+        h.server.down = false;
         a.setOnline(true);
         await a.idle();
         expect(a.pending).toBe(0);
         expect(a.online).toBe(true);
-        expect(await clientIssues(a)).toEqual(await serverIssues(fx));
+        expect(await clientIssues(a)).toEqual(await serverIssues(h.fx));
       });
 
       it('drops the one mutation of three the server refuses and reports why', async () => {
@@ -93,7 +71,7 @@ for (const kind of KINDS) {
         if (!outcome.ok) expect(outcome.error.message).toBe('Refused');
         await a.idle();
         expect((await clientIssues(a)).map((r) => r.id)).toEqual(['i1', 'i3']);
-        expect(await clientIssues(a)).toEqual(await serverIssues(fx));
+        expect(await clientIssues(a)).toEqual(await serverIssues(h.fx));
         expect(settled).toEqual(['issue.create:true', 'review.refuse:false', 'issue.create:true']);
       });
 
@@ -103,10 +81,10 @@ for (const kind of KINDS) {
         await a.mutate.issue.create({ id: 'i1', title: 'Original' }).client;
         await a.idle();
         await b.pull();
-        server.down = true;
+        h.server.down = true;
         // A's rename stays pending while B's change lands first on the server.
         await a.mutate.issue.rename({ id: 'i1', title: 'Renamed by A' }).client;
-        server.down = false;
+        h.server.down = false;
         await b.mutate.issue.create({ id: 'i2', title: 'From B' }).client;
         await b.idle();
         await a.pull();
@@ -116,38 +94,38 @@ for (const kind of KINDS) {
         ]);
         await a.idle();
         await b.pull();
-        expect(await clientIssues(a)).toEqual(await serverIssues(fx));
-        expect(await clientIssues(b)).toEqual(await serverIssues(fx));
+        expect(await clientIssues(a)).toEqual(await serverIssues(h.fx));
+        expect(await clientIssues(b)).toEqual(await serverIssues(h.fx));
       });
 
       it('a duplicate push after a lost response does no harm', async () => {
         const a = await open();
         await a.idle();
-        server.dropPushResponses = 1;
+        h.server.dropPushResponses = 1;
         const call = a.mutate.issue.create({ id: 'i1', title: 'Once' });
         await a.idle();
-        expect(server.pushes).toBeGreaterThanOrEqual(2);
+        expect(h.server.pushes).toBeGreaterThanOrEqual(2);
         expect(await call.server).toEqual({ ok: true, data: undefined });
-        expect(await serverIssues(fx)).toHaveLength(1);
-        expect(await clientIssues(a)).toEqual(await serverIssues(fx));
+        expect(await serverIssues(h.fx)).toHaveLength(1);
+        expect(await clientIssues(a)).toEqual(await serverIssues(h.fx));
       });
 
       it('a reload while offline keeps the queue and the client id', async () => {
         const storage = createMemoryStorage();
         const a = await open({ storage });
         await a.idle();
-        server.down = true;
+        h.server.down = true;
         await a.mutate.issue.create({ id: 'i1', title: 'Queued' }).client;
         await a.close();
         const reloaded = await open({ storage });
         expect(reloaded.clientID).toBe(a.clientID);
         expect(reloaded.pending).toBe(1);
         expect((await clientIssues(reloaded)).map((r) => r.id)).toEqual(['i1']);
-        server.down = false;
+        h.server.down = false;
         reloaded.setOnline(true);
         await reloaded.idle();
-        expect(await clientIssues(reloaded)).toEqual(await serverIssues(fx));
-        expect(await serverIssues(fx)).toHaveLength(1);
+        expect(await clientIssues(reloaded)).toEqual(await serverIssues(h.fx));
+        expect(await serverIssues(h.fx)).toHaveLength(1);
       });
 
       it('a second tab forks the group state under a new client id', async () => {
@@ -156,7 +134,7 @@ for (const kind of KINDS) {
         await a.mutate.issue.create({ id: 'i1', title: 'Seen' }).client;
         await a.idle();
         await a.pull();
-        server.down = true;
+        h.server.down = true;
         const tab = await open({ storage });
         expect(tab.clientID).not.toBe(a.clientID);
         expect(tab.clientGroupID).toBe(a.clientGroupID);
