@@ -74,8 +74,8 @@ export function snapshotWrites(
       if (op.op === 'clear' || !schema.tableInfo.has(op.tableName)) continue;
       const info = mustGetTable(schema, op.tableName);
       const key = encodePrimaryKey(info, op.op === 'put' ? op.value : op.id, op.op);
-      let buckets = touched.get(op.tableName);
-      if (!buckets) touched.set(op.tableName, (buckets = new Set()));
+      const buckets = touched.get(op.tableName) ?? new Set<number>();
+      touched.set(op.tableName, buckets);
       buckets.add(bucketOf(key));
     }
   }
