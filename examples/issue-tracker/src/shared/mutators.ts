@@ -46,6 +46,17 @@ async function mustOwnIssue(tx: Tx, issueID: string, userID: string, action: str
   return found;
 }
 
+/** Closes (`open` false) or reopens an issue its owner holds, refusing a no-op. */
+async function setOpen(tx: Tx, issueID: string, userID: string, open: boolean) {
+  const found = await mustOwnIssue(tx, issueID, userID, open ? 'reopen' : 'close');
+  if (found.open === open) {
+    throw new ApplicationError(`This issue is already ${open ? 'open' : 'closed'}`, {
+      details: { issueID },
+    });
+  }
+  await tx.mutate.issue.update({ id: issueID, open });
+}
+
 export const mutators = defineMutators({
   issue: {
     create: defineMutator(z.object({ id, title, createdAt }), async ({ tx, args, ctx }) => {
@@ -66,22 +77,12 @@ export const mutators = defineMutators({
       await mustOwnIssue(tx, args.id, ctx.userID, 'rename');
       await tx.mutate.issue.update({ id: args.id, title: args.title });
     }),
-    close: defineMutator(z.object({ id }), async ({ tx, args, ctx }) => {
-      const found = await mustOwnIssue(tx, args.id, ctx.userID, 'close');
-      if (!found.open) {
-        throw new ApplicationError('This issue is already closed', {
-          details: { issueID: args.id },
-        });
-      }
-      await tx.mutate.issue.update({ id: args.id, open: false });
-    }),
-    reopen: defineMutator(z.object({ id }), async ({ tx, args, ctx }) => {
-      const found = await mustOwnIssue(tx, args.id, ctx.userID, 'reopen');
-      if (found.open) {
-        throw new ApplicationError('This issue is already open', { details: { issueID: args.id } });
-      }
-      await tx.mutate.issue.update({ id: args.id, open: true });
-    }),
+    close: defineMutator(z.object({ id }), ({ tx, args, ctx }) =>
+      setOpen(tx, args.id, ctx.userID, false),
+    ),
+    reopen: defineMutator(z.object({ id }), ({ tx, args, ctx }) =>
+      setOpen(tx, args.id, ctx.userID, true),
+    ),
     /** Deletes the issue and its comments, row by row, so every client sees each deletion. */
     delete: defineMutator(z.object({ id }), async ({ tx, args, ctx }) => {
       await mustOwnIssue(tx, args.id, ctx.userID, 'delete');
