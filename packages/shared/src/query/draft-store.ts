@@ -20,7 +20,13 @@ function kindOfKey(info: TableInfo, column: string) {
   return info.columns.get(column)!.kind;
 }
 
-/** The primary key of `row` in `info`'s table, encoded as the store keys its rows. */
+/**
+ * The primary key of `row` in `info`'s table, encoded as the store keys its rows: one
+ * value for a single-column key, a stable string for a composite one.
+ *
+ * @example
+ * encodePrimaryKey(mustGetTable(schema, 'issue'), {id: 'i1', title: 'x'}, 'put'); // 'i1'
+ */
 export function encodePrimaryKey(
   info: TableInfo,
   row: Readonly<Record<string, unknown>>,
