@@ -184,6 +184,25 @@ describe.skipIf(!hasChromium)(
       await tab.close();
     });
 
+    it('pushes what a closed tab left unsent from the tab still open', async () => {
+      const tab = await ana.context().newPage();
+      await tab.goto(base);
+      await tab.getByTestId('user').filter({ hasText: 'ana' }).waitFor();
+      await tab.getByTestId('offline-toggle').check();
+      await tab.getByTestId('new-title').fill('Left in a closed tab');
+      await tab.getByTestId('new-title').press('Enter');
+      await issue(tab, 'Left in a closed tab').waitFor({ timeout: 1000 });
+      await tab.close();
+      // Ana's remaining tab adopts the closed tab's queue at its next pull; Bob's change
+      // pokes it into pulling now rather than at the 30 s interval.
+      await bob.getByTestId('new-title').fill('Anything to poke Ana');
+      await bob.getByTestId('new-title').press('Enter');
+      await issue(ana, 'Left in a closed tab').waitFor();
+      await issue(bob, 'Left in a closed tab').waitFor();
+      const rows = await pglite.query(`SELECT 1 FROM issue WHERE title = 'Left in a closed tab'`);
+      expect(rows.rows).toHaveLength(1);
+    });
+
     it('reverts a change the server refuses and shows why', async () => {
       // Bob closes Ana's issue while offline: the close applies at once on his page.
       await bob.getByTestId('offline-toggle').check();

@@ -1,4 +1,4 @@
-import type { ClientStorage } from './storage';
+import type { ClientRecord, ClientStorage } from './storage';
 
 // A stored client is driven by one live `createClient` at a time, or two would push
 // different mutations under the same ids. Within one JavaScript realm a set says which are
@@ -39,8 +39,14 @@ export async function leaseClient(
   taken.set(storage, held);
   if (held.has(clientID)) return undefined;
   held.add(clientID);
+  // Releasing twice (a client closed twice) must not free a lease another client took since.
+  let released = false;
+  const free = () => {
+    if (!released) held.delete(clientID);
+    released = true;
+  };
   const locks = webLocks();
-  if (!locks) return { release: () => held.delete(clientID) };
+  if (!locks) return { release: free };
 
   let unlock: (() => void) | undefined;
   const granted = await new Promise<boolean>((resolve, reject) => {
@@ -60,8 +66,38 @@ export async function leaseClient(
   }
   return {
     release() {
-      held.delete(clientID);
+      free();
       unlock?.();
     },
   };
+}
+
+/** A random id, for a new client or client group. */
+export function newID(): string {
+  return globalThis.crypto.randomUUID().replaceAll('-', '');
+}
+
+/**
+ * Leases the first client of the group in `keys` that no live client holds (a reload
+ * resumes it), or a new client when all are held (a second tab).
+ *
+ * @example
+ * const {record, lease} = await claimClientRecord(storage, await storage.keys(), groupID);
+ */
+export async function claimClientRecord(
+  storage: ClientStorage,
+  keys: readonly string[],
+  clientGroupID: string,
+): Promise<{ record: ClientRecord; lease: ClientLease }> {
+  for (const key of keys) {
+    if (!key.startsWith('client/')) continue;
+    const record = (await storage.get(key)) as ClientRecord;
+    if (record.clientGroupID !== clientGroupID) continue;
+    const lease = await leaseClient(storage, record.clientID);
+    if (lease) return { record, lease };
+  }
+  const record: ClientRecord = { clientID: newID(), clientGroupID, lastMutationID: 0 };
+  const lease = await leaseClient(storage, record.clientID);
+  if (!lease) throw new Error(`A new client id is already taken: ${record.clientID}`);
+  return { record, lease };
 }

@@ -2,7 +2,7 @@ import { type AnyMutators, type AnySchema, isMutator, toApplicationError } from 
 import { createIndexedDBStorage } from './indexeddb-storage';
 import { type ClientQueryBuilder, createClientQueryBuilder, LiveQueries } from './live-query';
 import { LocalState } from './local-state';
-import { type ClientStorage, createMemoryStorage, type PendingMutation } from './storage';
+import { type ClientStorage, createMemoryStorage, type QueuedMutation } from './storage';
 import { SyncLoop } from './sync-loop';
 import type { Endpoints } from './sync-requests';
 import type {
@@ -24,7 +24,7 @@ export interface Client<S extends AnySchema, M extends AnyMutators> {
   readonly mutate: MutateAPI<M>;
   /** `client.query.issue.where(…)`: `.run()`, `.materialize()`, `.subscribe(cb)`. */
   readonly query: ClientQueryBuilder<S>;
-  /** How many mutations wait for the server's confirmation. */
+  /** How many mutations wait for the server's confirmation, adopted ones (of closed tabs) too. */
   readonly pending: number;
   /** False while the server is unreachable or `setOnline(false)` holds the client offline. */
   readonly online: boolean;
@@ -84,13 +84,14 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
   });
   const live = new LiveQueries(() => state.view);
   const waiting = new Map<number, (outcome: MutationOutcome) => void>();
-  const settledIDs = new Set<number>();
+  /** `clientID/id` of each settled mutation, this client's and adopted ones. */
+  const settledIDs = new Set<string>();
   const settledListeners = new Set<(settled: SettledMutation) => void>();
   const onlineListeners = new Set<(online: boolean) => void>();
   const pendingListeners = new Set<(pending: number) => void>();
-  let lastPending = state.pending.length;
+  let lastPending = state.pendingCount;
   const notifyPending = () => {
-    const pending = state.pending.length;
+    const pending = state.pendingCount;
     if (pending === lastPending) return;
     lastPending = pending;
     for (const listener of pendingListeners) listener(pending);
@@ -99,23 +100,31 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
   let lastOnline = true;
   const names = new Map<number, string>(state.pending.map((m) => [m.id, m.name]));
 
-  const settle = (id: number, outcome: MutationOutcome) => {
-    if (settledIDs.has(id)) return;
-    settledIDs.add(id);
-    waiting.get(id)?.(outcome);
-    waiting.delete(id);
-    const name = names.get(id) ?? '';
-    for (const listener of settledListeners) {
-      listener({ clientID: state.clientID, id, name, outcome });
+  const settle = (clientID: string, id: number, outcome: MutationOutcome, name?: string) => {
+    if (settledIDs.has(`${clientID}/${id}`)) return;
+    settledIDs.add(`${clientID}/${id}`);
+    const own = clientID === state.clientID;
+    if (own) {
+      waiting.get(id)?.(outcome);
+      waiting.delete(id);
     }
+    const settled = {
+      clientID,
+      id,
+      name: name ?? (own ? names.get(id) : undefined) ?? '',
+      outcome,
+    };
+    for (const listener of settledListeners) listener(settled);
   };
 
   const sync: SyncLoop = new SyncLoop(
     {
       state,
       settle,
-      confirmed: (mutations: readonly PendingMutation[]) => {
-        for (const m of mutations) settle(m.id, { ok: true, data: undefined });
+      confirmed: (mutations: readonly QueuedMutation[]) => {
+        for (const { clientID, mutation } of mutations) {
+          settle(clientID, mutation.id, { ok: true, data: undefined }, mutation.name);
+        }
       },
       changed: () => {
         live.refresh();
@@ -181,7 +190,7 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     mutate: mutateTree(options.mutators) as MutateAPI<M>,
     query: createClientQueryBuilder(options.schema, live),
     get pending() {
-      return state.pending.length;
+      return state.pendingCount;
     },
     get online() {
       return sync.online && !sync.forcedOffline;
@@ -192,7 +201,7 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     async idle() {
       for (;;) {
         await state.flushed();
-        if (state.pending.length === 0 && !sync.pushing && !sync.pulling) return;
+        if (state.pendingCount === 0 && !sync.pushing && !sync.pulling) return;
         const woken = new Promise<void>((resolve) => idleWaiters.push(resolve));
         if (!sync.pushing && !sync.pulling && !sync.retrying) {
           if (sync.hasUnpushed()) void sync.push();

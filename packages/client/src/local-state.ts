@@ -9,8 +9,10 @@ import {
   runMutator,
   toApplicationError,
 } from '@reprise/shared';
-import { type ClientLease, leaseClient } from './client-lease';
+import { AdoptedClients, type AdoptedQueue } from './adopted-clients';
+import { type ClientLease, claimClientRecord, newID } from './client-lease';
 import { createClientTransaction } from './client-transaction';
+import { loadPending } from './pending-queue';
 import { loadSnapshot, snapshotWrites } from './persisted-snapshot';
 import {
   type ClientRecord,
@@ -20,41 +22,13 @@ import {
   groupKey,
   type PendingMutation,
   pendingKey,
-  pendingPrefix,
+  type QueuedMutation,
   type StorageWrite,
 } from './storage';
 
 // The client's data: the last server snapshot, the pending queue, and the view (snapshot +
 // pending replayed) that queries read. Every change runs under one lock, so a pull's
 // rebase never interleaves with an optimistic mutate; every change is persisted in order.
-
-function newID(): string {
-  return globalThis.crypto.randomUUID().replaceAll('-', '');
-}
-
-/**
- * A client's queue past `confirmed`, from its per-mutation keys and a legacy
- * `record.pending`; `stale` are the keys of mutations already confirmed.
- */
-async function loadPending(
-  storage: ClientStorage,
-  keys: readonly string[],
-  record: ClientRecord,
-  confirmed: number,
-): Promise<{ pending: PendingMutation[]; stale: string[] }> {
-  const byID = new Map<number, PendingMutation>();
-  for (const m of record.pending ?? []) byID.set(m.id, m);
-  const prefix = pendingPrefix(record.clientID);
-  const stale: string[] = [];
-  for (const key of keys) {
-    if (!key.startsWith(prefix)) continue;
-    const m = (await storage.get(key)) as PendingMutation | undefined;
-    if (m && m.id > confirmed) byID.set(m.id, m);
-    else stale.push(key);
-  }
-  const pending = [...byID.values()].filter((m) => m.id > confirmed);
-  return { pending: pending.sort((a, b) => a.id - b.id), stale };
-}
 
 export interface LocalStateOptions {
   readonly schema: AnySchema;
@@ -76,6 +50,9 @@ export class LocalState {
   private lease: ClientLease | undefined;
   /** False while the stored snapshot is a group record of the old shape (rows inside). */
   private snapshotInBuckets = true;
+  /** Closed clients' queues this client pushes for them (adopted-clients.ts). */
+  readonly adopted: AdoptedClients;
+  private released = false;
 
   private constructor(
     private readonly options: LocalStateOptions,
@@ -87,6 +64,7 @@ export class LocalState {
     snapshot: MemoryStore,
   ) {
     this.byName = flattenMutators(options.mutators);
+    this.adopted = new AdoptedClients(options.storage, clientGroupID);
     this.snapshot = snapshot;
     this.view = snapshot;
   }
@@ -101,24 +79,8 @@ export class LocalState {
     const groupID = options.clientGroupID ?? ((await storage.get(userKey)) as string) ?? newID();
     await storage.set(userKey, groupID);
     const group = (await storage.get(groupKey(groupID))) as GroupRecord | undefined;
-    let record: ClientRecord | undefined;
-    let lease: ClientLease | undefined;
     const keys = await storage.keys();
-    for (const key of keys) {
-      if (!key.startsWith('client/')) continue;
-      const candidate = (await storage.get(key)) as ClientRecord;
-      if (candidate.clientGroupID !== groupID) continue;
-      lease = await leaseClient(storage, candidate.clientID);
-      if (lease) {
-        record = candidate;
-        break;
-      }
-    }
-    if (!record || !lease) {
-      record = { clientID: newID(), clientGroupID: groupID, lastMutationID: 0 };
-      lease = await leaseClient(storage, record.clientID);
-      if (!lease) throw new Error(`A new client id is already taken: ${record.clientID}`);
-    }
+    const { record, lease } = await claimClientRecord(storage, keys, groupID);
     // The group's snapshot may be newer than this client's record (written by a pull that
     // stopped half way, or by another tab): it wins.
     const confirmed = Math.max(
@@ -138,6 +100,7 @@ export class LocalState {
     state.snapshotInBuckets = !group?.rows;
     state.lease = lease;
     state.groupLMIDs = { ...group?.lastMutationIDs };
+    await state.adopted.adopt(state.groupLMIDs);
     await state.exclusive(() => state.rebase());
     if (record.pending?.length) {
       // A record from before per-mutation keys: its queue moves to them.
@@ -148,9 +111,22 @@ export class LocalState {
     return state;
   }
 
-  /** Frees this client's claim, so a later client over the same storage resumes it. */
+  /** Frees this client's claims, so a later client over the same storage resumes them. */
   release(): void {
+    this.released = true;
+    this.adopted.release();
     this.lease?.release();
+  }
+
+  /** The queues to push, in order: the adopted clients' first, then this client's. */
+  queues(): AdoptedQueue[] {
+    const own = { clientID: this.clientID, confirmed: this.lastMutationID, pending: this.pending };
+    return [...this.adopted.list(), own];
+  }
+
+  /** How many mutations, this client's and adopted ones, wait for confirmation. */
+  get pendingCount(): number {
+    return this.pending.length + this.adopted.count;
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -222,10 +198,11 @@ export class LocalState {
     store: MemoryStore,
     mutation: PendingMutation,
     reason: 'optimistic' | 'rebase',
+    clientID = this.clientID,
   ) {
     const draft = store.fork();
     const tx = createClientTransaction(this.options.schema, draft, {
-      clientID: this.clientID,
+      clientID,
       mutationID: mutation.id,
       reason,
     });
@@ -258,31 +235,36 @@ export class LocalState {
   }
 
   /**
-   * view = snapshot + pending, replayed in order; a replay that throws is left out. The
-   * view is a clone, so replays copy each table they write once, and the snapshot is kept.
+   * view = snapshot + the queues (adopted ones first), replayed in order; a replay that
+   * throws is left out. The view is a clone, so replays copy each table they write once,
+   * and the snapshot is kept.
    */
   private async rebase() {
     const view = this.snapshot.clone();
-    for (const mutation of this.pending) {
-      try {
-        await this.apply(view, mutation, 'rebase');
-      } catch {
-        // The server decides: its result will settle this mutation.
+    for (const queue of this.queues()) {
+      for (const mutation of queue.pending) {
+        try {
+          await this.apply(view, mutation, 'rebase', queue.clientID);
+        } catch {
+          // The server decides: its result will settle this mutation.
+        }
       }
     }
     this.view = view;
   }
 
   /**
-   * Applies a pull: patches the snapshot, drops the pending mutations the server has
-   * confirmed, and replays the rest. Returns the dropped ones.
+   * Applies a pull: patches the snapshot, drops the pending mutations (own and adopted) the
+   * server has confirmed, adopts closed clients' queues, and replays. Returns the dropped.
    */
   applyPull(
     cookie: string,
     patch: readonly PatchOperation[],
     lastMutationIDs: Readonly<Record<string, number>>,
-  ): Promise<PendingMutation[]> {
+  ): Promise<QueuedMutation[]> {
     return this.exclusive(async () => {
+      // A pull that lands after close must not write: another client may own these now.
+      if (this.released) return [];
       let snapshot = this.snapshot.clone();
       for (const op of patch) {
         if (op.op === 'clear') snapshot = createMemoryStore(this.options.schema);
@@ -300,6 +282,8 @@ export class LocalState {
         dropped = this.pending.filter((m) => m.id <= confirmed);
         this.pending = this.pending.filter((m) => m.id > confirmed);
       }
+      const adopted = this.adopted.confirm(this.groupLMIDs);
+      await this.adopted.adopt(this.groupLMIDs);
       await this.rebase();
       const group: GroupRecord = {
         clientGroupID: this.clientGroupID,
@@ -310,7 +294,14 @@ export class LocalState {
       this.snapshotInBuckets = true;
       void this.persistAll(snapshotWrites(this.options.schema, snapshot, patch, group, full));
       if (dropped.length) await this.forget(dropped);
-      return dropped;
+      if (adopted.writes.length) {
+        await this.persistAll(adopted.writes);
+        for (const lease of adopted.finished) lease.release();
+      }
+      return [
+        ...adopted.dropped,
+        ...dropped.map((mutation) => ({ clientID: this.clientID, mutation })),
+      ];
     });
   }
 }

@@ -39,6 +39,12 @@ export interface PendingMutation {
   readonly timestamp: number;
 }
 
+/** A queued mutation with the client it belongs to: this one, or one it adopted. */
+export interface QueuedMutation {
+  readonly clientID: string;
+  readonly mutation: PendingMutation;
+}
+
 /**
  * The server state a client group last pulled: its cookie and the last mutation id of each
  * of its clients. Its rows are stored in buckets (persisted-snapshot.ts); `rows` is read

@@ -1,7 +1,7 @@
 import { backoffDelay } from './backoff';
 import type { LocalState } from './local-state';
 import { readPokes } from './poke-reader';
-import type { PendingMutation } from './storage';
+import type { QueuedMutation } from './storage';
 import {
   type PushReply,
   requestHeaders,
@@ -18,10 +18,10 @@ import type { AuthOption, AuthState, MutationOutcome } from './types';
 
 export interface SyncHost {
   readonly state: LocalState;
-  /** Reports the server's verdict on one of this client's mutations. */
-  settle(id: number, outcome: MutationOutcome): void;
+  /** Reports the server's verdict on a mutation of this client or of one it adopted. */
+  settle(clientID: string, id: number, outcome: MutationOutcome, name?: string): void;
   /** A pull confirmed these mutations (settle those not settled yet as successes). */
-  confirmed(mutations: readonly PendingMutation[]): void;
+  confirmed(mutations: readonly QueuedMutation[]): void;
   /** The view, online or auth state changed. */
   changed(): void;
 }
@@ -46,7 +46,8 @@ export class SyncLoop {
   retrying = false;
   private pushAgain = false;
   private pullAgain = false;
-  private pushedThrough: number;
+  /** The last id pushed and acknowledged, per client (this one and adopted ones). */
+  private readonly pushedThrough = new Map<string, number>();
   /** Failures in a row of each half; the backoff follows the worse of the two. */
   private readonly failures = { push: 0, pull: 0 };
   private batchSize: number;
@@ -60,7 +61,6 @@ export class SyncLoop {
     private readonly host: SyncHost,
     private readonly options: SyncOptions,
   ) {
-    this.pushedThrough = host.state.lastMutationID;
     this.batchSize = options.maxBatchSize;
   }
 
@@ -91,10 +91,18 @@ export class SyncLoop {
     clearInterval(this.interval);
   }
 
-  /** True when some queued mutation has not been sent (or was sent and not acknowledged). */
+  /** The queued mutations not sent (or sent and not acknowledged): adopted ones first. */
+  private unpushed(): QueuedMutation[] {
+    const unpushed: QueuedMutation[] = [];
+    for (const { clientID, confirmed, pending } of this.host.state.queues()) {
+      const from = Math.max(this.pushedThrough.get(clientID) ?? 0, confirmed);
+      for (const mutation of pending) if (mutation.id > from) unpushed.push({ clientID, mutation });
+    }
+    return unpushed;
+  }
+
   hasUnpushed(): boolean {
-    const from = Math.max(this.pushedThrough, this.host.state.lastMutationID);
-    return this.host.state.pending.some((m) => m.id > from);
+    return this.unpushed().length > 0;
   }
 
   private canSend(): boolean {
@@ -157,17 +165,17 @@ export class SyncLoop {
     let oooInARow = 0;
     try {
       for (;;) {
-        const from = Math.max(this.pushedThrough, this.host.state.lastMutationID);
-        const batch = this.host.state.pending.filter((m) => m.id > from).slice(0, this.batchSize);
+        const batch = this.unpushed().slice(0, this.batchSize);
         if (batch.length === 0 || !this.canSend()) break;
-        const step = this.step(await sendPush(this.options, this.host.state, batch), batch.length);
+        const reply = await sendPush(this.options, this.host.state.clientGroupID, batch);
+        const step = this.step(reply, batch);
         if (step === 'retry') return this.scheduleRetry('push');
         // Batches that went through before the refusal still need a pull to confirm them.
         if (step === 'stop') break;
         if (step === 'resync') {
           // The server expects an earlier id: learn what it has, then push from there.
           if (++oooInARow > 3) return this.scheduleRetry('push');
-          this.pushedThrough = 0;
+          this.pushedThrough.clear();
           await this.pull();
         }
         sent = true;
@@ -183,8 +191,9 @@ export class SyncLoop {
     if (sent) await this.pull();
   }
 
-  /** What the push loop does after `reply` to a batch of `size` mutations. */
-  private step(reply: PushReply, size: number): Step {
+  /** What the push loop does after `reply` to `batch`. */
+  private step(reply: PushReply, batch: readonly QueuedMutation[]): Step {
+    const size = batch.length;
     switch (reply.kind) {
       case 'unreachable':
         this.setOnline(false);
@@ -200,12 +209,15 @@ export class SyncLoop {
     }
     this.setOnline(true);
     this.failures.push = 0;
-    const { state } = this.host;
     for (const { id, result } of reply.mutations) {
-      if (id.clientID !== state.clientID) continue;
-      this.pushedThrough = Math.max(this.pushedThrough, id.id);
+      const sent = batch.find((m) => m.clientID === id.clientID && m.mutation.id === id.id);
+      if (!sent) continue;
+      this.pushedThrough.set(
+        id.clientID,
+        Math.max(this.pushedThrough.get(id.clientID) ?? 0, id.id),
+      );
       const outcome = toOutcome(result);
-      if (outcome) this.host.settle(id.id, outcome);
+      if (outcome) this.host.settle(id.clientID, id.id, outcome, sent.mutation.name);
     }
     return 'done';
   }
@@ -247,13 +259,17 @@ export class SyncLoop {
       pulled.patch,
       pulled.lastMutationIDChanges,
     );
+    // Results of other live clients are theirs to report; those of adopted ones are ours.
+    const ours = new Set([state.clientID, ...dropped.map((m) => m.clientID)]);
+    for (const { clientID } of state.adopted.list()) ours.add(clientID);
     for (const { id, result } of pulled.mutationResults) {
-      const outcome = id.clientID === state.clientID ? toOutcome(result) : undefined;
-      if (outcome) this.host.settle(id.id, outcome);
+      const outcome = ours.has(id.clientID) ? toOutcome(result) : undefined;
+      const name = dropped.find((m) => m.clientID === id.clientID && m.mutation.id === id.id);
+      if (outcome) this.host.settle(id.clientID, id.id, outcome, name?.mutation.name);
     }
     this.host.confirmed(dropped);
-    // Mutations queued by an earlier session or left unsent (a resync) go out now.
-    if (state.pending.some((m) => m.id > this.pushedThrough)) this.schedulePush();
+    // Mutations queued by an earlier session, adopted, or left unsent (a resync) go out now.
+    if (this.hasUnpushed()) this.schedulePush();
   }
 
   setAuth(auth: AuthOption | undefined): void {

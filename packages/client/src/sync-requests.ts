@@ -13,7 +13,7 @@ import {
   pullResponseSchema,
   pushResponseSchema,
 } from '@reprise/shared';
-import type { PendingMutation } from './storage';
+import type { QueuedMutation } from './storage';
 import type { AuthOption, MutationOutcome } from './types';
 
 // One push or pull over HTTP, and what the server's answer means: the sync loop decides
@@ -80,25 +80,25 @@ async function post(transport: Transport, url: string, body: unknown): Promise<R
 }
 
 /**
- * Pushes `batch`, the client's mutations in id order.
+ * Pushes `batch` of the group's mutations: each client's in id order, under its own id.
  *
  * @example
- * const reply = await sendPush(transport, state, state.pending.slice(0, 100));
+ * const reply = await sendPush(transport, state.clientGroupID, [{clientID, mutation}]);
  */
 export async function sendPush(
   transport: Transport,
-  client: { readonly clientGroupID: string; readonly clientID: string },
-  batch: readonly PendingMutation[],
+  clientGroupID: string,
+  batch: readonly QueuedMutation[],
 ): Promise<PushReply> {
   const request: PushRequest = {
-    clientGroupID: client.clientGroupID,
+    clientGroupID,
     pushVersion: PUSH_VERSION,
     timestamp: Date.now(),
     requestID: globalThis.crypto.randomUUID(),
-    mutations: batch.map((m) => ({
+    mutations: batch.map(({ clientID, mutation: m }) => ({
       type: 'custom' as const,
       id: m.id,
-      clientID: client.clientID,
+      clientID,
       name: m.name,
       args: [m.args],
       timestamp: m.timestamp,
