@@ -109,6 +109,26 @@ for (const adapter of ADAPTERS) {
       });
     });
 
+    it('a push of 100 commits after 64 mutations and goes on in a second transaction', async () => {
+      await post(fx, pushBody([create(1)]));
+      const add = (id: number) => ({
+        id,
+        name: 'comment.add',
+        args: { id: `k${id}`, issueID: 'i1', body: 'hi' },
+      });
+      const res = await post(fx, pushBody(Array.from({ length: 100 }, (_, i) => add(i + 2))));
+      expect(res.status).toBe(200);
+      expect(res.body.mutations).toHaveLength(100);
+      expect(await lmid(fx)).toBe(101);
+      expect(await count(fx, 'comment')).toBe(100);
+      if (fx.db.capabilities.partialSQL) return; // pg-mem keeps no transaction ids
+      const txids = await fx.query<{ txid: string; n: string | number }>(
+        `SELECT "txid"::text AS "txid", count(*) AS "n" FROM reprise."mutationResults"
+         WHERE "mutationID" > 1 GROUP BY "txid" ORDER BY min("mutationID")`,
+      );
+      expect(txids.map((r) => Number(r.n))).toEqual([64, 36]);
+    });
+
     it('a validation failure is an app error; the body never runs and the LMID advances', async () => {
       const res = await post(
         fx,

@@ -75,8 +75,17 @@ interface Chunk {
 }
 
 /**
+ * The most mutations one transaction applies. Each after the first runs in a savepoint, and
+ * Postgres caches 64 subtransaction ids per backend: past that, every other session's
+ * snapshot checks fall back to pg_subtrans, slowing the whole server. A longer push
+ * commits and goes on in a new transaction.
+ */
+export const MAX_MUTATIONS_PER_TRANSACTION = 64;
+
+/**
  * Applies a push's mutations in order, exactly once each. Mutations share one transaction
- * (a savepoint each) until one needs a fresh one, so a push of many pays one commit.
+ * (a savepoint each, up to MAX_MUTATIONS_PER_TRANSACTION) until one needs a fresh one, so
+ * a push of many pays one commit.
  */
 export async function processPush(push: PushRequest, config: PushConfig): Promise<PushOutcome> {
   const { mutations } = push;
@@ -151,6 +160,7 @@ async function applyChunk(
   let index = start;
 
   for (; index < push.mutations.length; index++) {
+    if (applied === MAX_MUTATIONS_PER_TRANSACTION) break;
     const m = push.mutations[index]!;
     let lmid = lmids.get(m.clientID);
     if (!lmid) {
