@@ -76,7 +76,6 @@ export {
   type SimpleCondition,
   type SimpleOperator,
 } from './query/ast';
-export { encodePrimaryKey } from './query/draft-store';
 export { evaluateQuery, runQuery } from './query/evaluate';
 export {
   createMemoryStore,
@@ -103,6 +102,7 @@ export {
   compareStrings,
   compareValues,
   compileLike,
+  encodePrimaryKey,
   isNotDistinct,
   keyOf,
   tupleKeyOf,

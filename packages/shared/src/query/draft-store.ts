@@ -1,6 +1,6 @@
 import { type AnySchema, mustGetTable, type TableInfo } from '../schema';
 import type { MemoryDraft, MemoryStore, StoreRow } from './memory-store';
-import { keyOf, tupleKeyOf } from './values';
+import { encodePrimaryKey, keyOf } from './values';
 
 // A draft over a store: writes go to small per-table maps, reads see the store with the
 // draft's writes laid over it, and `commit` writes them into the store. A mutation that
@@ -12,39 +12,6 @@ interface Change {
   readonly row: StoreRow | null;
   /** An object holding the primary key, to ask the store underneath about it. */
   readonly key: Readonly<Record<string, unknown>>;
-}
-
-const kindsByTable = new WeakMap<TableInfo, readonly ReturnType<typeof kindOfKey>[]>();
-
-function kindOfKey(info: TableInfo, column: string) {
-  return info.columns.get(column)!.kind;
-}
-
-/**
- * The primary key of `row` in `info`'s table, encoded as the store keys its rows: one
- * value for a single-column key, a stable string for a composite one.
- *
- * @example
- * encodePrimaryKey(mustGetTable(schema, 'issue'), {id: 'i1', title: 'x'}, 'put'); // 'i1'
- */
-export function encodePrimaryKey(
-  info: TableInfo,
-  row: Readonly<Record<string, unknown>>,
-  verb: string,
-): unknown {
-  let kinds = kindsByTable.get(info);
-  if (!kinds) {
-    kinds = info.primaryKey.map((column) => kindOfKey(info, column));
-    kindsByTable.set(info, kinds);
-  }
-  const values = info.primaryKey.map((column) => {
-    const value = row[column];
-    if (value == null) {
-      throw new TypeError(`${verb}(${info.name}): the primary key "${column}" is missing`);
-    }
-    return value;
-  });
-  return tupleKeyOf(kinds, values);
 }
 
 export class DraftStore implements MemoryDraft<AnySchema> {

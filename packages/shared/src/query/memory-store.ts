@@ -1,14 +1,7 @@
-import {
-  type AnySchema,
-  type ColumnInfo,
-  type ColumnKind,
-  mustGetTable,
-  type PrimaryKey,
-  type TableInfo,
-} from '../schema';
+import { type AnySchema, mustGetTable, type PrimaryKey, type TableInfo } from '../schema';
 import { DraftStore } from './draft-store';
 import type { ColumnName, RowOf, TableName } from './query';
-import { keyOf, tupleKeyOf } from './values';
+import { encodePrimaryKey, keyOf } from './values';
 
 // Rows by table and primary key, with optional hash indexes on single columns. Tables are
 // copied on write, so `clone()` is cheap and a clone and its original never see each
@@ -69,19 +62,10 @@ interface TableData {
 
 interface TableMeta {
   readonly info: TableInfo;
-  readonly primaryKey: readonly ColumnInfo[];
-  readonly primaryKinds: readonly ColumnKind[];
 }
 
 function primaryKeyOf(meta: TableMeta, row: Readonly<Record<string, unknown>>, verb: string) {
-  const values = meta.primaryKey.map((column) => {
-    const value = row[column.key];
-    if (value == null) {
-      throw new TypeError(`${verb}(${meta.info.name}): the primary key "${column.key}" is missing`);
-    }
-    return value;
-  });
-  return tupleKeyOf(meta.primaryKinds, values);
+  return encodePrimaryKey(meta.info, row, verb);
 }
 
 const EMPTY: ReadonlySet<StoreRow> = new Set();
@@ -250,8 +234,7 @@ export function createMemoryStore<S extends AnySchema>(schema: S): MemoryStore<S
   const meta = new Map<string, TableMeta>();
   const tables = new Map<string, TableData>();
   for (const [name, info] of schema.tableInfo) {
-    const primaryKey = info.primaryKey.map((key) => info.columns.get(key)!);
-    meta.set(name, { info, primaryKey, primaryKinds: primaryKey.map((column) => column.kind) });
+    meta.set(name, { info });
     tables.set(name, { rows: new Map(), indexes: new Map() });
   }
   return new InMemoryStore(schema, meta, tables) as unknown as MemoryStore<S>;

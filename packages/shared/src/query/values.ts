@@ -1,4 +1,4 @@
-import type { ColumnKind } from '../schema';
+import type { ColumnKind, TableInfo } from '../schema';
 import { QueryError } from './validate';
 
 // How the in-memory evaluator compares column values so that it agrees with Postgres
@@ -253,4 +253,33 @@ export function compileLike(pattern: string, caseInsensitive = false): (value: s
   if (likeCache.size >= LIKE_CACHE_LIMIT) likeCache.clear();
   likeCache.set(cacheKey, matcher);
   return matcher;
+}
+
+const primaryKinds = new WeakMap<TableInfo, readonly ColumnKind[]>();
+
+/**
+ * The primary key of `row` in `info`'s table, encoded as the store keys its rows: one
+ * value for a single-column key, a stable string for a composite one.
+ *
+ * @example
+ * encodePrimaryKey(mustGetTable(schema, 'issue'), {id: 'i1', title: 'x'}, 'put'); // 'i1'
+ */
+export function encodePrimaryKey(
+  info: TableInfo,
+  row: Readonly<Record<string, unknown>>,
+  verb: string,
+): unknown {
+  let kinds = primaryKinds.get(info);
+  if (!kinds) {
+    kinds = info.primaryKey.map((column) => info.columns.get(column)!.kind);
+    primaryKinds.set(info, kinds);
+  }
+  const values = info.primaryKey.map((column) => {
+    const value = row[column];
+    if (value == null) {
+      throw new TypeError(`${verb}(${info.name}): the primary key "${column}" is missing`);
+    }
+    return value;
+  });
+  return tupleKeyOf(kinds, values);
 }
