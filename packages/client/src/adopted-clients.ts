@@ -72,14 +72,16 @@ export class AdoptedClients {
       listed.filter((key) => key.startsWith('pending/')).map((key) => key.split('/')[1]),
     );
     for (const key of listed) {
-      if (!key.startsWith('client/')) continue;
+      // Only clients with queued mutations are worth a read and a Web Lock request. (A
+      // record of the old shape, its queue inside, is moved to keys when a client
+      // resumes it; adoption leaves it to that.)
+      if (!key.startsWith('client/') || !queued.has(key.slice('client/'.length))) continue;
       const seen = (await storage.get(key)) as ClientRecord | undefined;
       if (seen?.clientGroupID !== this.clientGroupID || this.byID.has(seen.clientID)) continue;
-      // Leasing costs a Web Lock request: only clients with something queued are worth one.
-      if (!queued.has(seen.clientID) && !seen.pending?.length) continue;
       const lease = await leaseClient(storage, seen.clientID);
       if (!lease) continue;
-      // Its owner may have written more before it let go: read it again under the lease.
+      // Its owner may have written more before it let go: read it (and list its queue)
+      // again under the lease.
       const record = (await storage.get(key)) as ClientRecord | undefined;
       if (!record) {
         lease.release();

@@ -91,8 +91,9 @@ export async function claimClientRecord(
 ): Promise<{ record: ClientRecord; lease: ClientLease }> {
   for (const key of keys) {
     if (!key.startsWith('client/')) continue;
-    const record = (await storage.get(key)) as ClientRecord;
-    if (record.clientGroupID !== clientGroupID) continue;
+    // Gone since the listing (an adopted client another tab finished with): skip it.
+    const record = (await storage.get(key)) as ClientRecord | undefined;
+    if (record?.clientGroupID !== clientGroupID) continue;
     const lease = await leaseClient(storage, record.clientID);
     if (lease) return { record, lease };
   }

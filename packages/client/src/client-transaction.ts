@@ -9,9 +9,9 @@ import {
   type TableInfo,
 } from '@reprise/shared';
 
-// `tx` for a mutator running on the client: tx.mutate writes to a private clone of the
-// store with the server's semantics (transaction.ts's table), and tx.run reads it. The
-// caller commits the clone only when the mutator returned.
+// `tx` for a mutator running on the client: tx.mutate writes to a draft of the store
+// (store.fork()) with the server's semantics (transaction.ts's table), and tx.run reads
+// it. The caller commits the draft only when the mutator returned.
 
 type RowInput = Readonly<Record<string, unknown>>;
 type ColumnDefault = { default?: unknown; defaultFn?: () => unknown };

@@ -283,8 +283,12 @@ export class LocalState {
         this.pending = this.pending.filter((m) => m.id > confirmed);
       }
       const adopted = this.adopted.confirm(this.groupLMIDs);
-      await this.adopted.adopt(this.groupLMIDs);
-      await this.rebase();
+      const adoptedMore = await this.adopted.adopt(this.groupLMIDs);
+      // A pull that changed nothing (a poke for others' scopes, an interval pull) leaves
+      // the view as it is: replaying every pending mutation would give the same rows.
+      if (patch.length || dropped.length || adopted.dropped.length || adoptedMore) {
+        await this.rebase();
+      }
       const group: GroupRecord = {
         clientGroupID: this.clientGroupID,
         cookie,
@@ -292,7 +296,11 @@ export class LocalState {
       };
       const full = !this.snapshotInBuckets;
       this.snapshotInBuckets = true;
-      void this.persistAll(snapshotWrites(this.options.schema, snapshot, patch, group, full));
+      // Not awaited: the pull's caller need not wait for the disk. A failed write is
+      // swallowed by the write chain too; the next pull's writes repair what they touch.
+      this.persistAll(snapshotWrites(this.options.schema, snapshot, patch, group, full)).catch(
+        () => {},
+      );
       if (dropped.length) await this.forget(dropped);
       if (adopted.writes.length) {
         await this.persistAll(adopted.writes);

@@ -6,7 +6,7 @@ import {
   mustGetTable,
   type PatchOperation,
 } from '@reprise/shared';
-import type { ClientStorage, GroupRecord, StorageWrite } from './storage';
+import { type ClientStorage, type GroupRecord, groupKey, type StorageWrite } from './storage';
 
 // The group's server snapshot on disk: each table's rows spread over BUCKETS keys by a hash
 // of their primary key, so a pull rewrites only the buckets its patch touched (a reset
@@ -96,6 +96,6 @@ export function snapshotWrites(
       writes.push([bucketKey(group.clientGroupID, table, bucket), rows.get(bucket)]);
     }
   }
-  writes.push([`group/${group.clientGroupID}`, group]);
+  writes.push([groupKey(group.clientGroupID), group]);
   return writes;
 }
