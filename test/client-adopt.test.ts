@@ -26,7 +26,7 @@ async function keysOf(storage: ClientStorage, client: TestClient) {
   );
 }
 
-describe.skipIf(pglite.unavailable)('adopting the queue of a closed client', () => {
+describe('adopting the queue of a closed client', () => {
   const h = useClients(pglite);
 
   /**

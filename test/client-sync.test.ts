@@ -109,7 +109,7 @@ async function idle(client: TestClient, ms = 5_000): Promise<void> {
 /** Long enough for a retry storm to show: dozens of rounds at the 5 ms backoff used here. */
 const QUIET_MS = 300;
 
-describe.skipIf(pglite.unavailable)('client sync loop against pglite', () => {
+describe('client sync loop against pglite', () => {
   let fx: AdapterFixture;
   let server: TestServer;
   const hubs: PokeHub[] = [];

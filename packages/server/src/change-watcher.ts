@@ -3,9 +3,10 @@ import type { Database, DatabaseTransaction } from './database';
 import type { EngineTables } from './engine-tables';
 import type { Logger } from './logger';
 
-// One process-wide ear on the changelog: pokes and change streams wait on it instead of
-// asking the database each on their own. It LISTENs where the database has notifications,
-// and otherwise polls for anything committed since its last look.
+// An ear on the changelog: each poke hub and each set of change streams has one, and all
+// their connections or streams wait on it instead of asking the database each on their
+// own. It LISTENs where the database has notifications, and otherwise polls for anything
+// committed since its last look.
 
 /** What committed: changes in these scopes, or anything at all. */
 export type ChangeNotice = { readonly all: true } | { readonly scopes: readonly string[] };

@@ -229,12 +229,10 @@ export async function isExpired(
 }
 
 /**
- * Deletes changes older than `olderThanMs` (default 7 days) and remembers how far it went,
- * so that a reader whose position is older gets a reset instead of a gap. Only changes of
- * transactions that no running transaction can still see as in progress are removed.
- *
- * @example
- * setInterval(() => pruneChanges(db), 60 * 60 * 1000);
+ * Deletes changes and mutation results older than `olderThanMs` (default 7 days) and
+ * remembers how far it went, so that a reader whose position is older gets a reset instead
+ * of a gap. Only changes of transactions that no running transaction can still see as in
+ * progress are removed. The public entry is prune-changes.ts's `pruneChanges`.
  */
 export async function pruneChanges(
   db: Database,

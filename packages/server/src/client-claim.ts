@@ -124,15 +124,19 @@ async function claimSimply(
   return { previous: lmid, persisted: lmid };
 }
 
-/** The first contiguous run of ids `clientID` has in `mutations`, from `start` on. */
+/**
+ * The first contiguous run of ids `clientID` has in `mutations`, from `start` on and before
+ * `end` (where the transaction will stop).
+ */
 export function leadingRun(
   mutations: readonly { clientID: string; id: number }[],
   start: number,
   clientID: string,
+  end = mutations.length,
 ): IdRun {
   let first = 0;
   let last = 0;
-  for (let i = start; i < mutations.length; i++) {
+  for (let i = start; i < Math.min(end, mutations.length); i++) {
     const m = mutations[i]!;
     if (m.clientID !== clientID) continue;
     if (first === 0) first = last = m.id;

@@ -155,6 +155,15 @@ function truncate(sql: string): string {
   return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
 }
 
+/** Postgres's routines for a prepared statement that is gone or whose plan no longer fits. */
+const STALE_PLAN_ROUTINES = new Set(['FetchPreparedStatement', 'RevalidateCachedQuery']);
+
+/** True for a driver error from a prepared statement that is gone or whose plan went stale. */
+export function isStalePlan(error: unknown): boolean {
+  const routine = (error as { routine?: unknown } | null)?.routine;
+  return typeof routine === 'string' && STALE_PLAN_ROUTINES.has(routine);
+}
+
 function isTransientCause(error: unknown): boolean {
   const cause = rootCause(error);
   const code = (cause as { code?: unknown } | null)?.code;
@@ -165,8 +174,7 @@ function isTransientCause(error: unknown): boolean {
   }
   // A prepared statement that is gone, or whose cached plan no longer fits its tables
   // (DDL since it was prepared): the drivers prepare afresh when the transaction runs again.
-  const routine = (cause as { routine?: unknown } | null)?.routine;
-  if (routine === 'FetchPreparedStatement' || routine === 'RevalidateCachedQuery') return true;
+  if (isStalePlan(cause)) return true;
   const message = cause instanceof Error ? cause.message : '';
   return /Connection terminated|connection (?:closed|ended)|terminating connection/i.test(message);
 }

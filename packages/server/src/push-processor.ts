@@ -168,7 +168,13 @@ async function applyChunk(
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
         userID: config.userID,
-        run: leadingRun(push.mutations, index, m.clientID),
+        // Up to where this transaction stops, so the claim's LMID needs no correcting.
+        run: leadingRun(
+          push.mutations,
+          index,
+          m.clientID,
+          index + MAX_MUTATIONS_PER_TRANSACTION - applied,
+        ),
       });
       lmid = { persisted: claim.persisted, current: claim.previous };
       lmids.set(m.clientID, lmid);

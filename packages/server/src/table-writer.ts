@@ -1,17 +1,10 @@
 import type { AnySchema, ColumnInfo, TableInfo, TableMutator } from '@reprise/shared';
 import type { RecordedChange } from './changelog';
 import { type DatabaseTransaction, quoteIdent } from './database';
-import { outputExpr } from './query-sql';
+import { outputExpr, tableSQL } from './query-sql';
 import { decodeRows } from './row-decoder';
 
 type RowInput = Record<string, unknown>;
-
-/** A table's SQL name, schema-qualified when the definition names a schema. */
-function qualifiedName(table: TableInfo): string {
-  return table.sqlSchema
-    ? `${quoteIdent(table.sqlSchema)}.${quoteIdent(table.sqlName)}`
-    : quoteIdent(table.sqlName);
-}
 
 /** Encodes one value for its column; json goes as text and is cast, so every driver agrees. */
 function encode(column: ColumnInfo, value: unknown): unknown {
@@ -122,7 +115,7 @@ export function createTableMutator(
   capture?: WriteCapture,
 ): TableMutator<TableInfo['table']> {
   // No alias: pg-mem refuses one on UPDATE and DELETE, and the bare table name serves.
-  const name = qualifiedName(table);
+  const name = tableSQL(table);
   const alias = table.sqlName;
   const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
   const returning = capture ? returningClause(table, capture.partialSQL) : '';

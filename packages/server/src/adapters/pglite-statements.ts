@@ -1,4 +1,5 @@
 import { type PGlite, parse, protocol } from '@electric-sql/pglite';
+import { isStalePlan } from '../database';
 
 // PGlite's own `query` parses and plans every statement afresh and enters the WASM module
 // six times to do it; the engine runs the same few statements on every push. Here each
@@ -9,9 +10,6 @@ const { serialize } = protocol;
 
 /** Prepared statements kept per PGlite instance; the oldest unused go first. */
 const CAPACITY = 256;
-
-/** Postgres's routines for a prepared statement that is gone or whose plan no longer fits. */
-const STALE_ROUTINES = new Set(['FetchPreparedStatement', 'RevalidateCachedQuery']);
 
 interface Prepared {
   readonly name: string;
@@ -95,7 +93,7 @@ function createRunner(pglite: PGlite): PreparedRunner {
       } catch (error) {
         // Deallocated behind our back, or a table changed under a cached plan: this
         // statement fails (with its transaction), the next use prepares it afresh.
-        if (STALE_ROUTINES.has((error as { routine?: string }).routine ?? '')) {
+        if (isStalePlan(error)) {
           statements.delete(text);
           closing.push(prepared.name);
         }
