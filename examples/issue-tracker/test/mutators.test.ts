@@ -51,6 +51,12 @@ describe.each<TestEngine>(['pglite', 'pg-mem'])('the tracker mutators on %s', (e
       title: 'Printer on fire',
       open: true,
     });
+    await t.mutate(mutators.issue.close({ id: 'i1' }), ana);
+    const reopen = await t.mutate(mutators.issue.reopen({ id: 'i1' }), bob);
+    expect(reopen.ok || reopen.error.message).toBe(
+      'Only ana, who opened this issue, can reopen it',
+    );
+    expect((await t.run(q.issue.where('id', 'i1').one()))?.open).toBe(false);
     expect(await t.mutate(mutators.issue.rename({ id: 'i1', title: 'Renamed' }), ana)).toEqual({
       ok: true,
       data: undefined,

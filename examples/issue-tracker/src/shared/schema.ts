@@ -29,9 +29,10 @@ export const schema = createSchema({
 export const q = createBuilder(schema);
 
 /**
- * The tables' DDL; the server runs it at start (drizzle-kit would generate the same).
- * `comment.issue_id` cascades too, as a backstop: the `issue.delete` mutator deletes the
- * comments itself, so that clients see those deletions and the optimistic run matches.
+ * The tables' DDL, written by hand to match the definitions above; the server runs it at
+ * start. `comment.issue_id` also references the issue with a cascade, as a backstop: the
+ * `issue.delete` mutator deletes the comments itself, so that clients see those deletions
+ * and the optimistic run matches.
  */
 export const APP_DDL = [
   `CREATE TABLE IF NOT EXISTS issue (

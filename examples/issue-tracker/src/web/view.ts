@@ -1,12 +1,12 @@
+import type { RowOf } from '@reprise/shared';
+import type { schema } from '../shared/schema';
+
 // Pure rendering: state in, HTML out. Every value from the data goes through `esc`.
 
-export interface IssueView {
-  readonly id: string;
-  readonly title: string;
-  readonly ownerID: string;
-  readonly open: boolean;
-  readonly comments: ReadonlyArray<{ id: string; authorID: string; body: string }>;
-}
+/** An issue row with its comments, as the page's live query returns it. */
+export type IssueView = RowOf<typeof schema, 'issue'> & {
+  readonly comments: readonly RowOf<typeof schema, 'comment'>[];
+};
 
 export interface ListState {
   readonly issues: readonly IssueView[];
