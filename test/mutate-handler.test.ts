@@ -76,6 +76,25 @@ describe('bad requests change nothing', () => {
     await nothingChanged();
   });
 
+  it('a parsed query such as Express gives is read; a nested value is a 400 naming it', async () => {
+    const call = (query: Record<string, unknown>) =>
+      processMutateRequest({
+        db: fx.db,
+        schema,
+        mutators,
+        userID: 'alice',
+        context: { userID: 'alice', raw: fx.raw },
+        body: pushBody([create(1)]),
+        query,
+      });
+    const nested = await call({ appID: { a: 'b' } });
+    expect(nested.status).toBe(400);
+    expect((nested.body as { message: string }).message).toMatch(/"appID" must be a plain string/);
+    await nothingChanged();
+    const ok = await call({ schema: 'zero_0', appID: 'zero' });
+    expect(ok.status).toBe(200);
+  });
+
   it('more mutations than the limit is a 413 and applies none', async () => {
     const many = Array.from({ length: 101 }, (_, i) => create(i + 1));
     const res = await post(fx, pushBody(many));

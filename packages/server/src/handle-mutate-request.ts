@@ -79,7 +79,8 @@ function failed(
   return { status, body };
 }
 
-type QueryInput = URLSearchParams | Record<string, string | readonly string[] | undefined>;
+/** The query string: URLSearchParams, or a parsed object such as Express's `req.query`. */
+type QueryInput = URLSearchParams | Readonly<Record<string, unknown>>;
 
 function readQuery(query: QueryInput): { ok: true } | { ok: false; message: string } {
   const entries: Record<string, string> = {};
@@ -90,8 +91,12 @@ function readQuery(query: QueryInput): { ok: true } | { ok: false; message: stri
   for (const [key, value] of pairs) {
     if (value === undefined) continue;
     const values = typeof value === 'string' ? [value] : value;
+    if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) {
+      // A parser such as qs turns `a[b]=c` into objects: no parameter here takes one.
+      return { ok: false, message: `query parameter "${key}" must be a plain string` };
+    }
     if (values.length !== 1) return { ok: false, message: `query parameter "${key}" is repeated` };
-    entries[key] = values[0]!;
+    entries[key] = values[0] as string;
   }
   const parsed = pushQuerySchema.safeParse(entries);
   return parsed.success
