@@ -67,23 +67,51 @@ export interface ListenOptions {
   readonly onReconnect?: () => void;
 }
 
-const TRANSIENT_SQLSTATES = new Set([
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected
-  '57P01', // admin_shutdown
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now
+/**
+ * SQLSTATE classes in which the database, not the statement, failed: connection exceptions
+ * (08), transaction rollbacks (40: serialization failure, deadlock), insufficient resources
+ * (53), operator intervention (57: shutdown, a cancelled or timed-out statement) and system
+ * errors (58). Retrying on a fresh connection may succeed.
+ */
+const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '40', '53', '57', '58']);
+
+/** Exceptions within those classes: the statement's own fault, not the database's. */
+const PERMANENT_SQLSTATES = new Set([
+  '08P01', // protocol_violation: our bug, not the network's
+  '40002', // transaction_integrity_constraint_violation: a deferred constraint failed
 ]);
 
+/** Lock waits that ran out: another transaction held the row for too long. */
+const TRANSIENT_SQLSTATES = new Set(['55P03', '55006']);
+
+/** Drivers' and Node's codes for a connection that was lost, refused or timed out. */
 const TRANSIENT_CONNECTION_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
+  'ECONNABORTED',
   'EPIPE',
   'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTCONN',
+  'EAI_AGAIN',
+  'ERR_STREAM_DESTROYED',
+  'ERR_STREAM_WRITE_AFTER_END',
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'REPRISE_TIMEOUT',
 ]);
+
+/**
+ * What drivers say, with no code, once a connection is gone: node-postgres ("Connection
+ * terminated unexpectedly", "Client has encountered a connection error and is not
+ * queryable", "Client was closed and is not queryable"), sockets ("write after end",
+ * "socket hang up") and the server's own farewell ("terminating connection").
+ */
+const CONNECTION_LOST_MESSAGE =
+  /Connection terminated|connection (?:closed|ended|error)|terminating connection|is not queryable|write after end|socket hang up|server closed the connection/i;
 
 /**
  * A statement failed in the driver. It keeps the SQL that failed and the driver's error
@@ -104,7 +132,7 @@ export class DatabaseError extends Error {
     const code = (root as { code?: unknown } | null)?.code;
     this.sqlState = typeof code === 'string' ? code : undefined;
     this.sql = sql;
-    this.transient = isTransientCause(root);
+    this.transient = isTransientCause(cause);
   }
 
   /** The driver's own message, without the SQL: safe to show to the app's users. */
@@ -165,18 +193,28 @@ export function isStalePlan(error: unknown): boolean {
 }
 
 function isTransientCause(error: unknown): boolean {
-  const cause = rootCause(error);
-  const code = (cause as { code?: unknown } | null)?.code;
+  // Any link of the chain may say so: app code and drizzle wrap driver errors in their own.
+  let current = error;
+  for (let depth = 0; depth < 8 && current !== null && current !== undefined; depth++) {
+    if (current instanceof DatabaseError) return current.transient;
+    if (isTransientLink(current)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+function isTransientLink(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_CONNECTION_CODES.has(code)) return true;
-    // connection_exception class, but a protocol violation is our bug, not the network's.
-    if (code.startsWith('08') && code !== '08P01') return true;
+    if (TRANSIENT_CONNECTION_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
+    if (TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2)) && !PERMANENT_SQLSTATES.has(code)) {
+      return true;
+    }
   }
   // A prepared statement that is gone, or whose cached plan no longer fits its tables
   // (DDL since it was prepared): the drivers prepare afresh when the transaction runs again.
-  if (isStalePlan(cause)) return true;
-  const message = cause instanceof Error ? cause.message : '';
-  return /Connection terminated|connection (?:closed|ended)|terminating connection/i.test(message);
+  if (isStalePlan(error)) return true;
+  return error instanceof Error && CONNECTION_LOST_MESSAGE.test(error.message);
 }
 
 /**
@@ -189,6 +227,34 @@ function isTransientCause(error: unknown): boolean {
 export function isTransientError(error: unknown): boolean {
   if (error instanceof DatabaseError) return error.transient;
   return isTransientCause(error);
+}
+
+/**
+ * The error of a database call that got no answer in time. It is transient: the call may
+ * still complete, so the transaction is retried and the exactly-once checks sort it out.
+ */
+export function timeoutError(what: string, ms: number): DatabaseError {
+  const error = Object.assign(new Error(`The database did not answer ${what} within ${ms} ms`), {
+    code: 'REPRISE_TIMEOUT',
+  });
+  return new DatabaseError(error);
+}
+
+/**
+ * Settles as `work` does, or rejects with `timeoutError` after `ms`, whichever comes
+ * first; `work`'s late rejection is then ignored. `ms` of 0 or Infinity means no bound.
+ *
+ * @example
+ * await withDeadline(push, 30_000, 'a push transaction');
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  if (!(ms > 0 && ms < Number.POSITIVE_INFINITY)) return work;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeoutError(what, ms)), ms);
+  });
+  work.catch(() => undefined);
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** Wraps a driver error with the SQL that failed; leaves a `DatabaseError` as it is. */

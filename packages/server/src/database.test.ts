@@ -1,0 +1,86 @@
+import { ApplicationError } from '@reprise/shared';
+import { describe, expect, it } from 'vitest';
+import { DatabaseError, isTransientError, toDatabaseError, withDeadline } from './database';
+
+const withCode = (message: string, code?: string) =>
+  code === undefined ? new Error(message) : Object.assign(new Error(message), { code });
+
+describe('isTransientError', () => {
+  // What each driver reports when the connection is gone or the server gives up on the
+  // transaction: the transaction must run again, never become the mutation's result.
+  const transient: Array<[string, Error]> = [
+    [
+      'pg: not queryable after a connection error',
+      withCode('Client has encountered a connection error and is not queryable'),
+    ],
+    ['pg: closed client', withCode('Client was closed and is not queryable')],
+    ['pg: connection terminated', withCode('Connection terminated unexpectedly')],
+    ['socket reset', withCode('read ECONNRESET', 'ECONNRESET')],
+    ['socket write after end', withCode('This socket has been ended by the other party', 'EPIPE')],
+    ['postgres.js closed', withCode('write CONNECTION_CLOSED 127.0.0.1:5432', 'CONNECTION_CLOSED')],
+    ['postgres.js destroyed', withCode('write CONNECTION_DESTROYED', 'CONNECTION_DESTROYED')],
+    ['postgres.js ended', withCode('write CONNECTION_ENDED', 'CONNECTION_ENDED')],
+    ['postgres.js connect timeout', withCode('write CONNECT_TIMEOUT', 'CONNECT_TIMEOUT')],
+    [
+      'admin shutdown 57P01',
+      withCode('terminating connection due to administrator command', '57P01'),
+    ],
+    ['crash shutdown 57P02', withCode('terminating connection because of crash', '57P02')],
+    ['cannot connect now 57P03', withCode('the database system is starting up', '57P03')],
+    ['statement timeout 57014', withCode('canceling statement due to statement timeout', '57014')],
+    ['connection failure 08006', withCode('connection failure', '08006')],
+    ['serialization failure 40001', withCode('could not serialize access', '40001')],
+    ['deadlock 40P01', withCode('deadlock detected', '40P01')],
+    ['too many connections 53300', withCode('sorry, too many clients already', '53300')],
+    ['out of memory 53200', withCode('out of memory', '53200')],
+    ['lock not available 55P03', withCode('could not obtain lock', '55P03')],
+    ['system error 58000', withCode('could not read block', '58000')],
+    [
+      'no code, only the server farewell',
+      withCode('terminating connection due to idle-in-transaction timeout'),
+    ],
+  ];
+  for (const [title, error] of transient) {
+    it(`${title} is transient, bare, wrapped by the adapter and wrapped by app code`, () => {
+      expect(isTransientError(error)).toBe(true);
+      expect(toDatabaseError(error, 'SELECT 1').transient).toBe(true);
+      expect(isTransientError(new Error('save failed', { cause: error }))).toBe(true);
+      expect(
+        isTransientError(new ApplicationError('refused', { cause: toDatabaseError(error) })),
+      ).toBe(true);
+    });
+  }
+
+  const permanent: Array<[string, Error]> = [
+    ['unique violation 23505', withCode('duplicate key value', '23505')],
+    ['not null violation 23502', withCode('null value in column', '23502')],
+    ['bad text 22021', withCode('invalid byte sequence for encoding "UTF8": 0x00', '22021')],
+    ['syntax error 42601', withCode('syntax error at or near', '42601')],
+    ['deferred constraint at commit 40002', withCode('violates deferred constraint', '40002')],
+    ['protocol violation 08P01', withCode('protocol violation', '08P01')],
+    ['an app TypeError', new TypeError('Cannot read properties of undefined')],
+  ];
+  for (const [title, error] of permanent) {
+    it(`${title} is not transient`, () => {
+      expect(isTransientError(error)).toBe(false);
+      expect(toDatabaseError(error).transient).toBe(false);
+    });
+  }
+});
+
+describe('withDeadline', () => {
+  it('rejects with a transient timeout when the work does not settle in time', async () => {
+    const never = new Promise<never>(() => {});
+    const error = await withDeadline(never, 20, 'a statement').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(error).toMatchObject({ sqlState: 'REPRISE_TIMEOUT', transient: true });
+    expect((error as Error).message).toBe('The database did not answer a statement within 20 ms');
+  });
+
+  it('settles as the work does when it is in time, and ignores a late rejection', async () => {
+    await expect(withDeadline(Promise.resolve(7), 1_000, 'x')).resolves.toBe(7);
+    const late = new Promise((_, reject) => setTimeout(() => reject(new Error('late')), 30));
+    await expect(withDeadline(late, 5, 'x')).rejects.toMatchObject({ sqlState: 'REPRISE_TIMEOUT' });
+    await new Promise((resolve) => setTimeout(resolve, 40)); // an unhandled rejection would fail the run
+  });
+});
