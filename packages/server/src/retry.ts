@@ -1,36 +1,53 @@
-import { isTransientError } from './database';
+import { isTransientError, withDeadline } from './database';
 
-/** How transient database failures are retried. */
+/** How transient database failures are retried, and how long one attempt may take. */
 export interface RetryPolicy {
-  /** Attempts in all, the first included. */
+  /**
+   * How long, from the first attempt, a request keeps trying again (default 10 s). A hot
+   * row under serializable isolation needs many tries, and a failover takes seconds; past
+   * the budget the last error is thrown (a push then answers 503, nothing skipped).
+   */
+  readonly budgetMs: number;
+  /** Attempts in all, the first included (default: as many as the budget allows). */
   readonly maxAttempts: number;
-  /** The first back-off; each later one doubles, with jitter, up to `maxDelayMs`. */
+  /** The first back-off; each later one doubles, with full jitter, up to `maxDelayMs`. */
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
+  /**
+   * The most one attempt (one transaction) may take before it counts as failed and is
+   * retried (default 15 s). It bounds every database call, so a connection that stopped
+   * answering cannot hang a request.
+   */
+  readonly attemptTimeoutMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
-  maxAttempts: 10,
+  budgetMs: 10_000,
+  maxAttempts: Number.POSITIVE_INFINITY,
   baseDelayMs: 2,
-  maxDelayMs: 250,
+  maxDelayMs: 400,
+  attemptTimeoutMs: 15_000,
 };
 
 /**
  * Runs `fn`, running it again after a transient failure (serialization failure, deadlock,
- * lost connection) with exponential back-off and full jitter. Other errors, and the last
- * transient one, are thrown.
+ * lost connection, an attempt past `attemptTimeoutMs`) with exponential back-off and full
+ * jitter, while the budget lasts. Other errors, and the last transient one, are thrown.
  *
  * @example
  * await withRetries(DEFAULT_RETRY_POLICY, () => db.transaction(work, {isolation: 'serializable'}));
  */
 export async function withRetries<T>(policy: RetryPolicy, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + policy.budgetMs;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fn();
+      return await withDeadline(fn(), policy.attemptTimeoutMs, 'one transaction');
     } catch (error) {
       if (attempt >= policy.maxAttempts || !isTransientError(error)) throw error;
       const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+      const delay = Math.random() * ceiling;
+      if (Date.now() + delay >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
 }
