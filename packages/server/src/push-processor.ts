@@ -189,8 +189,13 @@ async function applyChunk(
       break;
     }
 
+    // A mutation that failed first in its transaction: an ApplicationError is the app's
+    // answer and is recorded as it is. Any other error runs the mutation once more, in a
+    // savepoint of a fresh transaction, so that only a failure seen again on a healthy
+    // connection becomes its result: a lost connection never uses up a mutation's id.
+    const retried = forcedFailure?.index === index;
     let result: MutationResult;
-    if (forcedFailure?.index === index) {
+    if (retried && forcedFailure?.error instanceof ApplicationError) {
       result = appErrorResult(forcedFailure.error);
     } else {
       const mutationHooks: Array<() => void | Promise<void>> = [];
@@ -226,7 +231,7 @@ async function applyChunk(
       try {
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
         // transaction rolls back and the next one records the failure.
-        const data = applied > 0 ? await tx.savepoint(run) : await run(tx);
+        const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
         hooks.push(...mutationHooks);
         const origin = {
           clientGroupID: push.clientGroupID,
@@ -238,7 +243,7 @@ async function applyChunk(
       } catch (error) {
         // A lost connection or serialization failure retries the whole transaction.
         if (isTransientError(error)) throw error;
-        if (applied === 0) throw new FirstMutationFailed(index, error, responses);
+        if (applied === 0 && !retried) throw new FirstMutationFailed(index, error, responses);
         result = appErrorResult(error);
       }
     }
