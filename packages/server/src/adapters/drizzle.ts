@@ -1,12 +1,13 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import type { Pool } from 'pg';
 import {
   type Database,
   type DatabaseTransaction,
   toDatabaseError,
   withDriverTransaction,
 } from '../database';
-import { createPgDatabase } from './pg';
+import { createPgDatabase, guardPool } from './pg';
 import { createPGliteDatabase } from './pglite';
 import { createPostgresJsDatabase } from './postgres-js';
 
@@ -55,6 +56,8 @@ export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizz
   });
   const driver = (db as { session?: { constructor?: { name?: string } } }).session?.constructor
     ?.name;
+  const client = (db as { $client?: unknown }).$client;
+  if (isPgPool(client)) guardPool(client);
   return {
     name: `drizzle:${driver ?? 'unknown'}`,
     capabilities: { advisoryLocks: true, partialSQL: false },
@@ -73,7 +76,7 @@ export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizz
       );
     },
     query: (text, params = []) => run(db, text, params),
-    ...listenerOf((db as { $client?: unknown }).$client),
+    ...listenerOf(client),
   };
 }
 
@@ -88,10 +91,16 @@ function listenerOf(client: unknown): Pick<Database, 'listen'> {
   let listen: Database['listen'];
   if (typeof client === 'function' && typeof c.listen === 'function' && 'begin' in c) {
     listen = createPostgresJsDatabase(client as never).listen;
-  } else if ('totalCount' in c && 'idleCount' in c) {
+  } else if (isPgPool(client)) {
     listen = createPgDatabase(client as never).listen;
   } else if (typeof c.listen === 'function' && 'waitReady' in c) {
     listen = createPGliteDatabase(client as never).listen;
   }
   return listen ? { listen } : {};
+}
+
+function isPgPool(client: unknown): client is Pool {
+  return (
+    typeof client === 'object' && client !== null && 'totalCount' in client && 'idleCount' in client
+  );
 }

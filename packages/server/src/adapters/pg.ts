@@ -1,4 +1,4 @@
-import type { Client, Notification, Pool, PoolClient } from 'pg';
+import type { Client, ClientBase, Notification, Pool, PoolClient } from 'pg';
 import {
   type Database,
   type DatabaseTransaction,
@@ -7,10 +7,23 @@ import {
   quoteIdent,
   sqlSavepoint,
   toDatabaseError,
+  withDeadline,
   withDriverTransaction,
 } from '../database';
 
 type Queryable = Pick<Client, 'query'>;
+
+/** Options of `createPgDatabase`. */
+export interface PgDatabaseOptions {
+  /**
+   * The most one statement of a transaction may wait for its answer (default 30 s). Past
+   * it the statement fails as transient and its connection is destroyed, not given back to
+   * the pool, so a connection that stopped answering cannot hold a request or the pool.
+   */
+  readonly queryTimeoutMs?: number;
+}
+
+const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 async function run<R>(client: Queryable, text: string, params: readonly unknown[]) {
   try {
@@ -34,72 +47,150 @@ function createMutex() {
   };
 }
 
+/** The error each connection of a guarded pool last reported, if any. */
+const connectionErrors = new WeakMap<ClientBase, Error>();
+const guardedPools = new WeakSet<Pool>();
+
+/**
+ * node-postgres emits `'error'` on a client whose connection dies, and on the pool when
+ * the client was idle; unheard, either throws "Unhandled 'error' event" and ends the
+ * process. The pool listens to its clients only while they are idle, so a connection killed
+ * while a transaction holds it (or while drizzle's session does) would take the process
+ * down. Every client the pool hands out gets a listener that keeps the error for the
+ * transaction to see, and the pool one that lets it drop a dead idle connection quietly.
+ *
+ * @example
+ * guardPool(pool); // createPgDatabase and createDrizzleDatabase do this themselves
+ */
+export function guardPool(pool: Pool): void {
+  if (guardedPools.has(pool)) return;
+  guardedPools.add(pool);
+  // The pool has already removed the client; the next checkout opens a fresh one.
+  pool.on('error', () => undefined);
+  pool.on('acquire', (client) => {
+    if (client.listeners('error').includes(keepError)) return;
+    client.on('error', keepError);
+  });
+}
+
+function keepError(this: ClientBase, error: Error) {
+  connectionErrors.set(this, error);
+}
+
+/** The connection a transaction runs on, failing fast once it is known to be broken. */
+class Connection {
+  broken: Error | undefined;
+
+  constructor(
+    readonly client: PoolClient | Client,
+    private readonly timeoutMs: number,
+    private readonly pooled: boolean,
+  ) {}
+
+  async run<R>(text: string, params: readonly unknown[]): Promise<R[]> {
+    const lost = this.broken ?? connectionErrors.get(this.client);
+    if (lost) throw toDatabaseError(lost, text);
+    try {
+      return await withDeadline(run<R>(this.client, text, params), this.timeoutMs, 'a statement');
+    } catch (error) {
+      const failure = toDatabaseError(error, text);
+      if (failure.transient && this.pooled) this.broken ??= failure;
+      if (failure.sqlState === 'REPRISE_TIMEOUT') this.destroy();
+      throw failure;
+    }
+  }
+
+  /** Closes the socket at once, so that the statement still waiting fails too. */
+  private destroy() {
+    const stream = (this.client as { connection?: { stream?: { destroy?(): void } } }).connection
+      ?.stream;
+    stream?.destroy?.();
+  }
+}
+
 /**
  * Reprise's database over node-postgres, from a `pg.Pool` (one connection per
  * transaction) or a single `pg.Client` (transactions take turns). Mutators get the
- * connection running the transaction as `tx.dbTransaction.wrappedTransaction`.
+ * connection running the transaction as `tx.dbTransaction.wrappedTransaction`. A
+ * connection lost mid-transaction is destroyed rather than given back to the pool, and
+ * the transaction fails as transient, so the push retries it on a fresh connection.
  *
  * @example
  * import pg from 'pg';
- * const db = createPgDatabase(new pg.Pool({connectionString: process.env.DATABASE_URL}));
+ * const pool = new pg.Pool({connectionString: process.env.DATABASE_URL});
+ * pool.on('error', (error) => console.warn('idle connection lost', error)); // as pg asks
+ * const db = createPgDatabase(pool);
  */
-export function createPgDatabase(poolOrClient: Pool | Client): Database<PoolClient | Client> {
+export function createPgDatabase(
+  poolOrClient: Pool | Client,
+  options: PgDatabaseOptions = {},
+): Database<PoolClient | Client> {
+  const timeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   const exclusive = createMutex();
+  if (isPool(poolOrClient)) guardPool(poolOrClient);
   const withConnection = isPool(poolOrClient)
-    ? async <T>(fn: (client: PoolClient | Client) => Promise<T>) => {
-        const client = await poolOrClient.connect().catch((error: unknown) => {
-          throw toDatabaseError(error, 'connect');
-        });
-        let broken: Error | undefined;
+    ? async <T>(fn: (connection: Connection) => Promise<T>) => {
+        const connecting = poolOrClient.connect();
+        const client = await withDeadline(connecting, timeoutMs, 'a connection').catch(
+          (error: unknown) => {
+            // A connection that arrives after all goes straight back.
+            connecting.then(
+              (late) => late.release(),
+              () => undefined,
+            );
+            throw toDatabaseError(error, 'connect');
+          },
+        );
+        connectionErrors.delete(client);
+        const connection = new Connection(client, timeoutMs, true);
         try {
-          return await fn(client);
+          return await fn(connection);
         } catch (error) {
           // A connection that failed mid-transaction is not given back to the pool.
-          if (toDatabaseError(error).transient) broken = error as Error;
+          if (toDatabaseError(error).transient) connection.broken ??= error as Error;
           throw error;
         } finally {
-          client.release(broken);
+          client.release(connection.broken ?? connectionErrors.get(client));
         }
       }
-    : <T>(fn: (client: PoolClient | Client) => Promise<T>) => exclusive(() => fn(poolOrClient));
+    : <T>(fn: (connection: Connection) => Promise<T>) =>
+        exclusive(() => fn(new Connection(poolOrClient, timeoutMs, false)));
 
   return {
     name: 'pg',
     capabilities: { advisoryLocks: true, partialSQL: false },
     transaction: (fn, { isolation }) =>
-      withConnection((client) =>
+      withConnection((connection) =>
         withDriverTransaction(
           async (body) => {
-            await run(client, `BEGIN ${isolationClause(isolation)}`, []);
+            await connection.run(`BEGIN ${isolationClause(isolation)}`, []);
             try {
               const value = await body();
-              await run(client, 'COMMIT', []);
+              await connection.run('COMMIT', []);
               return value;
             } catch (error) {
-              await run(client, 'ROLLBACK', []).catch(() => undefined);
+              // On a broken connection there is nothing to roll back: the server already did.
+              if (!connection.broken) await connection.run('ROLLBACK', []).catch(() => undefined);
               throw error;
             }
           },
           () => {
             const tx: DatabaseTransaction<PoolClient | Client> = {
-              query: (text, params = []) => run(client, text, params),
+              query: (text, params = []) => connection.run(text, params),
               savepoint: sqlSavepoint(
-                (text) => run(client, text, []),
+                (text) => connection.run(text, []),
                 () => tx,
               ),
-              wrappedTransaction: client,
+              wrappedTransaction: connection.client,
             };
             return fn(tx);
           },
         ),
       ),
-    query: (text, params = []) =>
+    query: (text, params = []) => withConnection((connection) => connection.run(text, params)),
+    listen: (channel, onPayload, listenOptions) =>
       isPool(poolOrClient)
-        ? run(poolOrClient, text, params)
-        : exclusive(() => run(poolOrClient, text, params)),
-    listen: (channel, onPayload, options) =>
-      isPool(poolOrClient)
-        ? listenOnPool(poolOrClient, channel, onPayload, options)
+        ? listenOnPool(poolOrClient, channel, onPayload, listenOptions)
         : listenOnClient(poolOrClient, exclusive, channel, onPayload),
   };
 }
