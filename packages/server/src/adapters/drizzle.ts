@@ -7,7 +7,7 @@ import {
   toDatabaseError,
   withDriverTransaction,
 } from '../database';
-import { createPgDatabase, guardPool } from './pg';
+import { createPgDatabase, DEFAULT_QUERY_TIMEOUT_MS, guardPool, withPoolClient } from './pg';
 import { createPGliteDatabase } from './pglite';
 import { createPostgresJsDatabase } from './postgres-js';
 
@@ -57,7 +57,7 @@ export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizz
   const driver = (db as { session?: { constructor?: { name?: string } } }).session?.constructor
     ?.name;
   const client = (db as { $client?: unknown }).$client;
-  if (isPgPool(client)) guardPool(client);
+  const begin = isPgPool(client) ? pinnedToOneClient(db, client) : db.transaction.bind(db);
   return {
     name: `drizzle:${driver ?? 'unknown'}`,
     capabilities: { advisoryLocks: true, partialSQL: false },
@@ -65,7 +65,7 @@ export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizz
       let drizzleTx: AnyDrizzleTransaction | undefined;
       return withDriverTransaction(
         (body) =>
-          db.transaction(
+          begin(
             (inner) => {
               drizzleTx = inner;
               return body();
@@ -78,6 +78,37 @@ export function createDrizzleDatabase(db: AnyDrizzleDatabase): Database<AnyDrizz
     query: (text, params = []) => run(db, text, params),
     ...listenerOf(client),
   };
+}
+
+type Begin = AnyDrizzleDatabase['transaction'];
+
+/**
+ * Transactions over a node-postgres pool, each on a client this adapter checks out and
+ * gives back itself. drizzle's own pool transactions leave the client checked out for good
+ * when `BEGIN` fails (a connection killed right after checkout), which drains the pool; here
+ * drizzle's session runs on the one client, and a broken client is destroyed, not kept.
+ * Relies on drizzle's session taking `(client, dialect, schema, options)`, as 0.45 does.
+ */
+function pinnedToOneClient(db: AnyDrizzleDatabase, pool: Pool): Begin {
+  guardPool(pool);
+  const session = (db as unknown as { session: DrizzleSession }).session;
+  const Session = session.constructor as new (
+    client: unknown,
+    dialect: unknown,
+    schema: unknown,
+    options: unknown,
+  ) => DrizzleSession;
+  return ((fn: Parameters<Begin>[0], config: Parameters<Begin>[1]) =>
+    withPoolClient(pool, DEFAULT_QUERY_TIMEOUT_MS, (client) =>
+      new Session(client, session.dialect, session.schema, session.options).transaction(fn, config),
+    )) as Begin;
+}
+
+interface DrizzleSession {
+  readonly dialect: unknown;
+  readonly schema: unknown;
+  readonly options: unknown;
+  transaction: Begin;
 }
 
 /**

@@ -23,7 +23,7 @@ export interface PgDatabaseOptions {
   readonly queryTimeoutMs?: number;
 }
 
-const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 async function run<R>(client: Queryable, text: string, params: readonly unknown[]) {
   try {
@@ -77,6 +77,40 @@ function keepError(this: ClientBase, error: Error) {
   connectionErrors.set(this, error);
 }
 
+/**
+ * Checks a client out of a guarded pool for `fn`, waiting at most `timeoutMs` for it, and
+ * gives it back; a client whose connection failed (or that `fn` left failing with a
+ * transient error) is destroyed instead, so the pool opens a fresh one.
+ */
+export async function withPoolClient<T>(
+  pool: Pool,
+  timeoutMs: number,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  guardPool(pool);
+  const connecting = pool.connect();
+  const client = await withDeadline(connecting, timeoutMs, 'a connection').catch(
+    (error: unknown) => {
+      // A connection that arrives after all goes straight back.
+      connecting.then(
+        (late) => late.release(),
+        () => undefined,
+      );
+      throw toDatabaseError(error, 'connect');
+    },
+  );
+  connectionErrors.delete(client);
+  let broken: Error | undefined;
+  try {
+    return await fn(client);
+  } catch (error) {
+    if (toDatabaseError(error).transient) broken = error as Error;
+    throw error;
+  } finally {
+    client.release(connectionErrors.get(client) ?? broken);
+  }
+}
+
 /** The connection a transaction runs on, failing fast once it is known to be broken. */
 class Connection {
   broken: Error | undefined;
@@ -94,7 +128,10 @@ class Connection {
       return await withDeadline(run<R>(this.client, text, params), this.timeoutMs, 'a statement');
     } catch (error) {
       const failure = toDatabaseError(error, text);
-      if (failure.transient && this.pooled) this.broken ??= failure;
+      if (failure.transient && this.pooled) {
+        this.broken ??= failure;
+        if (!connectionErrors.has(this.client)) connectionErrors.set(this.client, failure);
+      }
       if (failure.sqlState === 'REPRISE_TIMEOUT') this.destroy();
       throw failure;
     }
@@ -129,30 +166,10 @@ export function createPgDatabase(
   const exclusive = createMutex();
   if (isPool(poolOrClient)) guardPool(poolOrClient);
   const withConnection = isPool(poolOrClient)
-    ? async <T>(fn: (connection: Connection) => Promise<T>) => {
-        const connecting = poolOrClient.connect();
-        const client = await withDeadline(connecting, timeoutMs, 'a connection').catch(
-          (error: unknown) => {
-            // A connection that arrives after all goes straight back.
-            connecting.then(
-              (late) => late.release(),
-              () => undefined,
-            );
-            throw toDatabaseError(error, 'connect');
-          },
-        );
-        connectionErrors.delete(client);
-        const connection = new Connection(client, timeoutMs, true);
-        try {
-          return await fn(connection);
-        } catch (error) {
-          // A connection that failed mid-transaction is not given back to the pool.
-          if (toDatabaseError(error).transient) connection.broken ??= error as Error;
-          throw error;
-        } finally {
-          client.release(connection.broken ?? connectionErrors.get(client));
-        }
-      }
+    ? <T>(fn: (connection: Connection) => Promise<T>) =>
+        withPoolClient(poolOrClient, timeoutMs, (client) =>
+          fn(new Connection(client, timeoutMs, true)),
+        )
     : <T>(fn: (connection: Connection) => Promise<T>) =>
         exclusive(() => fn(new Connection(poolOrClient, timeoutMs, false)));
 
