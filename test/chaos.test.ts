@@ -33,10 +33,10 @@ const KILL_WINDOW_MS = 40_000;
  * After the killer stops, clients go on until everything is confirmed, but give up when no
  * mutation was confirmed for STALL_MS (a hung server) or after DRAIN_MS in all.
  */
-const STALL_MS = 15_000;
-const DRAIN_MS = 60_000;
+const STALL_MS = 10_000;
+const DRAIN_MS = 30_000;
 /** A client's patience for one push before it resends. */
-const PUSH_TIMEOUT_MS = 5_000;
+const PUSH_TIMEOUT_MS = 3_000;
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 const DRIVERS = ADAPTERS.filter((a) => a.concurrent);
