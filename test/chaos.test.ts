@@ -31,10 +31,11 @@ const KILL_EVERY_MS = { min: 30, max: 250 };
 const KILL_WINDOW_MS = 40_000;
 /**
  * After the killer stops, clients go on until everything is confirmed, but give up when no
- * mutation was confirmed for STALL_MS (a hung server) or after DRAIN_MS in all.
+ * mutation was confirmed for STALL_MS (a hung server: longer than one push attempt may
+ * take, 15 s) or after DRAIN_MS in all; generous, for a shared 2-core machine.
  */
-const STALL_MS = 10_000;
-const DRAIN_MS = 30_000;
+const STALL_MS = 20_000;
+const DRAIN_MS = 60_000;
 /** A client's patience for one push before it resends. */
 const PUSH_TIMEOUT_MS = 3_000;
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
