@@ -1,6 +1,7 @@
-import type { Sql, TransactionSql } from 'postgres';
+import type { PendingQuery, Row, Sql, TransactionSql } from 'postgres';
 import {
   type Database,
+  DatabaseError,
   type DatabaseTransaction,
   isolationClause,
   type ListenOptions,
@@ -8,75 +9,291 @@ import {
   withDriverTransaction,
 } from '../database';
 
-async function run<R>(sql: Sql | TransactionSql, text: string, params: readonly unknown[]) {
-  try {
-    return (await sql.unsafe(text, params as never[], { prepare: true })) as unknown as R[];
-  } catch (error) {
-    throw toDatabaseError(error, text);
+/** Options of `createPostgresJsDatabase`. */
+export interface PostgresJsOptions {
+  /**
+   * The longest the adapter waits for any one answer from the server: a connection and
+   * `BEGIN`, each statement, a savepoint, `COMMIT`, `LISTEN`. Past it the call rejects with a
+   * transient `DatabaseError` (so the engine retries or answers 503), and the statement is
+   * cancelled (a stuck `COMMIT`'s backend is terminated), so that the connection is either
+   * rolled back clean by the server or, if the server is gone, stays out of the pool until
+   * postgres.js sees it close.
+   * Default 30 000 ms. Time spent in the app's own code between statements is not counted.
+   */
+  readonly queryTimeoutMs?: number;
+}
+
+const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+
+/**
+ * Signs of a lost connection that postgres.js or Node produce and that the engine's shared
+ * classification does not list: each is re-coded `CONNECTION_CLOSED` (the original error
+ * stays as `cause`) so that it counts as transient.
+ */
+const LOST_CONNECTION_CODES = new Set([
+  'CONNECT_TIMEOUT', // postgres.js: no connection within connect_timeout
+  'ERR_STREAM_WRITE_AFTER_END', // "write after end": the socket was already ending
+  'ERR_STREAM_DESTROYED',
+  'ERR_SOCKET_CLOSED',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  '57P05', // idle_session_timeout: the server closed an idle session
+]);
+
+/** The driver's error, made a `DatabaseError`; lost connections always come out transient. */
+function driverError(error: unknown, text: string) {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (
+    (typeof code === 'string' && LOST_CONNECTION_CODES.has(code)) ||
+    /write after end/i.test(message)
+  ) {
+    return toDatabaseError(
+      Object.assign(new Error(`connection lost: ${message}`, { cause: error }), {
+        code: 'CONNECTION_CLOSED',
+      }),
+      text,
+    );
   }
+  return toDatabaseError(error, text);
+}
+
+/** No answer in time. `ETIMEDOUT` is a lost-connection code, so the error is transient. */
+function noAnswer(what: string, ms: number) {
+  return driverError(
+    Object.assign(new Error(`postgres.js: no answer from the server within ${ms} ms`), {
+      code: 'ETIMEDOUT',
+    }),
+    what,
+  );
+}
+
+/** The backend a postgres.js query was sent to (`query.state`, set when it is written). */
+function backendPid(query: unknown): number | undefined {
+  const pid = (query as { state?: { pid?: unknown } | null } | undefined)?.state?.pid;
+  return typeof pid === 'number' ? pid : undefined;
 }
 
 /**
  * Reprise's database over postgres.js. Mutators get the postgres.js transaction `sql` as
- * `tx.dbTransaction.wrappedTransaction`.
+ * `tx.dbTransaction.wrappedTransaction`. Every call waits at most `queryTimeoutMs` for the
+ * server (see `PostgresJsOptions`).
+ *
+ * postgres.js 3.4.9 can crash the process when a connection dies under it; this repository
+ * patches it at install time (`patches/`, applied by `patch-package` on `npm ci`).
  *
  * @example
  * import postgres from 'postgres';
- * const db = createPostgresJsDatabase(postgres(process.env.DATABASE_URL!));
+ * const db = createPostgresJsDatabase(postgres(process.env.DATABASE_URL!), {
+ *   queryTimeoutMs: 10_000,
+ * });
  */
-export function createPostgresJsDatabase(sql: Sql): Database<TransactionSql> {
-  // postgres.js fails a whole `begin` when any statement in its scope fails, even a caught
-  // one, so each savepoint runs in the driver's own savepoint scope with its own `sql`.
-  const wrap = (scope: TransactionSql): DatabaseTransaction<TransactionSql> => ({
-    query: (text, params = []) => run(scope, text, params),
-    savepoint: async (fn) => {
-      const boxed = await scope.savepoint(async (inner) => ({ value: await fn(wrap(inner)) }));
-      return boxed.value;
-    },
-    wrappedTransaction: scope,
-  });
+export function createPostgresJsDatabase(
+  sql: Sql,
+  options: PostgresJsOptions = {},
+): Database<TransactionSql> {
+  const timeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  if (!(timeoutMs > 0)) throw new RangeError('queryTimeoutMs must be a positive number');
+
+  // Ends a backend stuck in a driver statement (COMMIT) from another pool connection; bounded
+  // too, and best effort: if the server cannot be reached, TCP keepalive ends it instead.
+  const terminate = (pid: number | undefined) => {
+    if (pid === undefined) return;
+    const kill = sql`SELECT pg_terminate_backend(${pid})`.execute();
+    const timer = setTimeout(() => kill.cancel(), timeoutMs);
+    kill.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
+  };
+
   return {
     name: 'postgres-js',
     capabilities: { advisoryLocks: true, partialSQL: false },
-    async transaction(fn, { isolation }) {
-      let txSql: TransactionSql | undefined;
-      const atCommit: Array<{ text: string; params: readonly unknown[] }> = [];
-      const sent: Array<{ text: string; result: Promise<unknown> }> = [];
-      // postgres.js awaits arrays returned from `begin`, so the value travels boxed.
-      const boxed = await withDriverTransaction(
-        (body) =>
-          sql.begin(isolationClause(isolation), (inner) => {
-            txSql = inner;
-            return body();
-          }) as Promise<{ value: Awaited<ReturnType<typeof fn>> }>,
-        async () => {
-          const value = await fn({
-            ...wrap(txSql!),
-            queryAtCommit: (text, params = []) => {
-              atCommit.push({ text, params });
-            },
-          });
-          // Sent without waiting, so postgres.js pipelines its COMMIT right behind them.
-          for (const { text, params } of atCommit) {
-            const result = txSql!.unsafe(text, params as never[], { prepare: true }).execute();
-            result.catch(() => undefined);
-            sent.push({ text, result });
-          }
-          return { value };
-        },
-      );
-      // A statement that failed aborted the transaction, and the server turned its COMMIT
-      // into a ROLLBACK without an error: its own error is the only sign.
-      for (const { text, result } of sent) {
-        await result.catch((error: unknown) => {
-          throw toDatabaseError(error, text);
-        });
+    transaction: (fn, { isolation }) => transaction(sql, fn, isolation, timeoutMs, terminate),
+    query: async (text, params = []) => {
+      const query = prepared(sql, text, params).execute();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          cancel(query);
+          reject(noAnswer(text, timeoutMs));
+        }, timeoutMs);
+      });
+      try {
+        return (await Promise.race([query, late])) as never;
+      } catch (error) {
+        throw driverError(error, text);
+      } finally {
+        clearTimeout(timer);
+        query.catch(() => undefined);
       }
-      return boxed.value;
     },
-    query: (text, params = []) => run(sql, text, params),
-    listen: (channel, onPayload, options) => listen(sql, channel, onPayload, options),
+    listen: (channel, onPayload, listenOptions) =>
+      listen(sql, channel, onPayload, listenOptions ?? {}, timeoutMs),
   };
+}
+
+/** Cancels a statement, best effort: the server may be unreachable. */
+function cancel(query: PendingQuery<Row[]>) {
+  // Typed `void`, but it returns the CancelRequest's promise.
+  const sent: unknown = query.cancel();
+  if (sent instanceof Promise) sent.catch(() => undefined);
+}
+
+function prepared(sql: Sql | TransactionSql, text: string, params: readonly unknown[]) {
+  return sql.unsafe(text, params as never[], { prepare: true }) as PendingQuery<Row[]>;
+}
+
+/**
+ * One transaction. Each wait on the server is bounded; when one runs out the transaction is
+ * abandoned: the caller gets a transient error at once, and the backend is terminated so that
+ * postgres.js rolls back, drops the connection and opens a fresh one.
+ */
+async function transaction<T>(
+  sql: Sql,
+  fn: (tx: DatabaseTransaction<TransactionSql>) => Promise<T>,
+  isolation: Parameters<Database['transaction']>[1]['isolation'],
+  timeoutMs: number,
+  terminate: (pid: number | undefined) => void,
+): Promise<T> {
+  let pid: number | undefined;
+  /** The transaction's statements still waiting for an answer. */
+  const pending = new Set<PendingQuery<Row[]>>();
+  let abandoned: ReturnType<typeof noAnswer> | undefined;
+  let abandon!: (error: ReturnType<typeof noAnswer>) => void;
+  const aborted = new Promise<never>((_, reject) => {
+    abandon = (error) => {
+      if (abandoned) return;
+      abandoned = error;
+      reject(error);
+      // A statement of ours is stuck: cancelling it (a CancelRequest on a socket of its
+      // own, so it works with the pool exhausted) aborts the transaction and postgres.js
+      // rolls it back. Otherwise the driver's own BEGIN, SAVEPOINT or COMMIT is stuck.
+      if (pending.size) for (const query of pending) cancel(query);
+      else terminate(pid);
+    };
+  });
+  aborted.catch(() => undefined);
+  /** Abandons the transaction unless the returned function is called within the bound. */
+  const deadline = (what: string) => {
+    const timer = setTimeout(() => abandon(noAnswer(what, timeoutMs)), timeoutMs);
+    return () => clearTimeout(timer);
+  };
+  const bounded = async <R>(promise: Promise<R>, what: string): Promise<R> => {
+    const stop = deadline(what);
+    try {
+      return await Promise.race([promise, aborted]);
+    } finally {
+      stop();
+    }
+  };
+
+  const wrap = (scope: TransactionSql): DatabaseTransaction<TransactionSql> => ({
+    query: async (text, params = []) => {
+      if (abandoned) throw abandoned;
+      const query = prepared(scope, text, params).execute();
+      pid ??= backendPid(query);
+      pending.add(query);
+      query.then(
+        () => pending.delete(query),
+        () => pending.delete(query),
+      );
+      try {
+        return (await bounded(query, text)) as never;
+      } catch (error) {
+        throw driverError(error, text);
+      }
+    },
+    // postgres.js fails a whole `begin` when any statement in its scope fails, even a caught
+    // one, so each savepoint runs in the driver's own savepoint scope with its own `sql`.
+    // SAVEPOINT, RELEASE and ROLLBACK TO are the driver's own statements: each wait on them
+    // is bounded, the app's time in between is not.
+    savepoint: async (savepointFn) => {
+      if (abandoned) throw abandoned;
+      let stop = deadline('SAVEPOINT');
+      let thrown: { error: unknown } | undefined;
+      const boxed = scope.savepoint(async (inner) => {
+        stop();
+        try {
+          return { value: await savepointFn(wrap(inner)) };
+        } catch (error) {
+          thrown = { error };
+          throw error;
+        } finally {
+          stop = deadline('RELEASE SAVEPOINT');
+        }
+      });
+      boxed.catch(() => undefined);
+      try {
+        return (await Promise.race([boxed, aborted])).value;
+      } catch (error) {
+        if (thrown && thrown.error === error) throw error;
+        throw driverError(error, 'SAVEPOINT');
+      } finally {
+        stop();
+      }
+    },
+    wrappedTransaction: scope,
+  });
+
+  let txSql: TransactionSql | undefined;
+  let stopCommit: (() => void) | undefined;
+  const atCommit: Array<{ text: string; params: readonly unknown[] }> = [];
+  const sent: Array<{ text: string; result: Promise<unknown> }> = [];
+  const stopBegin = deadline('BEGIN');
+  // postgres.js awaits arrays returned from `begin`, so the value travels boxed.
+  const work = withDriverTransaction(
+    (body) =>
+      sql.begin(isolationClause(isolation), (inner) => {
+        txSql = inner;
+        return body();
+      }) as Promise<{ value: Awaited<T> }>,
+    async () => {
+      stopBegin();
+      // Abandoned while waiting for a connection: roll back at once.
+      if (abandoned) throw abandoned;
+      const value = await fn({
+        ...wrap(txSql!),
+        queryAtCommit: (text, params = []) => {
+          atCommit.push({ text, params });
+        },
+      });
+      if (abandoned) throw abandoned;
+      // Sent without waiting, so postgres.js pipelines its COMMIT right behind them.
+      for (const { text, params } of atCommit) {
+        const result = prepared(txSql!, text, params).execute();
+        result.catch(() => undefined);
+        sent.push({ text, result });
+      }
+      stopCommit = deadline('COMMIT');
+      return { value };
+    },
+  );
+  work.catch(() => undefined);
+  let boxed: { value: Awaited<T> };
+  try {
+    boxed = await Promise.race([work, aborted]);
+  } catch (error) {
+    // BEGIN or COMMIT failed in the driver: classify it as the statements are.
+    if (error instanceof DatabaseError && !error.transient && error.sql === 'BEGIN/COMMIT') {
+      throw driverError(error.cause, 'BEGIN/COMMIT');
+    }
+    throw error;
+  } finally {
+    stopBegin();
+    stopCommit?.();
+  }
+  // A statement that failed aborted the transaction, and the server turned its COMMIT
+  // into a ROLLBACK without an error: its own error is the only sign.
+  for (const { text, result } of sent) {
+    await result.catch((error: unknown) => {
+      throw driverError(error, text);
+    });
+  }
+  return boxed.value;
 }
 
 /** `LISTEN` through postgres.js, which keeps one connection for it and re-listens on reconnect. */
@@ -84,26 +301,38 @@ async function listen(
   sql: Sql,
   channel: string,
   onPayload: (payload: string) => void,
-  options: ListenOptions = {},
+  options: ListenOptions,
+  timeoutMs: number,
 ): Promise<() => Promise<void>> {
   let listening = false;
   let stopped = false;
-  const meta = await sql
-    .listen(
-      channel,
-      // After a reconnect postgres.js keeps calling a listener that unlisten no longer
-      // finds, so a stopped listener ignores what still arrives.
-      (payload) => {
-        if (!stopped) onPayload(payload);
-      },
-      () => {
-        if (listening && !stopped) options.onReconnect?.();
-        listening = true;
-      },
-    )
-    .catch((error: unknown) => {
-      throw toDatabaseError(error, `LISTEN ${channel}`);
-    });
+  const request = sql.listen(
+    channel,
+    // After a reconnect postgres.js keeps calling a listener that unlisten no longer
+    // finds, so a stopped listener ignores what still arrives.
+    (payload) => {
+      if (!stopped) onPayload(payload);
+    },
+    () => {
+      if (listening && !stopped) options.onReconnect?.();
+      listening = true;
+    },
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(noAnswer(`LISTEN ${channel}`, timeoutMs)), timeoutMs);
+  });
+  let meta: Awaited<typeof request>;
+  try {
+    meta = await Promise.race([request, late]);
+  } catch (error) {
+    // Given up on: if LISTEN still succeeds later, undo it.
+    stopped = true;
+    request.then((late) => late.unlisten()).catch(() => undefined);
+    throw driverError(error, `LISTEN ${channel}`);
+  } finally {
+    clearTimeout(timer);
+  }
   return async () => {
     if (stopped) return;
     stopped = true;
