@@ -240,9 +240,9 @@ describe.skipIf(!DATABASE_URL)('postgres.js under killed connections', () => {
       const started = Date.now();
       const error = await rejection(quick.transaction((tx) => insert(tx, 'blocked'), serializable));
       expect(Date.now() - started).toBeLessThan(3_000);
-      expect(error).toMatchObject({ transient: true, sqlState: 'ETIMEDOUT' });
+      expect(error).toMatchObject({ transient: true, sqlState: 'REPRISE_TIMEOUT' });
       const outside = await rejection(quick.query('SELECT count(*) FROM issue'));
-      expect(outside).toMatchObject({ transient: true, sqlState: 'ETIMEDOUT' });
+      expect(outside).toMatchObject({ transient: true, sqlState: 'REPRISE_TIMEOUT' });
       // Neither statement is left waiting in the lock queue: both were cancelled.
       for (let i = 0; i < 50; i++) {
         const waiting = await killer<{ n: number }[]>`
@@ -280,11 +280,11 @@ describe.skipIf(!DATABASE_URL)('postgres.js under killed connections', () => {
     const muteDb = createPostgresJsDatabase(mute, { queryTimeoutMs: 300 });
     try {
       const tx = await rejection(muteDb.transaction(async () => 'never', serializable));
-      expect(tx).toMatchObject({ transient: true, sqlState: 'ETIMEDOUT' });
+      expect(tx).toMatchObject({ transient: true, sqlState: 'REPRISE_TIMEOUT' });
       const query = await rejection(muteDb.query('SELECT 1'));
-      expect(query).toMatchObject({ transient: true, sqlState: 'ETIMEDOUT' });
+      expect(query).toMatchObject({ transient: true, sqlState: 'REPRISE_TIMEOUT' });
       const listening = await rejection(muteDb.listen!('nothing', () => {}));
-      expect(listening).toMatchObject({ transient: true, sqlState: 'ETIMEDOUT' });
+      expect(listening).toMatchObject({ transient: true, sqlState: 'REPRISE_TIMEOUT' });
     } finally {
       await mute.end({ timeout: 0 });
       for (const socket of sockets) socket.destroy();

@@ -97,6 +97,7 @@ const TRANSIENT_CONNECTION_CODES = new Set([
   'EAI_AGAIN',
   'ERR_STREAM_DESTROYED',
   'ERR_STREAM_WRITE_AFTER_END',
+  'ERR_SOCKET_CLOSED',
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
@@ -233,11 +234,11 @@ export function isTransientError(error: unknown): boolean {
  * The error of a database call that got no answer in time. It is transient: the call may
  * still complete, so the transaction is retried and the exactly-once checks sort it out.
  */
-export function timeoutError(what: string, ms: number): DatabaseError {
+export function timeoutError(what: string, ms: number, sql?: string): DatabaseError {
   const error = Object.assign(new Error(`The database did not answer ${what} within ${ms} ms`), {
     code: 'REPRISE_TIMEOUT',
   });
-  return new DatabaseError(error);
+  return new DatabaseError(error, sql);
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   type DatabaseTransaction,
   isolationClause,
   type ListenOptions,
+  timeoutError,
   toDatabaseError,
   withDriverTransaction,
 } from '../database';
@@ -26,48 +27,11 @@ export interface PostgresJsOptions {
 const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 /**
- * Signs of a lost connection that postgres.js or Node produce and that the engine's shared
- * classification does not list: each is re-coded `CONNECTION_CLOSED` (the original error
- * stays as `cause`) so that it counts as transient.
+ * No answer in time to `sql`: a transient error, so the engine retries or answers 503. The
+ * SQL is kept on the error for logs, out of its message.
  */
-const LOST_CONNECTION_CODES = new Set([
-  'CONNECT_TIMEOUT', // postgres.js: no connection within connect_timeout
-  'ERR_STREAM_WRITE_AFTER_END', // "write after end": the socket was already ending
-  'ERR_STREAM_DESTROYED',
-  'ERR_SOCKET_CLOSED',
-  'ENOTCONN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  '57P05', // idle_session_timeout: the server closed an idle session
-]);
-
-/** The driver's error, made a `DatabaseError`; lost connections always come out transient. */
-function driverError(error: unknown, text: string) {
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (
-    (typeof code === 'string' && LOST_CONNECTION_CODES.has(code)) ||
-    /write after end/i.test(message)
-  ) {
-    return toDatabaseError(
-      Object.assign(new Error(`connection lost: ${message}`, { cause: error }), {
-        code: 'CONNECTION_CLOSED',
-      }),
-      text,
-    );
-  }
-  return toDatabaseError(error, text);
-}
-
-/** No answer in time. `ETIMEDOUT` is a lost-connection code, so the error is transient. */
-function noAnswer(what: string, ms: number) {
-  return driverError(
-    Object.assign(new Error(`postgres.js: no answer from the server within ${ms} ms`), {
-      code: 'ETIMEDOUT',
-    }),
-    what,
-  );
+function noAnswer(sql: string, ms: number) {
+  return timeoutError('a statement', ms, sql);
 }
 
 /** The backend a postgres.js query was sent to (`query.state`, set when it is written). */
@@ -125,7 +89,7 @@ export function createPostgresJsDatabase(
       try {
         return (await Promise.race([query, late])) as never;
       } catch (error) {
-        throw driverError(error, text);
+        throw toDatabaseError(error, text);
       } finally {
         clearTimeout(timer);
         query.catch(() => undefined);
@@ -204,7 +168,7 @@ async function transaction<T>(
       try {
         return (await bounded(query, text)) as never;
       } catch (error) {
-        throw driverError(error, text);
+        throw toDatabaseError(error, text);
       }
     },
     // postgres.js fails a whole `begin` when any statement in its scope fails, even a caught
@@ -231,7 +195,7 @@ async function transaction<T>(
         return (await Promise.race([boxed, aborted])).value;
       } catch (error) {
         if (thrown && thrown.error === error) throw error;
-        throw driverError(error, 'SAVEPOINT');
+        throw toDatabaseError(error, 'SAVEPOINT');
       } finally {
         stop();
       }
@@ -279,7 +243,7 @@ async function transaction<T>(
   } catch (error) {
     // BEGIN or COMMIT failed in the driver: classify it as the statements are.
     if (error instanceof DatabaseError && !error.transient && error.sql === 'BEGIN/COMMIT') {
-      throw driverError(error.cause, 'BEGIN/COMMIT');
+      throw toDatabaseError(error.cause, 'BEGIN/COMMIT');
     }
     throw error;
   } finally {
@@ -290,7 +254,7 @@ async function transaction<T>(
   // into a ROLLBACK without an error: its own error is the only sign.
   for (const { text, result } of sent) {
     await result.catch((error: unknown) => {
-      throw driverError(error, text);
+      throw toDatabaseError(error, text);
     });
   }
   return boxed.value;
@@ -329,7 +293,7 @@ async function listen(
     // Given up on: if LISTEN still succeeds later, undo it.
     stopped = true;
     request.then((late) => late.unlisten()).catch(() => undefined);
-    throw driverError(error, `LISTEN ${channel}`);
+    throw toDatabaseError(error, `LISTEN ${channel}`);
   } finally {
     clearTimeout(timer);
   }
