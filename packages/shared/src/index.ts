@@ -77,12 +77,7 @@ export {
   type SimpleOperator,
 } from './query/ast';
 export { evaluateQuery, runQuery } from './query/evaluate';
-export {
-  createMemoryStore,
-  type MemoryDraft,
-  type MemoryStore,
-  type StoreRow,
-} from './query/memory-store';
+export { createMemoryStore } from './query/memory-store';
 export {
   type ColumnName,
   createBuilder,
@@ -97,6 +92,7 @@ export {
   type RowOf,
   type TableName,
 } from './query/query';
+export type { MemoryDraft, MemoryStore, StoreRow } from './query/store';
 export { coerceLiteral, OPERATORS_BY_KIND, parseQueryAST, QueryError } from './query/validate';
 export {
   compareStrings,

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { querySchema } from '../../../../test/fixtures/query-schema';
-import { createMemoryStore, type MemoryStore } from './memory-store';
+import { createMemoryStore } from './memory-store';
+import type { MemoryStore } from './store';
 
 const user = (id: string, karma: number | null = null) => ({ id, name: `User ${id}`, karma });
 const issue = (id: string, ownerID: string) => ({

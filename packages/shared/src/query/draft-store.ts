@@ -1,5 +1,5 @@
 import { type AnySchema, mustGetTable, type TableInfo } from '../schema';
-import type { MemoryDraft, MemoryStore, StoreRow } from './memory-store';
+import type { MemoryDraft, MemoryStore, StoreRow } from './store';
 import { encodePrimaryKey, keyOf } from './values';
 
 // A draft over a store: writes go to small per-table maps, reads see the store with the

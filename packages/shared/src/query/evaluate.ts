@@ -1,7 +1,6 @@
 import type { AnySchema, Relationship, TableInfo } from '../schema';
 import type { Condition, LiteralValue, QueryAST, RelatedQuery } from './ast';
 import { type ConditionContext, compileCondition } from './evaluate-condition';
-import type { MemoryStore, StoreRow } from './memory-store';
 import {
   compileComparator,
   compileCursor,
@@ -12,6 +11,7 @@ import {
 } from './ordering';
 import type { Query, QueryResult } from './query';
 import { createRelatedLookup } from './related-rows';
+import type { MemoryStore, StoreRow } from './store';
 import { coerceLiteral, QueryError } from './validate';
 import { keyOf } from './values';
 

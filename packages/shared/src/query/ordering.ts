@@ -1,6 +1,6 @@
 import type { ColumnInfo, TableInfo } from '../schema';
 import type { Cursor, Ordering } from './ast';
-import type { StoreRow } from './memory-store';
+import type { StoreRow } from './store';
 import { coerceLiteral, QueryError } from './validate';
 import { compareValues } from './values';
 

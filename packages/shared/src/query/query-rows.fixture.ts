@@ -1,5 +1,6 @@
 import { querySchema } from '../../../../test/fixtures/query-schema';
-import { createMemoryStore, type MemoryStore } from './memory-store';
+import { createMemoryStore } from './memory-store';
+import type { MemoryStore } from './store';
 
 // Rows for the evaluator's tests: nulls in every nullable column, ties on priority, an
 // astral title, a comment without an author and one whose issue is missing.

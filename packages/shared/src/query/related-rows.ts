@@ -1,5 +1,5 @@
 import type { AnySchema, ColumnKind, Relationship } from '../schema';
-import type { MemoryStore, StoreRow } from './memory-store';
+import type { MemoryStore, StoreRow } from './store';
 import { keyOf, tupleKeyOf } from './values';
 
 // Finding a parent's related rows: a related row matches when each `destField` equals the
