@@ -1,10 +1,4 @@
-import {
-  type ClientStorage,
-  createMemoryStorage,
-  type MutationOutcome,
-  type SettledMutation,
-  type StorageWrite,
-} from '@reprise/client';
+import { ClientClosedError, createMemoryStorage, type SettledMutation } from '@reprise/client';
 import { describe, expect, it, vi } from 'vitest';
 import { ADAPTERS } from './fixtures/adapters';
 import {
@@ -65,5 +59,160 @@ describe('every server promise settles once', () => {
     expect(a.pending).toBe(0);
     expect(await lmid(h.fx, a.clientID, a.clientGroupID)).toBe(3);
     expect(await clientIssues(a)).toEqual(await serverIssues(h.fx));
+  });
+});
+
+describe('settling around failures, close and adoption', () => {
+  const h = useClients(pglite);
+  const isPush = (input: unknown) => String(input).endsWith('/mutate');
+
+  it('a mutation the storage cannot store is refused, not queued, and its id is reused', async () => {
+    const storage = slowStorage(5);
+    const a = await h.open({ storage });
+    await a.idle();
+    storage.failWrites = 1;
+    const lost = a.mutate.issue.create({ id: 'lost', title: 'Lost' });
+    await expect(lost.client).rejects.toThrow(/QuotaExceededError/);
+    const outcome = await settledWithin(lost.server, 'the unstored mutation');
+    expect(outcome.ok).toBe(false);
+    expect(!outcome.ok && outcome.error.message).toMatch(/QuotaExceededError/);
+    expect(a.pending).toBe(0);
+    expect(await clientIssues(a)).toEqual([]);
+
+    const kept = a.mutate.issue.create({ id: 'kept', title: 'Kept' });
+    expect(await settledWithin(kept.server, 'the next mutation')).toEqual({
+      ok: true,
+      data: undefined,
+    });
+    await a.idle();
+    expect(await lmid(h.fx, a.clientID, a.clientGroupID)).toBe(1);
+    expect((await serverIssues(h.fx)).map((i) => i.id)).toEqual(['kept']);
+  });
+
+  it('a pull whose storage writes fail still settles what it confirmed', async () => {
+    const storage = slowStorage(5);
+    const a = await h.open({ storage });
+    await a.idle();
+    // The push's answer is lost, its resend is answered alreadyProcessed: only the pull
+    // that confirms it can settle it, and that pull's record write fails.
+    h.server.dropPushResponses = 1;
+    const call = a.mutate.comment.add({ id: 'c1', issueID: 'x', body: 'hi' });
+    await call.client;
+    storage.failWrites = 1;
+    expect(await settledWithin(call.server, 'comment.add')).toEqual({
+      ok: true,
+      data: { commentID: 'c1', at: new Date('2026-01-02T03:04:05.000Z') },
+    });
+    expect(storage.failWrites).toBe(0);
+    await a.idle();
+    expect(a.pending).toBe(0);
+  });
+
+  it('close settles the promises left with a ClientClosedError; the next client pushes them', async () => {
+    const storage = createMemoryStorage();
+    const a = await h.open({ storage });
+    await a.idle();
+    a.setOnline(false);
+    const call = a.mutate.issue.create({ id: 'i1', title: 'One' });
+    await call.client;
+    const idling = a.idle();
+    await a.close();
+    const outcome = await settledWithin(call.server, 'the queued mutation');
+    expect(outcome).toEqual({ ok: false, error: expect.any(ClientClosedError) });
+    expect(!outcome.ok && outcome.error.code).toBe('closed');
+    await expect(idling).rejects.toBeInstanceOf(ClientClosedError);
+
+    const late = a.mutate.issue.create({ id: 'i2', title: 'Two' });
+    await expect(late.client).rejects.toBeInstanceOf(ClientClosedError);
+    expect(await settledWithin(late.server, 'a mutate after close')).toEqual({
+      ok: false,
+      error: expect.any(ClientClosedError),
+    });
+
+    const reloaded = await h.open({ storage });
+    expect(reloaded.clientID).toBe(a.clientID);
+    const settled: SettledMutation[] = [];
+    reloaded.onMutationSettled((s) => settled.push(s));
+    await reloaded.idle();
+    expect((await serverIssues(h.fx)).map((i) => i.id)).toEqual(['i1']);
+    expect(settled).toEqual([
+      { clientID: a.clientID, id: 1, name: 'issue.create', outcome: { ok: true, data: undefined } },
+    ]);
+  });
+
+  /**
+   * Opens b, then a on the same storage (a second tab) whose pulls never get through and
+   * whose push answers are lost: the server applies a's mutations, a never hears.
+   */
+  async function deafTab() {
+    const storage = createMemoryStorage();
+    const b = await h.open({ storage });
+    await b.idle();
+    const settled: SettledMutation[] = [];
+    b.onMutationSettled((s) => settled.push(s));
+    let deaf = false;
+    const a = await h.open({
+      storage,
+      client: {
+        fetch: async (input, init) => {
+          if (!deaf) return h.server.fetch(input, init);
+          if (!isPush(input)) throw new TypeError('fetch failed: a cannot pull');
+          await h.server.fetch(input, init);
+          throw new TypeError('fetch failed: the answer was lost');
+        },
+      },
+    });
+    await a.idle();
+    deaf = true;
+    return { a, b, settled };
+  }
+
+  const expected = (a: TestClient) => [
+    {
+      clientID: a.clientID,
+      id: 1,
+      name: 'comment.add',
+      outcome: { ok: true, data: { commentID: 'c1', at: new Date('2026-01-02T03:04:05.000Z') } },
+    },
+    {
+      clientID: a.clientID,
+      id: 2,
+      name: 'review.refuse',
+      outcome: { ok: false, error: expect.objectContaining({ message: 'Refused' }) },
+    },
+  ];
+
+  async function applyUnheard(a: TestClient) {
+    const calls = [
+      a.mutate.comment.add({ id: 'c1', issueID: 'x', body: 'hi' }),
+      a.mutate.review.refuse({ id: 'r1' }),
+    ];
+    await vi.waitFor(async () => expect(await lmid(h.fx, a.clientID, a.clientGroupID)).toBe(2));
+    return calls;
+  }
+
+  it("a tab's outcomes that arrive after it closed reach the group's settled listener", async () => {
+    const { a, b, settled } = await deafTab();
+    const calls = await applyUnheard(a);
+    await a.close();
+    for (const call of calls) expect((await call.server).ok).toBe(false);
+
+    await b.pull();
+    expect(settled).toEqual(expected(a));
+    expect(b.pending).toBe(0);
+  });
+
+  it('outcomes a tab pulled while the other was live are reported when it adopts them', async () => {
+    const { a, b, settled } = await deafTab();
+    await applyUnheard(a);
+    // b's pull carries a's results while a is live: they are a's to report, not b's.
+    await b.pull();
+    expect(settled).toEqual([]);
+    await a.close();
+
+    await b.pull();
+    expect(settled).toEqual(expected(a));
+    await b.pull();
+    expect(settled).toHaveLength(2);
   });
 });
