@@ -1,4 +1,9 @@
-import { ClientClosedError, createMemoryStorage, type SettledMutation } from '@reprise/client';
+import {
+  ClientClosedError,
+  type ClientStorage,
+  createMemoryStorage,
+  type SettledMutation,
+} from '@reprise/client';
 import { describe, expect, it, vi } from 'vitest';
 import { ADAPTERS } from './fixtures/adapters';
 import {
@@ -18,7 +23,7 @@ const pglite = ADAPTERS.find((a) => a.name === 'pglite')!;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `promise`, or a rejection naming `what` after `ms`: a hang fails fast. */
-async function settledWithin<T>(promise: Promise<T>, what: string, ms = 3_000): Promise<T> {
+async function settledWithin<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const hung = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
@@ -214,5 +219,56 @@ describe('settling around failures, close and adoption', () => {
     expect(settled).toEqual(expected(a));
     await b.pull();
     expect(settled).toHaveLength(2);
+  });
+});
+
+describe('closing while a pull is applied', () => {
+  const h = useClients(pglite);
+
+  it('a pull landing during close does not adopt the closing client: a reload resumes it', async () => {
+    // a's pull is answered while its mutation is being stored, and adopting reads slowly:
+    // the pull is still adopting when close has stored everything.
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    const slow = slowStorage(50);
+    const storage: ClientStorage = {
+      ...slow,
+      set: async (key, value) => {
+        if (key.startsWith('pending/')) answer();
+        await slow.set(key, value);
+      },
+      keys: async () => {
+        await sleep(40);
+        return slow.keys();
+      },
+    };
+    const b = await h.open({ storage });
+    await b.idle();
+    let hold = false;
+    const a = await h.open({
+      storage,
+      client: {
+        fetch: async (input, init) => {
+          if (hold && String(input).endsWith('/pull')) await answered;
+          return h.server.fetch(input, init);
+        },
+      },
+    });
+    await a.idle();
+    hold = true;
+    void a.pull();
+    const call = a.mutate.issue.create({ id: 'i1', title: 'One' });
+    await a.close();
+    expect(await call.server).toEqual({ ok: false, error: expect.any(ClientClosedError) });
+    await sleep(200);
+
+    const reloaded = await h.open({ storage });
+    expect(reloaded.clientID).toBe(a.clientID);
+    expect(reloaded.pending).toBe(1);
+    await reloaded.idle();
+    expect((await serverIssues(h.fx)).map((i) => i.id)).toEqual(['i1']);
+    expect(await lmid(h.fx, a.clientID, a.clientGroupID)).toBe(1);
   });
 });

@@ -237,8 +237,7 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     setAuth: (auth) => sync.setAuth(auth),
     async close() {
       sync.close();
-      await state.flushed();
-      state.release();
+      await state.close();
       closed = true;
       // Unconfirmed mutations stay stored: the next client of the group pushes them. Their
       // promises here settle now, rather than never.

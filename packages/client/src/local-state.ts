@@ -115,9 +115,16 @@ export class LocalState {
     return state;
   }
 
-  /** Frees this client's claims, so a later client over the same storage resumes them. */
-  release(): void {
-    this.released = true;
+  /**
+   * Stops changes and frees this client's claims once its writes are stored, so a later
+   * client over the same storage resumes them. Under the lock: a pull still applying
+   * (adopting, say) finishes first, and none starts after.
+   */
+  async close(): Promise<void> {
+    await this.exclusive(async () => {
+      this.released = true;
+    });
+    await this.writes;
     this.adopted.release();
     this.lease?.release();
   }
