@@ -1,9 +1,11 @@
 import {
   ClientClosedError,
   type ClientStorage,
+  createIndexedDBStorage,
   createMemoryStorage,
   type SettledMutation,
 } from '@reprise/client';
+import { indexedDB } from 'fake-indexeddb';
 import { describe, expect, it, vi } from 'vitest';
 import { ADAPTERS } from './fixtures/adapters';
 import {
@@ -38,33 +40,40 @@ async function settledWithin<T>(promise: Promise<T>, what: string, ms = 10_000):
 describe('every server promise settles once', () => {
   const h = useClients(pglite);
 
-  it('with a slow storage and a pull right after mutate, server carries the recorded outcome', async () => {
-    const storage = slowStorage(30);
-    const a = await h.open({ storage });
-    await a.idle();
-    const created = a.mutate.issue.create({ id: 'i1', title: 'One' });
-    void a.pull();
-    const commented = a.mutate.comment.add({ id: 'c1', issueID: 'i1', body: 'hi' });
-    void a.pull();
-    const refused = a.mutate.review.refuse({ id: 'r1' });
-    void a.pull();
+  const storages: [string, () => ClientStorage][] = [
+    ['a slow storage (30 ms writes)', () => slowStorage(30)],
+    ['IndexedDB', () => createIndexedDBStorage(`reprise-${Math.random()}`, indexedDB)],
+  ];
+  it.each(storages)(
+    'with %s and a pull right after mutate, server carries the recorded outcome',
+    async (_, make) => {
+      const storage = make();
+      const a = await h.open({ storage });
+      await a.idle();
+      const created = a.mutate.issue.create({ id: 'i1', title: 'One' });
+      void a.pull();
+      const commented = a.mutate.comment.add({ id: 'c1', issueID: 'i1', body: 'hi' });
+      void a.pull();
+      const refused = a.mutate.review.refuse({ id: 'r1' });
+      void a.pull();
 
-    expect(await settledWithin(created.server, 'issue.create')).toEqual({
-      ok: true,
-      data: undefined,
-    });
-    expect(await settledWithin(commented.server, 'comment.add')).toEqual({
-      ok: true,
-      data: { commentID: 'c1', at: new Date('2026-01-02T03:04:05.000Z') },
-    });
-    const outcome = await settledWithin(refused.server, 'review.refuse');
-    expect(outcome.ok).toBe(false);
-    expect(!outcome.ok && outcome.error.message).toBe('Refused');
-    await a.idle();
-    expect(a.pending).toBe(0);
-    expect(await lmid(h.fx, a.clientID, a.clientGroupID)).toBe(3);
-    expect(await clientIssues(a)).toEqual(await serverIssues(h.fx));
-  });
+      expect(await settledWithin(created.server, 'issue.create')).toEqual({
+        ok: true,
+        data: undefined,
+      });
+      expect(await settledWithin(commented.server, 'comment.add')).toEqual({
+        ok: true,
+        data: { commentID: 'c1', at: new Date('2026-01-02T03:04:05.000Z') },
+      });
+      const outcome = await settledWithin(refused.server, 'review.refuse');
+      expect(outcome.ok).toBe(false);
+      expect(!outcome.ok && outcome.error.message).toBe('Refused');
+      await a.idle();
+      expect(a.pending).toBe(0);
+      expect(await lmid(h.fx, a.clientID, a.clientGroupID)).toBe(3);
+      expect(await clientIssues(a)).toEqual(await serverIssues(h.fx));
+    },
+  );
 });
 
 describe('settling around failures, close and adoption', () => {
