@@ -5,6 +5,7 @@ import {
   createMemoryStorage,
   type SettledMutation,
 } from '@reprise/client';
+import { pruneChanges } from '@reprise/server';
 import { indexedDB } from 'fake-indexeddb';
 import { describe, expect, it, vi } from 'vitest';
 import { ADAPTERS } from './fixtures/adapters';
@@ -120,6 +121,36 @@ describe('settling around failures, close and adoption', () => {
     expect(storage.failWrites).toBe(0);
     await a.idle();
     expect(a.pending).toBe(0);
+  });
+
+  it('a mutation confirmed by its LMID after its result was pruned settles, once, as a success', async () => {
+    let pullsDown = false;
+    const a = await h.open({
+      client: {
+        fetch: async (input, init) => {
+          if (pullsDown && String(input).endsWith('/pull')) {
+            throw new TypeError('fetch failed: pulls are down');
+          }
+          return h.server.fetch(input, init);
+        },
+      },
+    });
+    await a.idle();
+    const settled: SettledMutation[] = [];
+    a.onMutationSettled((s) => settled.push(s));
+    pullsDown = true;
+    h.server.dropPushResponses = 1;
+    const call = a.mutate.comment.add({ id: 'c1', issueID: 'x', body: 'hi' });
+    await vi.waitFor(async () => expect(await lmid(h.fx, a.clientID, a.clientGroupID)).toBe(1));
+    await sleep(50);
+    expect(await pruneChanges({ db: h.fx.db, olderThanMs: -60_000 })).toMatchObject({
+      deletedResults: 1,
+    });
+    pullsDown = false;
+    expect(await settledWithin(call.server, 'comment.add')).toEqual({ ok: true, data: undefined });
+    await a.idle();
+    await a.pull();
+    expect(settled.map((s) => [s.id, s.outcome])).toEqual([[1, { ok: true, data: undefined }]]);
   });
 
   it('close settles the promises left with a ClientClosedError; the next client pushes them', async () => {

@@ -64,8 +64,9 @@ function endpoints(server: ServerOption): Endpoints {
 
 /**
  * Creates a client: loads the persisted store and queue, then syncs with the server.
- * `server` resolves, never rejects: `{ok: true, data}` with the mutator's return value, or
- * `{ok: false, error}` with the `ApplicationError` (a client-side validation failure too).
+ * `server` resolves exactly once, never rejects: `{ok: true, data}` with the mutator's
+ * return value, or `{ok: false, error}` with the `ApplicationError` (a client-side
+ * validation failure too), or a `ClientClosedError` when the client closed first.
  *
  * @example
  * const client = await createClient({schema, mutators, server: '/api', userID: 'ana', auth: () => `Bearer ${token}`});
