@@ -62,11 +62,16 @@ export class AdoptedClients {
 
   /**
    * Adopts every client of the group that no live client holds and that has mutations past
-   * its confirmed id (the record's, or `groupLMIDs`' when newer). Returns true if any.
+   * its confirmed id (the record's, or `groupLMIDs`' when newer). Returns whether it adopted
+   * any, and the `unheard` mutations: confirmed by `groupLMIDs` while their closed client
+   * never heard it, so the adopter reports their outcome.
    */
-  async adopt(groupLMIDs: Readonly<Record<string, number>>): Promise<boolean> {
+  async adopt(
+    groupLMIDs: Readonly<Record<string, number>>,
+  ): Promise<{ adopted: boolean; unheard: QueuedMutation[] }> {
     const { storage } = this;
     let adopted = false;
+    const unheard: QueuedMutation[] = [];
     const listed = await storage.keys();
     const queued = new Set(
       listed.filter((key) => key.startsWith('pending/')).map((key) => key.split('/')[1]),
@@ -88,15 +93,16 @@ export class AdoptedClients {
         continue;
       }
       const confirmed = Math.max(record.lastMutationID, groupLMIDs[record.clientID] ?? 0);
-      const { pending, stale } = await loadPending(
-        storage,
-        await storage.keys(),
-        record,
-        confirmed,
-      );
+      const queue = await loadPending(storage, await storage.keys(), record, confirmed);
+      const { pending, stale } = queue;
+      for (const mutation of queue.unheard) unheard.push({ clientID: record.clientID, mutation });
       if (pending.length === 0) {
-        for (const staleKey of stale) await storage.delete(staleKey);
-        lease.release();
+        // A delete that fails leaves keys a later adoption finds confirmed and drops.
+        try {
+          for (const staleKey of stale) await storage.delete(staleKey);
+        } finally {
+          lease.release();
+        }
         continue;
       }
       this.byID.set(record.clientID, {
@@ -108,7 +114,7 @@ export class AdoptedClients {
       });
       adopted = true;
     }
-    return adopted;
+    return { adopted, unheard };
   }
 
   /** Drops the adopted mutations `lmids` confirm; a client left with none is let go. */

@@ -1,8 +1,9 @@
 import { type AnyMutators, type AnySchema, isMutator, toApplicationError } from '@reprise/shared';
+import { ClientClosedError } from './client-closed-error';
 import { createIndexedDBStorage } from './indexeddb-storage';
 import { type ClientQueryBuilder, createClientQueryBuilder, LiveQueries } from './live-query';
 import { LocalState } from './local-state';
-import { type ClientStorage, createMemoryStorage, type QueuedMutation } from './storage';
+import { type ClientStorage, createMemoryStorage, type PendingMutation } from './storage';
 import { SyncLoop } from './sync-loop';
 import type { Endpoints } from './sync-requests';
 import type {
@@ -63,8 +64,9 @@ function endpoints(server: ServerOption): Endpoints {
 
 /**
  * Creates a client: loads the persisted store and queue, then syncs with the server.
- * `server` resolves, never rejects: `{ok: true, data}` with the mutator's return value, or
- * `{ok: false, error}` with the `ApplicationError` (a client-side validation failure too).
+ * `server` resolves exactly once, never rejects: `{ok: true, data}` with the mutator's
+ * return value, or `{ok: false, error}` with the `ApplicationError` (a client-side
+ * validation failure too), or a `ClientClosedError` when the client closed first.
  *
  * @example
  * const client = await createClient({schema, mutators, server: '/api', userID: 'ana', auth: () => `Bearer ${token}`});
@@ -100,8 +102,11 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
   let lastOnline = true;
   const names = new Map<number, string>(state.pending.map((m) => [m.id, m.name]));
 
+  let closed = false;
   const settle = (clientID: string, id: number, outcome: MutationOutcome, name?: string) => {
-    if (settledIDs.has(`${clientID}/${id}`)) return;
+    // After close, `server` promises have settled with a ClientClosedError; a verdict that
+    // arrives late (a push in flight) is the next client's to report.
+    if (closed || settledIDs.has(`${clientID}/${id}`)) return;
     settledIDs.add(`${clientID}/${id}`);
     const own = clientID === state.clientID;
     if (own) {
@@ -121,11 +126,6 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     {
       state,
       settle,
-      confirmed: (mutations: readonly QueuedMutation[]) => {
-        for (const { clientID, mutation } of mutations) {
-          settle(clientID, mutation.id, { ok: true, data: undefined }, mutation.name);
-        }
-      },
       changed: () => {
         live.refresh();
         notifyPending();
@@ -158,16 +158,21 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     const server = new Promise<MutationOutcome>((resolve) => {
       resolveServer = resolve;
     });
-    const applied = state.mutate(name, args).then(
-      (mutation) => {
-        names.set(mutation.id, name);
-        waiting.set(mutation.id, resolveServer);
+    // The resolver is registered inside mutate, before the mutation can be pushed: a push
+    // or pull that confirms it at once still finds whom to tell.
+    const queued = (mutation: PendingMutation) => {
+      names.set(mutation.id, name);
+      waiting.set(mutation.id, resolveServer);
+    };
+    const applied = state.mutate(name, args, queued).then(
+      () => {
         live.refresh();
         notifyPending();
         sync.schedulePush();
       },
       (error: unknown) => {
-        resolveServer({ ok: false, error: toApplicationError(error) });
+        const refused = error instanceof ClientClosedError ? error : toApplicationError(error);
+        resolveServer({ ok: false, error: refused });
         throw error;
       },
     );
@@ -200,6 +205,7 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     },
     async idle() {
       for (;;) {
+        if (closed) throw new ClientClosedError('The client was closed before it was idle');
         await state.flushed();
         if (state.pendingCount === 0 && !sync.pushing && !sync.pulling) return;
         const woken = new Promise<void>((resolve) => idleWaiters.push(resolve));
@@ -232,8 +238,16 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     setAuth: (auth) => sync.setAuth(auth),
     async close() {
       sync.close();
-      await state.flushed();
-      state.release();
+      await state.close();
+      closed = true;
+      // Unconfirmed mutations stay stored: the next client of the group pushes them. Their
+      // promises here settle now, rather than never.
+      const unsettled = [...waiting.values()];
+      waiting.clear();
+      for (const resolve of unsettled) resolve({ ok: false, error: new ClientClosedError() });
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const wake of waiters) wake();
     },
   };
   sync.start();

@@ -1,4 +1,5 @@
 export { backoffDelay } from './backoff';
+export { ClientClosedError } from './client-closed-error';
 export { createClientTransaction } from './client-transaction';
 export { type Client, createClient } from './create-client';
 export { deepEqual } from './deep-equal';

@@ -3,6 +3,7 @@ import {
   type AnySchema,
   createMemoryStore,
   flattenMutators,
+  type MemoryDraft,
   type MemoryStore,
   type Mutator,
   type PatchOperation,
@@ -10,6 +11,7 @@ import {
   toApplicationError,
 } from '@reprise/shared';
 import { AdoptedClients, type AdoptedQueue } from './adopted-clients';
+import { ClientClosedError } from './client-closed-error';
 import { type ClientLease, claimClientRecord, newID } from './client-lease';
 import { createClientTransaction } from './client-transaction';
 import { loadPending } from './pending-queue';
@@ -100,6 +102,8 @@ export class LocalState {
     state.snapshotInBuckets = !group?.rows;
     state.lease = lease;
     state.groupLMIDs = { ...group?.lastMutationIDs };
+    // Mutations the group's pulls confirmed for a closed client before this one opened are
+    // dropped unreported: their results are older than the cookie, so not known here.
     await state.adopted.adopt(state.groupLMIDs);
     await state.exclusive(() => state.rebase());
     if (record.pending?.length) {
@@ -111,9 +115,16 @@ export class LocalState {
     return state;
   }
 
-  /** Frees this client's claims, so a later client over the same storage resumes them. */
-  release(): void {
-    this.released = true;
+  /**
+   * Stops changes and frees this client's claims once its writes are stored, so a later
+   * client over the same storage resumes them. Under the lock: a pull still applying
+   * (adopting, say) finishes first, and none starts after.
+   */
+  async close(): Promise<void> {
+    await this.exclusive(async () => {
+      this.released = true;
+    });
+    await this.writes;
     this.adopted.release();
     this.lease?.release();
   }
@@ -191,15 +202,15 @@ export class LocalState {
   }
 
   /**
-   * Runs the mutation in a draft of `store` and, if it does not throw, commits its writes
-   * into `store`. Until then, queries over `store` see none of them.
+   * Runs the mutation in a draft of `store` and returns the draft, its writes not yet in
+   * `store` (`draft.commit()` puts them there). Throws what the mutator threw.
    */
-  private async apply(
+  private async draft(
     store: MemoryStore,
     mutation: PendingMutation,
     reason: 'optimistic' | 'rebase',
     clientID = this.clientID,
-  ) {
+  ): Promise<MemoryDraft> {
     const draft = store.fork();
     const tx = createClientTransaction(this.options.schema, draft, {
       clientID,
@@ -211,25 +222,40 @@ export class LocalState {
       args: mutation.args,
       ctx: this.options.context,
     });
-    draft.commit();
+    return draft;
   }
 
   /**
-   * Runs a mutator optimistically and queues it. Throws an `ApplicationError` (nothing
-   * queued, nothing written) when the mutator throws.
+   * Runs a mutator optimistically, stores it and queues it. `queued` is called with the
+   * mutation just before the push loop can see it, so whoever waits for its outcome is
+   * registered before any push or pull can report one.
+   *
+   * Throws an `ApplicationError` when the mutator throws, the storage's error when the
+   * mutation cannot be stored, and a `ClientClosedError` once the client is closed: in
+   * every case nothing is queued, the view is unchanged and the id is not used up.
    */
-  mutate(name: string, args: unknown): Promise<PendingMutation> {
+  mutate(
+    name: string,
+    args: unknown,
+    queued: (mutation: PendingMutation) => void,
+  ): Promise<PendingMutation> {
     return this.exclusive(async () => {
+      if (this.released) throw new ClientClosedError('The client is closed');
       const last = this.pending.at(-1)?.id ?? this.lastMutationID;
       const mutation: PendingMutation = { id: last + 1, name, args, timestamp: Date.now() };
+      let draft: MemoryDraft;
       try {
-        // The view is never the snapshot itself (see rebase), so this leaves it alone.
-        await this.apply(this.view, mutation, 'optimistic');
+        // The view is never the snapshot itself (see rebase), so committing leaves it alone.
+        draft = await this.draft(this.view, mutation, 'optimistic');
       } catch (error) {
         throw toApplicationError(error);
       }
-      this.pending.push(mutation);
+      // Stored before it is pushable: a mutation the server applied is always one a reload
+      // finds, and a write that fails leaves no queued mutation, no gap in the ids.
       await this.persist(pendingKey(this.clientID, mutation.id), mutation);
+      draft.commit();
+      queued(mutation);
+      this.pending.push(mutation);
       return mutation;
     });
   }
@@ -244,7 +270,7 @@ export class LocalState {
     for (const queue of this.queues()) {
       for (const mutation of queue.pending) {
         try {
-          await this.apply(view, mutation, 'rebase', queue.clientID);
+          (await this.draft(view, mutation, 'rebase', queue.clientID)).commit();
         } catch {
           // The server decides: its result will settle this mutation.
         }
@@ -255,7 +281,9 @@ export class LocalState {
 
   /**
    * Applies a pull: patches the snapshot, drops the pending mutations (own and adopted) the
-   * server has confirmed, adopts closed clients' queues, and replays. Returns the dropped.
+   * server has confirmed, adopts closed clients' queues, and replays. Returns what this
+   * pull confirmed: the dropped mutations, and closed clients' ones found confirmed when
+   * adopting them. Storage failures are swallowed: the confirmations stand in memory.
    */
   applyPull(
     cookie: string,
@@ -283,10 +311,12 @@ export class LocalState {
         this.pending = this.pending.filter((m) => m.id > confirmed);
       }
       const adopted = this.adopted.confirm(this.groupLMIDs);
-      const adoptedMore = await this.adopted.adopt(this.groupLMIDs);
+      // Adopting reads the storage; if it fails, what was adopted so far is kept and the
+      // next pull tries again. This pull's confirmations must be reported all the same.
+      const more = await this.adopted.adopt(this.groupLMIDs).catch(() => undefined);
       // A pull that changed nothing (a poke for others' scopes, an interval pull) leaves
       // the view as it is: replaying every pending mutation would give the same rows.
-      if (patch.length || dropped.length || adopted.dropped.length || adoptedMore) {
+      if (patch.length || dropped.length || adopted.dropped.length || more?.adopted) {
         await this.rebase();
       }
       const group: GroupRecord = {
@@ -298,15 +328,23 @@ export class LocalState {
       this.snapshotInBuckets = true;
       // Not awaited: the pull's caller need not wait for the disk. A failed write is
       // swallowed by the write chain too; the next pull's writes repair what they touch.
-      this.persistAll(snapshotWrites(this.options.schema, snapshot, patch, group, full)).catch(
-        () => {},
-      );
-      if (dropped.length) await this.forget(dropped);
+      try {
+        const writes = snapshotWrites(this.options.schema, snapshot, patch, group, full);
+        this.persistAll(writes).catch(() => {});
+      } catch {
+        // A row the store cannot key: the next full write (a reset) stores it.
+        this.snapshotInBuckets = false;
+      }
+      // The confirmations are already in memory: a failed write must not keep them from
+      // being reported. A record left behind only makes a reload resend ids the server
+      // answers as already processed.
+      if (dropped.length) await this.forget(dropped).catch(() => {});
       if (adopted.writes.length) {
-        await this.persistAll(adopted.writes);
+        await this.persistAll(adopted.writes).catch(() => {});
         for (const lease of adopted.finished) lease.release();
       }
       return [
+        ...(more?.unheard ?? []),
         ...adopted.dropped,
         ...dropped.map((mutation) => ({ clientID: this.clientID, mutation })),
       ];

@@ -7,7 +7,9 @@ import {
 
 /**
  * A client's queue past `confirmed`, from its per-mutation keys and a legacy
- * `record.pending`; `stale` are the keys of mutations already confirmed.
+ * `record.pending`; `stale` are the keys of mutations already confirmed, and `unheard` the
+ * confirmed mutations past the record's own `lastMutationID`: ones the client never saw
+ * confirmed (another client's pull did), whose outcome it may not have reported.
  *
  * @example
  * const {pending, stale} = await loadPending(storage, await storage.keys(), record, 3);
@@ -17,7 +19,7 @@ export async function loadPending(
   keys: readonly string[],
   record: ClientRecord,
   confirmed: number,
-): Promise<{ pending: PendingMutation[]; stale: string[] }> {
+): Promise<{ pending: PendingMutation[]; stale: string[]; unheard: PendingMutation[] }> {
   const byID = new Map<number, PendingMutation>();
   for (const m of record.pending ?? []) byID.set(m.id, m);
   const prefix = pendingPrefix(record.clientID);
@@ -25,9 +27,13 @@ export async function loadPending(
   for (const key of keys) {
     if (!key.startsWith(prefix)) continue;
     const m = (await storage.get(key)) as PendingMutation | undefined;
-    if (m && m.id > confirmed) byID.set(m.id, m);
-    else stale.push(key);
+    if (m) byID.set(m.id, m);
+    if (!m || m.id <= confirmed) stale.push(key);
   }
-  const pending = [...byID.values()].filter((m) => m.id > confirmed);
-  return { pending: pending.sort((a, b) => a.id - b.id), stale };
+  const all = [...byID.values()].sort((a, b) => a.id - b.id);
+  return {
+    pending: all.filter((m) => m.id > confirmed),
+    stale,
+    unheard: all.filter((m) => m.id > record.lastMutationID && m.id <= confirmed),
+  };
 }

@@ -1,3 +1,4 @@
+import type { MutationResult } from '@reprise/shared';
 import { backoffDelay } from './backoff';
 import type { LocalState } from './local-state';
 import { readPokes } from './poke-reader';
@@ -18,10 +19,12 @@ import type { AuthOption, AuthState, MutationOutcome } from './types';
 
 export interface SyncHost {
   readonly state: LocalState;
-  /** Reports the server's verdict on a mutation of this client or of one it adopted. */
+  /**
+   * Reports the server's verdict on a mutation of this client or of one it adopted. It may
+   * be called more than once for a mutation (a push's answer, then the pull confirming
+   * it); the host reports the first.
+   */
   settle(clientID: string, id: number, outcome: MutationOutcome, name?: string): void;
-  /** A pull confirmed these mutations (settle those not settled yet as successes). */
-  confirmed(mutations: readonly QueuedMutation[]): void;
   /** The view, online or auth state changed. */
   changed(): void;
 }
@@ -36,6 +39,9 @@ export interface SyncOptions extends Transport {
 }
 
 type Step = 'done' | 'again' | 'retry' | 'stop' | 'resync';
+
+/** How many results of other clients of the group a client keeps, in case it adopts them. */
+const REMEMBERED_RESULTS = 1000;
 
 export class SyncLoop {
   online = true;
@@ -56,6 +62,12 @@ export class SyncLoop {
   private interval: ReturnType<typeof setInterval> | undefined;
   private readonly abort = new AbortController();
   private closed = false;
+  /**
+   * Results that pulls carried for other live clients of the group, by `clientID/id`: if
+   * such a client closes before its own pull, this client adopts the mutation, finds it
+   * confirmed, and reports this result.
+   */
+  private readonly othersResults = new Map<string, MutationResult>();
 
   constructor(
     private readonly host: SyncHost,
@@ -229,14 +241,18 @@ export class SyncLoop {
       return this.pulling;
     }
     if (!this.canSend()) return Promise.resolve();
-    this.pulling = this.pullOnce().finally(() => {
-      this.pulling = undefined;
-      if (this.pullAgain) {
-        this.pullAgain = false;
-        void this.pull();
-      }
-      this.host.changed();
-    });
+    // pullOnce reports what it can before anything throws; an unexpected throw is a
+    // failed pull, retried, never an unhandled rejection of a `void this.pull()`.
+    this.pulling = this.pullOnce()
+      .catch(() => this.scheduleRetry('pull'))
+      .finally(() => {
+        this.pulling = undefined;
+        if (this.pullAgain) {
+          this.pullAgain = false;
+          void this.pull();
+        }
+        this.host.changed();
+      });
     return this.pulling;
   }
 
@@ -254,20 +270,32 @@ export class SyncLoop {
     this.setOnline(true);
     this.failures.pull = 0;
     const pulled = reply.response;
-    const dropped = await state.applyPull(
+    const confirmed = await state.applyPull(
       pulled.cookie,
       pulled.patch,
       pulled.lastMutationIDChanges,
     );
-    // Results of other live clients are theirs to report; those of adopted ones are ours.
-    const ours = new Set([state.clientID, ...dropped.map((m) => m.clientID)]);
-    for (const { clientID } of state.adopted.list()) ours.add(clientID);
+    const results = new Map<string, MutationResult>();
     for (const { id, result } of pulled.mutationResults) {
-      const outcome = ours.has(id.clientID) ? toOutcome(result) : undefined;
-      const name = dropped.find((m) => m.clientID === id.clientID && m.mutation.id === id.id);
-      if (outcome) this.host.settle(id.clientID, id.id, outcome, name?.mutation.name);
+      const key = `${id.clientID}/${id.id}`;
+      results.set(key, result);
+      if (id.clientID === state.clientID) continue;
+      this.othersResults.delete(key);
+      this.othersResults.set(key, result);
+      if (this.othersResults.size > REMEMBERED_RESULTS) {
+        this.othersResults.delete(this.othersResults.keys().next().value as string);
+      }
     }
-    this.host.confirmed(dropped);
+    // Each mutation this pull confirmed settles with its stored result; one without a
+    // result succeeded with no data (or its result was pruned: see pruneChanges). Results
+    // for anything else are old news (a reset carries them all) or other clients' own.
+    for (const { clientID, mutation } of confirmed) {
+      const key = `${clientID}/${mutation.id}`;
+      const result = results.get(key) ?? this.othersResults.get(key);
+      this.othersResults.delete(key);
+      const outcome = (result && toOutcome(result)) ?? { ok: true, data: undefined };
+      this.host.settle(clientID, mutation.id, outcome, mutation.name);
+    }
     // Mutations queued by an earlier session, adopted, or left unsent (a resync) go out now.
     if (this.hasUnpushed()) this.schedulePush();
   }

@@ -1,18 +1,21 @@
 import type { AnyMutators, AnySchema, ApplicationError, Mutator } from '@reprise/shared';
+import type { ClientClosedError } from './client-closed-error';
 import type { ClientStorage } from './storage';
 
 /**
  * What `server` resolves to: the mutator's return value, or why the server (or the
- * client-side validation) refused. It never rejects.
+ * client-side validation) refused (`error.code === 'app'`), or a `ClientClosedError`
+ * (`error.code === 'closed'`) when the client closed first. It never rejects.
  */
 export type MutationOutcome<TReturn = unknown> =
   | { readonly ok: true; readonly data: TReturn }
-  | { readonly ok: false; readonly error: ApplicationError };
+  | { readonly ok: false; readonly error: ApplicationError | ClientClosedError };
 
 /**
- * One mutate call. `client` resolves once the optimistic write is applied and queued, and
- * rejects with the error when the mutator threw locally (then nothing is queued);
- * `server` resolves with the server's `MutationOutcome`.
+ * One mutate call. `client` resolves once the optimistic write is applied, stored and
+ * queued, and rejects (nothing queued) when the mutator threw locally, the storage refused
+ * the write, or the client is closed; `server` resolves exactly once with the
+ * `MutationOutcome`.
  */
 export interface MutationCall<TReturn = unknown> {
   readonly client: Promise<void>;
