@@ -7,7 +7,6 @@ import {
   withDriverTransaction,
 } from '../database';
 import { createPgDatabase } from './pg';
-import { createPGliteDatabase } from './pglite';
 import { createPostgresJsDatabase } from './postgres-js';
 
 /** Any drizzle Postgres database: over postgres.js, node-postgres or PGlite. */
@@ -91,7 +90,12 @@ function listenerOf(client: unknown): Pick<Database, 'listen'> {
   } else if ('totalCount' in c && 'idleCount' in c) {
     listen = createPgDatabase(client as never).listen;
   } else if (typeof c.listen === 'function' && 'waitReady' in c) {
-    listen = createPGliteDatabase(client as never).listen;
+    // Loaded on first use: the PGlite adapter imports @electric-sql/pglite at runtime, which
+    // an app on drizzle over postgres.js or node-postgres need not have installed.
+    listen = async (...args) => {
+      const { createPGliteDatabase } = await import('./pglite');
+      return createPGliteDatabase(client as never).listen!(...args);
+    };
   }
   return listen ? { listen } : {};
 }
