@@ -1,3 +1,4 @@
+// src/client.ts (in the browser app)
 import { createClient } from '@reprise/client';
 import { mutators, schema } from './schema.js';
 

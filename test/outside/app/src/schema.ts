@@ -1,3 +1,4 @@
+// src/schema.ts: shared by the server and the browser app
 import {
   ApplicationError,
   createBuilder,

@@ -1,3 +1,4 @@
+// test/mutators.test.ts
 import { createTestDatabase } from '@reprise/server/testing';
 import { expect, it } from 'vitest';
 import { mutators, q, schema } from '../src/schema.js';
