@@ -1,8 +1,18 @@
+import { defaultClientConditions, defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
+// Inside the repo the packages run from their TypeScript sources: `@reprise/source` is the
+// condition each package's `exports` map names its source under (dist/ is only for the
+// published tarballs, see `npm run build`).
+const SOURCE_CONDITION = '@reprise/source';
+
 export default defineConfig({
+  resolve: { conditions: [SOURCE_CONDITION, ...defaultClientConditions] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions] } },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    // The apps in test/outside run on the packed tarballs (npm run test:outside), not here.
+    exclude: ['**/node_modules/**', 'test/outside/**'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,

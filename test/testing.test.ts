@@ -162,6 +162,39 @@ describe.each<TestEngine>(['pglite', 'pg-mem'])('createTestDatabase on %s', (eng
   });
 });
 
+describe.each<TestEngine>(['pglite', 'pg-mem'])('createTestDatabase setup on %s', (engine) => {
+  it('runs ddl given as one string of several statements', async () => {
+    const ddl = `${APP_DDL[0]};
+      CREATE TABLE label (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+      INSERT INTO label (id, name) VALUES ('l1', 'bug');`;
+    await using t = await createTestDatabase({ schema, mutators, ddl, engine });
+    expect(await t.sql('SELECT id, name FROM label')).toEqual([{ id: 'l1', name: 'bug' }]);
+    expect(await t.mutate(mutators.issue.create({ id: 'i1', title: 'x' }), ana)).toMatchObject({
+      ok: true,
+    });
+  });
+
+  it('starts every database from the setup alone, not from what an earlier one wrote', async () => {
+    const first = await createTestDatabase({ schema, mutators, ddl: APP_DDL, engine });
+    await first.mutate(mutators.issue.create({ id: 'i1', title: 'x' }), ana);
+    await using second = await createTestDatabase({ schema, mutators, ddl: APP_DDL, engine });
+    await first.close();
+    expect(await second.run(q.issue)).toEqual([]);
+    // The engine's tables start empty too: the same client's first id is 1 again.
+    expect(await second.mutate(mutators.issue.create({ id: 'i2', title: 'y' }), ana)).toEqual({
+      ok: true,
+      data: { mutationID: 1, at: new Date('2026-01-02T03:04:05.000Z') },
+    });
+  });
+
+  it('reports a failing ddl, and keeps nothing of it', async () => {
+    const ddl = 'CREATE TABLE broken (id TEXT PRIMARY KEY); CREATE TABLE broken (id TEXT);';
+    await expect(createTestDatabase({ schema, mutators, ddl, engine })).rejects.toThrow(/broken/);
+    await using t = await createTestDatabase({ schema, mutators, ddl: APP_DDL, engine });
+    await expect(t.sql('SELECT * FROM broken')).rejects.toThrow(/broken/);
+  }, 90_000); // a PGlite whose setup fails is never a template: this one runs initdb
+});
+
 describe('createTestDatabase', () => {
   it('closes with await using, and closing twice is harmless', async () => {
     let closed: TestDatabase<typeof schema, typeof mutators>;

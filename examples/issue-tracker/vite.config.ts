@@ -1,8 +1,11 @@
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 // `vite build` writes the page to dist/, which the example server serves. `vite` (dev)
-// proxies the API to a server started with `npm run serve` on port 3000.
+// proxies the API to a server started with `npm run serve` on port 3000. The Reprise
+// packages are used from their sources (the `@reprise/source` export condition), so the
+// example needs no build of them first.
 export default defineConfig({
+  resolve: { conditions: ['@reprise/source', ...defaultClientConditions] },
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: true },
   server: {
     proxy: Object.fromEntries(

@@ -67,8 +67,11 @@ export interface TestDatabaseOptions<S extends AnySchema, M extends AnyMutators>
   readonly schema: S;
   /** The mutators the server runs: the shared ones, or `overrideMutators(...)`. */
   readonly mutators: M;
-  /** The app's own tables, run after `migrate` creates the engine's. */
-  readonly ddl?: readonly string[];
+  /**
+   * The app's own tables, run after `migrate` creates the engine's: SQL text that may hold
+   * several statements (a migration file's contents), or a list of such texts run in order.
+   */
+  readonly ddl?: string | readonly string[];
   /** Default `'pglite'`. */
   readonly engine?: TestEngine;
   /** Where the engine logs (default: nowhere; failures still reach the thrown error's `cause`). */

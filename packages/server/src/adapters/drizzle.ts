@@ -8,7 +8,6 @@ import {
   withDriverTransaction,
 } from '../database';
 import { createPgDatabase, DEFAULT_QUERY_TIMEOUT_MS, guardPool, withPoolClient } from './pg';
-import { createPGliteDatabase } from './pglite';
 import { createPostgresJsDatabase } from './postgres-js';
 
 /** Any drizzle Postgres database: over postgres.js, node-postgres or PGlite. */
@@ -125,7 +124,12 @@ function listenerOf(client: unknown): Pick<Database, 'listen'> {
   } else if (isPgPool(client)) {
     listen = createPgDatabase(client as never).listen;
   } else if (typeof c.listen === 'function' && 'waitReady' in c) {
-    listen = createPGliteDatabase(client as never).listen;
+    // Loaded on first use: the PGlite adapter imports @electric-sql/pglite at runtime, which
+    // an app on drizzle over postgres.js or node-postgres need not have installed.
+    listen = async (...args) => {
+      const { createPGliteDatabase } = await import('./pglite');
+      return createPGliteDatabase(client as never).listen!(...args);
+    };
   }
   return listen ? { listen } : {};
 }

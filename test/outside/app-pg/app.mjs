@@ -1,0 +1,40 @@
+// An app with only `pg` installed (and drizzle-orm, which @reprise/shared needs for the
+// schema): the main entry and the pg, drizzle and node entries load, and nothing else is here.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+for (const absent of ['@electric-sql/pglite', 'postgres', 'pg-mem']) {
+  assert.throws(
+    () => require.resolve(`${absent}/package.json`),
+    `${absent} should not be installed`,
+  );
+}
+
+const server = await import('@reprise/server');
+assert.equal(typeof server.handleMutateRequest, 'function');
+const { createPgDatabase } = await import('@reprise/server/pg');
+const { createDrizzleDatabase } = await import('@reprise/server/drizzle');
+const { toNodeHandler } = await import('@reprise/server/node');
+assert.equal(typeof createPgDatabase, 'function');
+assert.equal(typeof createDrizzleDatabase, 'function');
+assert.equal(typeof toNodeHandler, 'function');
+
+// The testing entry loads too, and names the package to install for the engine asked for.
+const { createTestDatabase } = await import('@reprise/server/testing');
+const { createSchema, defineMutators } = await import('@reprise/shared');
+await assert.rejects(
+  createTestDatabase({ schema: createSchema({ tables: {} }), mutators: defineMutators({}) }),
+  /needs the "@electric-sql\/pglite" package; install it with: npm install --save-dev @electric-sql\/pglite/,
+);
+// The driver's own subpath still says what is missing, rather than loading half.
+await assert.rejects(import('@reprise/server/pglite'), /@electric-sql\/pglite/);
+
+if (process.env.DATABASE_URL) {
+  const pg = (await import('pg')).default;
+  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+  const db = createPgDatabase(pool);
+  assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
+  await pool.end();
+}
+console.log('app-pg: @reprise/server with only pg installed');
