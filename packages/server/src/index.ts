@@ -3,7 +3,7 @@ export type {
   FieldFilter,
   FieldOperators,
   RowFilter,
-} from './change-filter';
+} from './streams/change-filter';
 export {
   type ChangeEvent,
   type ChangeEventOf,
@@ -17,7 +17,7 @@ export {
   createChangeStreams,
   type DeleteEvent,
   type UpdateEvent,
-} from './change-stream';
+} from './streams/change-stream';
 export {
   type Database,
   DatabaseError,
@@ -25,36 +25,36 @@ export {
   type IsolationLevel,
   isTransientError,
   type ListenOptions,
-} from './database';
-export { DEFAULT_ENGINE_SCHEMA } from './engine-tables';
+} from './db/database';
+export { DEFAULT_ENGINE_SCHEMA } from './db/engine-tables';
 export {
   handleMutateRequest,
   type MutateOptions,
   type MutateResult,
   processMutateRequest,
-} from './handle-mutate-request';
+} from './push/handle-mutate-request';
 export {
   handlePullRequest,
   type PullOptions,
   type PullResult,
   processPullRequest,
-} from './handle-pull-request';
-export { consoleLogger, type Logger, silentLogger } from './logger';
-export { ENGINE_SCHEMA_VERSION, migrate } from './migrate';
+} from './pull/handle-pull-request';
+export { consoleLogger, type Logger, silentLogger } from './db/logger';
+export { ENGINE_SCHEMA_VERSION, migrate } from './db/migrate';
 export {
   createPokeHub,
   type PokeHub,
   type PokeHubOptions,
   type PokeRequestOptions,
-} from './poke-hub';
-export { type PruneOptions, pruneChanges } from './prune-changes';
-export { type CompiledQuery, type CompileOptions, compileQuery } from './query-compiler';
-export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry';
-export { runQuery } from './run-query';
-export { ChangeStreamError } from './stream-lease';
+} from './pokes/poke-hub';
+export { type PruneOptions, pruneChanges } from './changes/prune-changes';
+export { type CompiledQuery, type CompileOptions, compileQuery } from './query/query-compiler';
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './db/retry';
+export { runQuery } from './query/run-query';
+export { ChangeStreamError } from './streams/stream-lease';
 export {
   defineVisibility,
   PUBLIC_SCOPE,
   type TableVisibility,
   type Visibility,
-} from './visibility';
+} from './changes/visibility';

@@ -6,7 +6,7 @@ import {
   type DatabaseTransaction,
   toDatabaseError,
   withDriverTransaction,
-} from '../database';
+} from '../db/database';
 import { createPgDatabase, DEFAULT_QUERY_TIMEOUT_MS, guardPool, withPoolClient } from './pg';
 import { createPostgresJsDatabase } from './postgres-js';
 

@@ -9,7 +9,7 @@ import {
   toDatabaseError,
   withDeadline,
   withDriverTransaction,
-} from '../database';
+} from '../db/database';
 
 type Queryable = Pick<Client, 'query'>;
 

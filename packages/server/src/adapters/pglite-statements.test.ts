@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isTransientError, toDatabaseError } from '../database';
+import { isTransientError, toDatabaseError } from '../db/database';
 import { preparedRunner } from './pglite-statements';
 
 describe('PGlite prepared statements', () => {

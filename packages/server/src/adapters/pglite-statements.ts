@@ -1,5 +1,5 @@
 import { type PGlite, parse, protocol } from '@electric-sql/pglite';
-import { isStalePlan } from '../database';
+import { isStalePlan } from '../db/database';
 
 // PGlite's own `query` parses and plans every statement afresh and enters the WASM module
 // six times to do it; the engine runs the same few statements on every push. Here each

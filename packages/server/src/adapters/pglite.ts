@@ -6,7 +6,7 @@ import {
   sqlSavepoint,
   toDatabaseError,
   withDriverTransaction,
-} from '../database';
+} from '../db/database';
 import { type PreparedRunner, preparedRunner } from './pglite-statements';
 
 type Queryable = Pick<Transaction, 'query'>;

@@ -8,7 +8,7 @@ import {
   timeoutError,
   toDatabaseError,
   withDriverTransaction,
-} from '../database';
+} from '../db/database';
 
 /** Options of `createPostgresJsDatabase`. */
 export interface PostgresJsOptions {

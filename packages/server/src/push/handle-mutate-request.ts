@@ -1,0 +1,247 @@
+import {
+  type AnyMutators,
+  type AnySchema,
+  type CustomMutation,
+  describeIssues,
+  encodeRich,
+  type MutationResponse,
+  PUSH_VERSION,
+  type PushFailed,
+  type PushFailedReason,
+  type PushResponse,
+  pushQuerySchema,
+  pushRequestSchema,
+  toPlainJSON,
+} from '@reprise/shared';
+import type { Database, IsolationLevel } from '../db/database';
+import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
+import { consoleLogger, type Logger } from '../db/logger';
+import { processPush } from './push-processor';
+import { decodeBody, readBody } from '../http/request-body';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
+import type { Visibility } from '../changes/visibility';
+
+/** Options shared by both entry points. */
+export interface MutateOptions {
+  readonly db: Database<any>;
+  /** The app's schema; it gives `tx.mutate` its tables. */
+  readonly schema: AnySchema;
+  /** The named mutators, usually `overrideMutators(shared, serverOnly)` or the shared ones. */
+  readonly mutators: AnyMutators;
+  /** Passed to every mutator as `ctx`. */
+  readonly context?: unknown;
+  /** The authenticated user. A client group belongs to the first user that pushes to it. */
+  readonly userID?: string | undefined;
+  /** Where the engine's own tables live (default `reprise`). Run `migrate` for it first. */
+  readonly engineSchema?: string;
+  /**
+   * Isolation of each push transaction (default `serializable`), so read-modify-write
+   * mutators are safe under concurrency; conflicts are retried.
+   */
+  readonly isolation?: IsolationLevel;
+  /** Most mutations accepted in one push (default 100); more gets a 413. */
+  readonly maxMutations?: number;
+  /** Largest body accepted, in bytes (default 5 MiB); more gets a 413. */
+  readonly maxBodyBytes?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly logger?: Logger;
+  /**
+   * Who may see each table's rows; stored with every change so pulls and pokes reach only
+   * the users allowed. Use the same object for `handlePullRequest`.
+   */
+  readonly visibility?: Visibility<any>;
+  /** Record tx.mutate writes in the changelog (default true); pull needs it. */
+  readonly changelog?: boolean;
+}
+
+/** The status and JSON body of a push response, for frameworks without Web `Response`. */
+export interface MutateResult {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+const DEFAULT_MAX_MUTATIONS = 100;
+const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+function failed(
+  status: number,
+  reason: PushFailedReason,
+  message: string,
+  mutations: readonly Pick<CustomMutation, 'id' | 'clientID'>[] = [],
+): MutateResult {
+  const body: PushFailed = {
+    kind: 'PushFailed',
+    origin: 'server',
+    reason,
+    message,
+    mutationIDs: mutations.map((m) => ({ id: m.id, clientID: m.clientID })),
+  };
+  return { status, body };
+}
+
+/** The query string: URLSearchParams, or a parsed object such as Express's `req.query`. */
+type QueryInput = URLSearchParams | Readonly<Record<string, unknown>>;
+
+function readQuery(query: QueryInput): { ok: true } | { ok: false; message: string } {
+  const entries: Record<string, string> = {};
+  const pairs =
+    query instanceof URLSearchParams
+      ? [...query.keys()].map((key) => [key, query.getAll(key)] as const)
+      : Object.entries(query);
+  for (const [key, value] of pairs) {
+    if (value === undefined) continue;
+    const values = typeof value === 'string' ? [value] : value;
+    if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) {
+      // A parser such as qs turns `a[b]=c` into objects: no parameter here takes one.
+      return { ok: false, message: `query parameter "${key}" must be a plain string` };
+    }
+    if (values.length !== 1) return { ok: false, message: `query parameter "${key}" is repeated` };
+    entries[key] = values[0] as string;
+  }
+  const parsed = pushQuerySchema.safeParse(entries);
+  return parsed.success
+    ? { ok: true }
+    : { ok: false, message: `Bad query parameters: ${describeIssues(parsed.error.issues)}` };
+}
+
+/**
+ * The framework-free core of `/mutate`: takes the parsed JSON body and the query
+ * parameters, and returns the status and body to send.
+ *
+ * @example
+ * app.post('/mutate', express.json(), async (req, res) => {
+ *   const {status, body} = await processMutateRequest({db, schema, mutators, body: req.body, query: req.query});
+ *   res.status(status).json(body);
+ * });
+ */
+export async function processMutateRequest(
+  options: MutateOptions & { body: unknown; query?: QueryInput },
+): Promise<MutateResult> {
+  const started = performance.now();
+  const logger = options.logger ?? consoleLogger;
+  const query = readQuery(options.query ?? {});
+  if (!query.ok) return failed(400, 'parse', query.message);
+
+  const decoded = decodeBody(options.body, pushRequestSchema, 'push');
+  if (!decoded.ok) return failed(400, 'parse', decoded.message);
+  const { value: push, rich } = decoded;
+  if (push.pushVersion !== PUSH_VERSION) {
+    return failed(
+      400,
+      'unsupportedPushVersion',
+      `Push version ${push.pushVersion} is not supported; this server speaks ${PUSH_VERSION}`,
+      push.mutations,
+    );
+  }
+  const maxMutations = options.maxMutations ?? DEFAULT_MAX_MUTATIONS;
+  if (push.mutations.length > maxMutations) {
+    return failed(
+      413,
+      'parse',
+      `Push carries ${push.mutations.length} mutations; at most ${maxMutations} are accepted`,
+      push.mutations,
+    );
+  }
+
+  let outcome: Awaited<ReturnType<typeof processPush>>;
+  try {
+    outcome = await processPush(push, {
+      db: options.db,
+      schema: options.schema,
+      mutators: options.mutators,
+      context: options.context,
+      userID: options.userID,
+      tables: engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA),
+      isolation: options.isolation ?? 'serializable',
+      retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+      logger,
+      changelog: options.changelog ?? true,
+      visibility: options.visibility as Visibility | undefined,
+    });
+  } catch (error) {
+    logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });
+    return failed(500, 'internal', 'Internal error while processing the push', push.mutations);
+  }
+  if (outcome.kind === 'forbidden') {
+    logger.debug({ event: 'push', clientGroupID: push.clientGroupID, outcome: outcome.kind });
+    return failed(403, 'unauthorized', outcome.message, push.mutations);
+  }
+
+  logger.debug({
+    event: 'push',
+    clientGroupID: push.clientGroupID,
+    requestID: push.requestID,
+    outcome: outcome.kind,
+    received: push.mutations.length,
+    ...countResults(outcome.kind === 'ok' ? outcome.mutations : outcome.processed),
+    ms: Math.round((performance.now() - started) * 100) / 100,
+  });
+
+  let result: MutateResult;
+  if (outcome.kind === 'ok') {
+    const response: PushResponse = {
+      kind: 'MutateResponse',
+      ...(options.userID === undefined ? {} : { userID: options.userID }),
+      mutations: outcome.mutations,
+    };
+    result = { status: 200, body: response };
+  } else if (outcome.kind === 'ooo') {
+    result = failed(200, 'oooMutation', outcome.message, outcome.unprocessed);
+  } else {
+    result = failed(503, 'database', outcome.message, outcome.unprocessed);
+  }
+  return { status: result.status, body: rich ? encodeRich(result.body) : toPlainJSON(result.body) };
+}
+
+function countResults(mutations: readonly MutationResponse[]) {
+  let applied = 0;
+  let alreadyProcessed = 0;
+  let appErrors = 0;
+  for (const { result } of mutations) {
+    if (!('error' in result)) applied++;
+    else if (result.error === 'alreadyProcessed') alreadyProcessed++;
+    else appErrors++;
+  }
+  return { applied, alreadyProcessed, appErrors };
+}
+
+/**
+ * Handles a push (`POST /mutate`) from a Web `Request`, returning a Web `Response`. Each
+ * mutation runs in order, exactly once, inside a Postgres transaction; an error thrown by
+ * a mutator becomes that mutation's result instead of failing the push.
+ *
+ * @example
+ * app.post('/mutate', (c) =>
+ *   handleMutateRequest({db, schema, mutators, request: c.req.raw, userID: c.get('userID')}),
+ * );
+ */
+export async function handleMutateRequest(
+  options: MutateOptions & { request: Request },
+): Promise<Response> {
+  const { request } = options;
+  if (request.method !== 'POST') {
+    return Response.json(failed(405, 'parse', `Use POST, not ${request.method}`).body, {
+      status: 405,
+      headers: { allow: 'POST' },
+    });
+  }
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const text = await readBody(request, limit);
+  if (text === undefined) {
+    const result = failed(413, 'parse', `Body is larger than the ${limit}-byte limit`);
+    return Response.json(result.body, { status: result.status });
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    const result = failed(400, 'parse', `Body is not valid JSON: ${(error as Error).message}`);
+    return Response.json(result.body, { status: result.status });
+  }
+  const result = await processMutateRequest({
+    ...options,
+    body,
+    query: new URL(request.url).searchParams,
+  });
+  return Response.json(result.body, { status: result.status });
+}

@@ -1,0 +1,296 @@
+import {
+  type AnyMutators,
+  type AnySchema,
+  ApplicationError,
+  type CustomMutation,
+  encodeRich,
+  flattenMutators,
+  type MutationResponse,
+  type MutationResult,
+  type PushRequest,
+  runMutator,
+  type ServerTransaction,
+  toApplicationError,
+} from '@reprise/shared';
+import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
+import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
+import {
+  type Database,
+  DatabaseError,
+  type DatabaseTransaction,
+  databaseErrorMessage,
+  type IsolationLevel,
+  isTransientError,
+} from '../db/database';
+import type { EngineTables } from '../db/engine-tables';
+import type { Logger } from '../db/logger';
+import { type RetryPolicy, withRetries } from '../db/retry';
+import { runQuery } from '../query/run-query';
+import { createSchemaMutate, type WriteCapture } from './table-writer';
+import type { Visibility } from '../changes/visibility';
+
+/** Everything the processor needs, with defaults filled in. */
+export interface PushConfig {
+  readonly db: Database;
+  readonly schema: AnySchema;
+  readonly mutators: AnyMutators;
+  readonly context: unknown;
+  readonly userID: string | undefined;
+  readonly tables: EngineTables;
+  readonly isolation: IsolationLevel;
+  readonly retry: RetryPolicy;
+  readonly logger: Logger;
+  /** Record every tx.mutate write in the changelog (the default). */
+  readonly changelog: boolean;
+  readonly visibility: Visibility | undefined;
+}
+
+/** How a push ended, before it is put on the wire. */
+export type PushOutcome =
+  | { readonly kind: 'ok'; readonly mutations: MutationResponse[] }
+  | {
+      readonly kind: 'ooo' | 'database';
+      readonly message: string;
+      readonly processed: MutationResponse[];
+      readonly unprocessed: CustomMutation[];
+    }
+  | { readonly kind: 'forbidden'; readonly message: string };
+
+/** The first mutation applied in a transaction threw; the transaction must roll back. */
+class FirstMutationFailed extends Error {
+  constructor(
+    readonly index: number,
+    readonly error: unknown,
+    readonly processed: MutationResponse[],
+  ) {
+    super('first mutation of the transaction failed');
+  }
+}
+
+interface Chunk {
+  readonly responses: MutationResponse[];
+  readonly hooks: Array<() => void | Promise<void>>;
+  readonly next: number;
+  readonly ooo?: { readonly expected: number };
+}
+
+/**
+ * The most mutations one transaction applies. Each after the first runs in a savepoint, and
+ * Postgres caches 64 subtransaction ids per backend: past that, every other session's
+ * snapshot checks fall back to pg_subtrans, slowing the whole server. A longer push
+ * commits and goes on in a new transaction.
+ */
+export const MAX_MUTATIONS_PER_TRANSACTION = 64;
+
+/**
+ * Applies a push's mutations in order, exactly once each. Mutations share one transaction
+ * (a savepoint each, up to MAX_MUTATIONS_PER_TRANSACTION) until one needs a fresh one, so
+ * a push of many pays one commit.
+ */
+export async function processPush(push: PushRequest, config: PushConfig): Promise<PushOutcome> {
+  const { mutations } = push;
+  const responses: MutationResponse[] = [];
+  let index = 0;
+  let forcedFailure: { index: number; error: unknown } | undefined;
+  while (index < mutations.length) {
+    let chunk: Chunk;
+    try {
+      const start = index;
+      const failure = forcedFailure;
+      chunk = await withRetries(config.retry, () =>
+        config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
+          isolation: config.isolation,
+        }),
+      );
+      forcedFailure = undefined;
+    } catch (error) {
+      if (error instanceof FirstMutationFailed) {
+        // Its writes are gone with the transaction; the next one records the failure.
+        responses.push(...error.processed);
+        index = error.index;
+        forcedFailure = { index: error.index, error: error.error };
+        continue;
+      }
+      if (error instanceof ForbiddenError) return { kind: 'forbidden', message: error.message };
+      if (error instanceof DatabaseError || isTransientError(error)) {
+        // The SQL stays in the server's log; the client gets the driver's message.
+        const reason =
+          databaseErrorMessage(error) ?? (error instanceof Error ? error.message : String(error));
+        config.logger.warn({ event: 'push.database', clientGroupID: push.clientGroupID, error });
+        return {
+          kind: 'database',
+          message: `Database error; mutations from here on were not applied: ${reason}`,
+          processed: responses,
+          unprocessed: mutations.slice(index),
+        };
+      }
+      throw error;
+    }
+    responses.push(...chunk.responses);
+    await runHooks(chunk.hooks, config);
+    if (chunk.ooo) {
+      const next = mutations[chunk.next]!;
+      return {
+        kind: 'ooo',
+        message: `Mutation ${next.id} of client ${next.clientID} is out of order: expected ${chunk.ooo.expected}`,
+        processed: responses,
+        unprocessed: mutations.slice(chunk.next),
+      };
+    }
+    index = chunk.next;
+  }
+  return { kind: 'ok', mutations: responses };
+}
+
+async function applyChunk(
+  tx: DatabaseTransaction,
+  push: PushRequest,
+  start: number,
+  forcedFailure: { index: number; error: unknown } | undefined,
+  config: PushConfig,
+): Promise<Chunk> {
+  const { tables } = config;
+  const lmids = new Map<string, { persisted: number; current: number }>();
+  const responses: MutationResponse[] = [];
+  const hooks: Array<() => void | Promise<void>> = [];
+  const changes: Array<RecordedChange & { origin: ChangeOrigin }> = [];
+  const mutatorsByName = flattenMutators(config.mutators);
+  let applied = 0;
+  let stop: Chunk['ooo'];
+  let index = start;
+
+  for (; index < push.mutations.length; index++) {
+    if (applied === MAX_MUTATIONS_PER_TRANSACTION) break;
+    const m = push.mutations[index]!;
+    let lmid = lmids.get(m.clientID);
+    if (!lmid) {
+      const claim = await claimClient(tx, config.db, tables, {
+        clientGroupID: push.clientGroupID,
+        clientID: m.clientID,
+        userID: config.userID,
+        // Up to where this transaction stops, so the claim's LMID needs no correcting.
+        run: leadingRun(
+          push.mutations,
+          index,
+          m.clientID,
+          index + MAX_MUTATIONS_PER_TRANSACTION - applied,
+        ),
+      });
+      lmid = { persisted: claim.persisted, current: claim.previous };
+      lmids.set(m.clientID, lmid);
+    }
+    const id = { clientID: m.clientID, id: m.id };
+    if (m.id <= lmid.current) {
+      responses.push({ id, result: { error: 'alreadyProcessed' } });
+      continue;
+    }
+    if (m.id > lmid.current + 1) {
+      stop = { expected: lmid.current + 1 };
+      break;
+    }
+
+    // A mutation that failed first in its transaction: an ApplicationError is the app's
+    // answer and is recorded as it is. Any other error runs the mutation once more, in a
+    // savepoint of a fresh transaction, so that only a failure seen again on a healthy
+    // connection becomes its result: a lost connection never uses up a mutation's id.
+    const retried = forcedFailure?.index === index;
+    let result: MutationResult;
+    if (retried && forcedFailure?.error instanceof ApplicationError) {
+      result = appErrorResult(forcedFailure.error);
+    } else {
+      const mutationHooks: Array<() => void | Promise<void>> = [];
+      const mutationChanges: RecordedChange[] = [];
+      const capture: WriteCapture | undefined = config.changelog
+        ? {
+            record: (change) => mutationChanges.push(change),
+            schema: config.schema,
+            partialSQL: config.db.capabilities.partialSQL,
+          }
+        : undefined;
+      const run = (dbTx: DatabaseTransaction) => {
+        const mutator = mutatorsByName.get(m.name);
+        if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
+        const serverTx: ServerTransaction = {
+          location: 'server',
+          reason: 'authoritative',
+          clientID: m.clientID,
+          mutationID: m.id,
+          mutate: createSchemaMutate(config.schema, dbTx, capture),
+          // Queries run in the mutation's own transaction (or savepoint), so they see its writes.
+          run: (query) =>
+            runQuery(dbTx, config.schema, query, {
+              partialSQL: config.db.capabilities.partialSQL,
+            }),
+          dbTransaction: { wrappedTransaction: dbTx.wrappedTransaction },
+          afterCommit: (fn) => {
+            mutationHooks.push(fn);
+          },
+        };
+        return runMutator(mutator, { tx: serverTx, args: m.args[0], ctx: config.context });
+      };
+      try {
+        // The first mutation of a transaction needs no savepoint: if it fails, the whole
+        // transaction rolls back and the next one records the failure.
+        const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
+        hooks.push(...mutationHooks);
+        const origin = {
+          clientGroupID: push.clientGroupID,
+          clientID: m.clientID,
+          mutationID: m.id,
+        };
+        for (const change of mutationChanges) changes.push({ ...change, origin });
+        result = data === undefined ? {} : { data };
+      } catch (error) {
+        // A lost connection or serialization failure retries the whole transaction.
+        if (isTransientError(error)) throw error;
+        if (applied === 0 && !retried) throw new FirstMutationFailed(index, error, responses);
+        result = appErrorResult(error);
+      }
+    }
+    if ('error' in result || result.data !== undefined) {
+      await tx.query(
+        `INSERT INTO ${tables.mutationResults} ("clientGroupID", "clientID", "mutationID", "result")
+         VALUES ($1, $2, $3, $4::text::jsonb)`,
+        [push.clientGroupID, m.clientID, m.id, JSON.stringify(encodeRich(result))],
+      );
+    }
+    lmid.current = m.id;
+    applied++;
+    responses.push({ id, result });
+  }
+
+  await writeChanges(tx, config.db, tables, config.visibility, changes);
+
+  // The claim already wrote the LMID for the usual in-order push; only a push that went
+  // past its first contiguous run needs another write.
+  for (const [clientID, lmid] of lmids) {
+    if (lmid.current === lmid.persisted) continue;
+    await tx.query(
+      `UPDATE ${tables.clients} SET "lastMutationID" = $3
+       WHERE "clientGroupID" = $1 AND "clientID" = $2`,
+      [push.clientGroupID, clientID, lmid.current],
+    );
+  }
+  return stop ? { responses, hooks, next: index, ooo: stop } : { responses, hooks, next: index };
+}
+
+function appErrorResult(error: unknown): MutationResult {
+  // Driver errors reach the client without the SQL text, which stays in server logs.
+  const dbMessage = error instanceof ApplicationError ? undefined : databaseErrorMessage(error);
+  const appError = toApplicationError(
+    dbMessage === undefined ? error : new Error(dbMessage, { cause: error }),
+  );
+  return appError.details === undefined
+    ? { error: 'app', message: appError.message }
+    : { error: 'app', message: appError.message, details: appError.details };
+}
+
+async function runHooks(hooks: Array<() => void | Promise<void>>, config: PushConfig) {
+  for (const hook of hooks) {
+    try {
+      await hook();
+    } catch (error) {
+      config.logger.error({ event: 'push.afterCommit', error });
+    }
+  }
+}

@@ -1,0 +1,280 @@
+import type { AnySchema, ColumnInfo, TableInfo, TableMutator } from '@reprise/shared';
+import type { RecordedChange } from '../changes/changelog';
+import { type DatabaseTransaction, quoteIdent } from '../db/database';
+import { outputExpr, tableSQL } from '../query/query-sql';
+import { decodeRows } from '../query/row-decoder';
+
+type RowInput = Record<string, unknown>;
+
+/** Encodes one value for its column; json goes as text and is cast, so every driver agrees. */
+function encode(column: ColumnInfo, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (column.kind === 'json') return JSON.stringify(value);
+  if (typeof value === 'bigint') return value.toString();
+  // ISO text, not Date objects: drizzle's postgres.js setup passes date parameters through
+  // unserialised, and every driver accepts the text form.
+  if (value instanceof Date) return value.toISOString();
+  return value;
+}
+
+function placeholder(column: ColumnInfo, index: number): string {
+  return column.kind === 'json' ? `$${index}::text::${column.sqlType}` : `$${index}`;
+}
+
+/** The row's defined fields as columns, refusing any name the table does not have. */
+function columnsOf(table: TableInfo, row: RowInput, op: string): ColumnInfo[] {
+  if (typeof row !== 'object' || row === null) {
+    throw new TypeError(`${table.name}.${op} needs a row object`);
+  }
+  const columns: ColumnInfo[] = [];
+  for (const [key, value] of Object.entries(row)) {
+    const column = table.columns.get(key);
+    if (!column) {
+      throw new TypeError(`${table.name}.${op}: "${key}" is not a column of ${table.name}`);
+    }
+    if (value !== undefined) columns.push(column);
+  }
+  return columns;
+}
+
+function keyColumns(table: TableInfo, row: RowInput, op: string): ColumnInfo[] {
+  return table.primaryKey.map((key) => {
+    if (row[key] === undefined || row[key] === null) {
+      throw new TypeError(`${table.name}.${op} needs the primary key "${key}"`);
+    }
+    return table.columns.get(key)!;
+  });
+}
+
+// Built once per table: a push builds its table mutators anew for every mutation.
+const returningClauses = new WeakMap<TableInfo, Map<boolean, string>>();
+
+/** ` RETURNING` every column, in the form the row decoder reads. */
+function returningClause(table: TableInfo, partialSQL: boolean): string {
+  let clauses = returningClauses.get(table);
+  if (!clauses) {
+    clauses = new Map();
+    returningClauses.set(table, clauses);
+  }
+  let clause = clauses.get(partialSQL);
+  if (clause === undefined) {
+    clause = ` RETURNING ${[...table.columns.values()]
+      .map((c) => `${outputExpr(table.sqlName, c, partialSQL, false)} AS ${quoteIdent(c.key)}`)
+      .join(', ')}`;
+    clauses.set(partialSQL, clause);
+  }
+  return clause;
+}
+
+const BEFORE_CTE = 'reprise_before';
+const BEFORE_PREFIX = 'reprise_before_';
+const beforeImages = new WeakMap<TableInfo, BeforeImage | null>();
+
+/** How an UPDATE returns the row's columns as the `"before"` CTE read them. */
+interface BeforeImage {
+  /** `"reprise_before"."id" AS "reprise_before_0", …`, to follow the RETURNING list. */
+  readonly returning: string;
+  /** Takes the before image out of a returned row, under the columns' own keys. */
+  readonly split: (row: Record<string, unknown>) => Record<string, unknown>;
+}
+
+/** The table's before image for a one-statement update; none if a name could clash. */
+function beforeImage(table: TableInfo): BeforeImage | undefined {
+  let image = beforeImages.get(table);
+  if (image === undefined) {
+    const keys = [...table.columns.keys()];
+    const clash = table.sqlName === BEFORE_CTE || keys.some((key) => key.startsWith(BEFORE_PREFIX));
+    image = clash
+      ? null
+      : {
+          returning: keys
+            .map((key, i) => `"${BEFORE_CTE}".${quoteIdent(key)} AS "${BEFORE_PREFIX}${i}"`)
+            .join(', '),
+          split: (row) => Object.fromEntries(keys.map((key, i) => [key, row[BEFORE_PREFIX + i]])),
+        };
+    beforeImages.set(table, image);
+  }
+  return image ?? undefined;
+}
+
+/** How a table mutator reports what it wrote, for the changelog. */
+export interface WriteCapture {
+  /** Called once per row actually written, with its key and its rows before and after. */
+  readonly record: (change: RecordedChange) => void;
+  readonly schema: AnySchema;
+  readonly partialSQL: boolean;
+}
+
+/**
+ * Builds the SQL for one table's four writes. With `capture`, each write also returns the
+ * row (and `update`/`upsert` lock and read it first) so the change can be recorded.
+ */
+export function createTableMutator(
+  table: TableInfo,
+  tx: DatabaseTransaction,
+  capture?: WriteCapture,
+): TableMutator<TableInfo['table']> {
+  // No alias: pg-mem refuses one on UPDATE and DELETE, and the bare table name serves.
+  const name = tableSQL(table);
+  const alias = table.sqlName;
+  const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
+  const returning = capture ? returningClause(table, capture.partialSQL) : '';
+  const decode = (rows: Record<string, unknown>[]) =>
+    decodeRows(capture!.schema, { table: table.name }, rows)[0];
+  const keyOf = (row: RowInput) =>
+    Object.fromEntries(table.primaryKey.map((key) => [key, row[key]]));
+
+  const insertSQL = (row: RowInput, op: string, onConflict: string) => {
+    const columns = columnsOf(table, row, op);
+    keyColumns(table, row, op);
+    const names = columns.map((c) => quoteIdent(c.sqlName)).join(', ');
+    const values = columns.map((c, i) => placeholder(c, i + 1)).join(', ');
+    const params = columns.map((c) => encode(c, row[c.key]));
+    return {
+      text: `INSERT INTO ${name} (${names}) VALUES (${values})${onConflict}${returning}`,
+      params,
+      columns,
+    };
+  };
+
+  const whereKey = (row: RowInput, op: string, offset: number) => {
+    const keys = keyColumns(table, row, op);
+    return {
+      text: keys
+        .map((c, i) => `${quoteIdent(alias)}.${quoteIdent(c.sqlName)} = $${offset + i + 1}`)
+        .join(' AND '),
+      params: keys.map((c) => encode(c, row[c.key])),
+    };
+  };
+
+  /** The row as it is now, locked until the transaction ends. */
+  const lockRow = async (row: RowInput, op: string) => {
+    const where = whereKey(row, op, 0);
+    const lock = capture!.partialSQL ? '' : ' FOR UPDATE';
+    const rows = await tx.query(
+      `SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text}${lock}`,
+      where.params,
+    );
+    return rows.length ? decode(rows) : undefined;
+  };
+
+  return {
+    async insert(row) {
+      const { text, params } = insertSQL(row as RowInput, 'insert', '');
+      const rows = await tx.query(text, params);
+      if (capture) {
+        const after = decode(rows)!;
+        capture.record({ table: table.name, action: 'create', key: keyOf(after), after });
+      }
+    },
+    async upsert(row) {
+      const columns = columnsOf(table, row as RowInput, 'upsert');
+      const rest = columns.filter((c) => !table.primaryKey.includes(c.key));
+      const conflict = rest.length
+        ? ` ON CONFLICT (${pkList.join(', ')}) DO UPDATE SET ${rest
+            .map((c) => `${quoteIdent(c.sqlName)} = EXCLUDED.${quoteIdent(c.sqlName)}`)
+            .join(', ')}`
+        : ` ON CONFLICT (${pkList.join(', ')}) DO NOTHING`;
+      const before = capture ? await lockRow(row as RowInput, 'upsert') : undefined;
+      const { text, params } = insertSQL(row as RowInput, 'upsert', conflict);
+      const rows = await tx.query(text, params);
+      if (capture && rows.length) {
+        const after = decode(rows)!;
+        const key = keyOf(after);
+        capture.record(
+          before
+            ? { table: table.name, action: 'update', key, before, after }
+            : { table: table.name, action: 'create', key, after },
+        );
+      }
+    },
+    async update(row) {
+      const input = row as RowInput;
+      const rest = columnsOf(table, input, 'update').filter(
+        (c) => !table.primaryKey.includes(c.key),
+      );
+      const where = whereKey(input, 'update', rest.length);
+      if (rest.length === 0) return;
+      const set = rest.map((c, i) => `${quoteIdent(c.sqlName)} = ${placeholder(c, i + 1)}`);
+      const params = [...rest.map((c) => encode(c, input[c.key])), ...where.params];
+      const images = capture && !capture.partialSQL ? beforeImage(table) : undefined;
+      if (images) {
+        // One round trip: the CTE locks the row and reads it as it is, the UPDATE joins it
+        // (so the CTE runs first) and returns the row before and after. No row, no change.
+        const rows = await tx.query(
+          `WITH "${BEFORE_CTE}" AS (SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text} FOR UPDATE)
+           UPDATE ${name} SET ${set.join(', ')} FROM "${BEFORE_CTE}" WHERE ${where.text}${returning}, ${images.returning}`,
+          params,
+        );
+        if (rows.length) {
+          const [row] = rows as [Record<string, unknown>];
+          const before = decode([images.split(row)])!;
+          const after = decode([row])!;
+          capture!.record({
+            table: table.name,
+            action: 'update',
+            key: keyOf(after),
+            before,
+            after,
+          });
+        }
+        return;
+      }
+      const before = capture ? await lockRow(input, 'update') : undefined;
+      if (capture && !before) return; // missing: update does nothing
+      const rows = await tx.query(
+        `UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}${returning}`,
+        params,
+      );
+      if (capture && rows.length) {
+        const after = decode(rows)!;
+        capture.record({
+          table: table.name,
+          action: 'update',
+          key: keyOf(after),
+          before: before!,
+          after,
+        });
+      }
+    },
+    async delete(key) {
+      const input = key as RowInput;
+      columnsOf(table, input, 'delete');
+      const where = whereKey(input, 'delete', 0);
+      const rows = await tx.query(
+        `DELETE FROM ${name} WHERE ${where.text}${returning}`,
+        where.params,
+      );
+      if (capture && rows.length) {
+        const before = decode(rows)!;
+        capture.record({ table: table.name, action: 'delete', key: keyOf(before), before });
+      }
+    },
+  };
+}
+
+/** `tx.mutate` for a schema: one table mutator per table, built on first use. */
+export function createSchemaMutate(
+  schema: AnySchema,
+  tx: DatabaseTransaction,
+  capture?: WriteCapture,
+): Record<string, TableMutator<TableInfo['table']>> {
+  const built = new Map<string, TableMutator<TableInfo['table']>>();
+  return new Proxy({} as Record<string, TableMutator<TableInfo['table']>>, {
+    get(_target, prop) {
+      if (typeof prop !== 'string' || prop === 'then') return undefined;
+      let mutator = built.get(prop);
+      if (!mutator) {
+        const table = schema.tableInfo.get(prop);
+        if (!table) {
+          throw new TypeError(
+            `tx.mutate.${prop}: no such table; the schema has ${[...schema.tableInfo.keys()].join(', ')}`,
+          );
+        }
+        mutator = createTableMutator(table, tx, capture);
+        built.set(prop, mutator);
+      }
+      return mutator;
+    },
+  });
+}

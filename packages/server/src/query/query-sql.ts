@@ -1,0 +1,179 @@
+import { type ColumnInfo, type LiteralValue, QueryError, type TableInfo } from '@reprise/shared';
+import { quoteIdent } from '../db/database';
+
+// The SQL pieces the query compiler builds from: column references, comparison forms and
+// typed parameters. Values only ever enter the statement as `$n` parameters.
+
+const TEXT_TYPE = /^(text|varchar|character varying|char|character|bpchar)\b/;
+const INTEGRAL_TYPE = /^(smallint|integer|bigint|smallserial|serial|bigserial)$/;
+const INT8_MIN = -(2n ** 63n);
+const INT8_MAX = 2n ** 63n - 1n;
+
+/** A table's SQL name, schema-qualified when the definition names a schema. */
+export function tableSQL(table: TableInfo): string {
+  return table.sqlSchema
+    ? `${quoteIdent(table.sqlSchema)}.${quoteIdent(table.sqlName)}`
+    : quoteIdent(table.sqlName);
+}
+
+/** `"alias"."column"`. */
+export function columnRef(alias: string, column: ColumnInfo): string {
+  return `${quoteIdent(alias)}.${quoteIdent(column.sqlName)}`;
+}
+
+/** True for the SQL string types whose values need no cast to compare as text. */
+export function isTextType(column: ColumnInfo): boolean {
+  return TEXT_TYPE.test(column.sqlType);
+}
+
+/**
+ * A string literal for a name the schema declares (a JSON key), never for a value. The
+ * `E''` form keeps backslashes literal whatever `standard_conforming_strings` says.
+ */
+export function nameLiteral(name: string): string {
+  const quoted = name.replace(/'/g, "''");
+  return name.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
+}
+
+/**
+ * Refuses what a partial-SQL database (pg-mem) cannot run, naming it, instead of letting
+ * it fail as SQL or, worse, give different rows.
+ */
+export function requireFullSQL(partialSQL: boolean, feature: string, reason: string): void {
+  if (partialSQL) {
+    throw new QueryError(
+      `This database (pg-mem) cannot run ${feature}: ${reason}. Run the query on PGlite or Postgres.`,
+    );
+  }
+}
+
+/**
+ * The expression that orders and range-compares a column as SEMANTICS.md says: strings
+ * by code point (collation "C"), other kinds natively. String kinds that are not SQL text
+ * (numeric, uuid, enums) compare by their text form, as the in-memory rows hold it.
+ */
+export function orderedExpr(alias: string, column: ColumnInfo, partialSQL: boolean): string {
+  const ref = columnRef(alias, column);
+  // pg-mem cannot parse COLLATE; it compares JavaScript strings, by UTF-16 code unit.
+  const collate = partialSQL ? '' : ' COLLATE "C"';
+  switch (column.kind) {
+    case 'string':
+      return isTextType(column) ? `${ref}${collate}` : `${ref}::text${collate}`;
+    case 'json':
+    case 'other':
+      throw new QueryError(`orderBy(): ${column.kind} column "${column.key}" cannot be ordered`);
+    default:
+      return ref;
+  }
+}
+
+/** The column as a query returns it: kinds whose driver decoding differs travel as text. */
+export function outputExpr(
+  alias: string,
+  column: ColumnInfo,
+  partialSQL: boolean,
+  inJSON: boolean,
+): string {
+  const ref = columnRef(alias, column);
+  switch (column.kind) {
+    case 'bigint':
+    case 'other':
+      return `${ref}::text`;
+    case 'date':
+      // pg-mem cannot cast timestamps to text; it hands out Date objects, which decode as-is.
+      return partialSQL ? ref : `${ref}::text`;
+    case 'json':
+      // Inside a JSON object the value nests as JSON; as a column, text parses one way only.
+      return inJSON ? ref : `${ref}::text`;
+    case 'string':
+      return isTextType(column) ? ref : `${ref}::text`;
+    default:
+      return ref;
+  }
+}
+
+// NUL never occurs in SQL text or in identifiers, so a marker cannot collide with either.
+const MARK = String.fromCharCode(0);
+const MARKERS = new RegExp(`${MARK}(\\d+)${MARK}`, 'g');
+
+/**
+ * Collects a statement's parameters and hands out their placeholders. Placeholders are
+ * markers until `finish`: conditions that fold to TRUE or FALSE drop text holding
+ * parameters, so only the markers left in the final text are numbered and sent.
+ */
+export class Params {
+  private readonly values: unknown[] = [];
+
+  constructor(private readonly partialSQL: boolean) {}
+
+  /** A placeholder for an untyped value, such as a limit. */
+  add(value: unknown): string {
+    this.values.push(value);
+    return `${MARK}${this.values.length - 1}${MARK}`;
+  }
+
+  /** Numbers the placeholders still in `text` as `$1, $2…` and returns their values. */
+  finish(text: string): { text: string; params: unknown[] } {
+    const params: unknown[] = [];
+    const numbers = new Map<number, string>();
+    const numbered = text.replace(MARKERS, (_, index: string) => {
+      const i = Number(index);
+      let placeholder = numbers.get(i);
+      if (!placeholder) {
+        params.push(this.values[i]);
+        placeholder = `$${params.length}`;
+        numbers.set(i, placeholder);
+      }
+      return placeholder;
+    });
+    return { text: numbered, params };
+  }
+
+  /**
+   * `$n::type` for a literal compared with `column`. `asText` is for string kinds compared
+   * by their text form; otherwise a string kind's parameter takes the column's own type.
+   */
+  literal(column: ColumnInfo, value: Exclude<LiteralValue, null>, asText: boolean): string {
+    if (column.sqlType === 'date') {
+      requireFullSQL(
+        this.partialSQL,
+        `a comparison on date column "${column.key}"`,
+        'it cannot compare a date with a timestamp',
+      );
+    }
+    const cast = paramType(column, value, asText);
+    const placeholder = this.add(encodeLiteral(value));
+    return cast ? `${placeholder}::${cast}` : placeholder;
+  }
+}
+
+/** Text for everything but booleans, so every driver sends the same thing. */
+function encodeLiteral(value: Exclude<LiteralValue, null>): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'boolean') return value;
+  return String(value);
+}
+
+function paramType(column: ColumnInfo, value: LiteralValue, asText: boolean): string | undefined {
+  switch (column.kind) {
+    case 'string':
+      // Equality on uuid or enum columns keeps the column's type, so indexes still apply.
+      return asText || isTextType(column) ? 'text' : undefined;
+    case 'number':
+      if (!INTEGRAL_TYPE.test(column.sqlType)) return 'double precision';
+      return Number.isSafeInteger(value) ? 'bigint' : 'numeric';
+    case 'bigint': {
+      const big = value as bigint;
+      return big >= INT8_MIN && big <= INT8_MAX ? 'bigint' : 'numeric';
+    }
+    case 'boolean':
+      return 'boolean';
+    case 'date':
+      // A zone in the text is ignored for `timestamp`: its wall clock is read as UTC.
+      return column.sqlType.includes('with time zone') ? 'timestamptz' : 'timestamp';
+    default:
+      throw new QueryError(
+        `Column "${column.key}" (${column.kind}) cannot be compared with a value`,
+      );
+  }
+}

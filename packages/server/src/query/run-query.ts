@@ -1,0 +1,28 @@
+import type { AnySchema, Query, QueryResult } from '@reprise/shared';
+import type { DatabaseTransaction } from '../db/database';
+import { type CompileOptions, compileQuery } from './query-compiler';
+import { decodeRows } from './row-decoder';
+
+/**
+ * Runs a query inside an open transaction and returns its rows in their in-memory types:
+ * an array, or for `one()` the first row or `undefined`. The query is checked against the
+ * schema first, so a hand-built or wire AST with an unknown name fails with a `QueryError`
+ * rather than an SQL error. On pg-mem, pass `{partialSQL: db.capabilities.partialSQL}`.
+ *
+ * @example
+ * const open = await db.transaction(
+ *   (tx) => runQuery(tx, schema, q.issue.where('open', true).orderBy('createdAt', 'desc')),
+ *   {isolation: 'read committed'},
+ * );
+ */
+export async function runQuery<Q extends Query<any, any, any, any>>(
+  dbTransaction: Pick<DatabaseTransaction, 'query'>,
+  schema: AnySchema,
+  query: Q,
+  options: CompileOptions = {},
+): Promise<QueryResult<Q>> {
+  // compileQuery checks the AST before anything reaches the database.
+  const { text, params } = compileQuery(schema, query.ast, options);
+  const rows = decodeRows(schema, query.ast, await dbTransaction.query(text, params));
+  return (query.single ? rows[0] : rows) as QueryResult<Q>;
+}

@@ -1,0 +1,246 @@
+import { type AnySchema, type ColumnKind, compareValues, type TableInfo } from '@reprise/shared';
+import type { Change, ChangeAction } from '../changes/changelog';
+
+// Filters on the rows of change events, Prisma Pulse's way: per action, per scalar column,
+// `{column: value}` or `{column: {operator: value}}`. They run in memory on each change.
+
+type Scalar = string | number | bigint | boolean | Date;
+
+/** Conditions on one column; every one given must hold. */
+export interface FieldOperators<V> {
+  readonly equals?: V | null;
+  /** Not equal; a null value counts as different from any non-null one. */
+  readonly not?: V | null;
+  readonly in?: readonly (V | null)[];
+  readonly notIn?: readonly (V | null)[];
+  readonly gt?: V;
+  readonly gte?: V;
+  readonly lt?: V;
+  readonly lte?: V;
+  readonly contains?: V extends string ? string : never;
+  readonly startsWith?: V extends string ? string : never;
+  readonly endsWith?: V extends string ? string : never;
+}
+
+/** A value (equals; `null` for "is null") or operators, for one column. */
+export type FieldFilter<V> = V | null | FieldOperators<V>;
+
+type ScalarKeys<Row> = {
+  [K in keyof Row]-?: NonNullable<Row[K]> extends Scalar ? K : never;
+}[keyof Row] &
+  string;
+
+/** Conditions on a row's scalar columns; a row matches when all hold. */
+export type RowFilter<Row = Record<string, unknown>> = string extends keyof Row
+  ? { readonly [column: string]: FieldFilter<Scalar> }
+  : { readonly [K in ScalarKeys<Row>]?: FieldFilter<NonNullable<Row[K]>> };
+
+/** Per action, the rows wanted; with none given, every action passes. */
+export interface ActionFilters<Row = Record<string, unknown>> {
+  /** Creates whose new row matches. `{}` takes every create. */
+  readonly create?: RowFilter<Row>;
+  /** Updates whose row *after* the update matches. `{}` takes every update. */
+  readonly update?: RowFilter<Row>;
+  /** Deletes whose removed row matches. `{}` takes every delete. */
+  readonly delete?: RowFilter<Row>;
+}
+
+const OPERATORS = new Set([
+  'equals',
+  'not',
+  'in',
+  'notIn',
+  'gt',
+  'gte',
+  'lt',
+  'lte',
+  'contains',
+  'startsWith',
+  'endsWith',
+]);
+const ACTIONS: readonly ChangeAction[] = ['create', 'update', 'delete'];
+
+type Test = (row: Record<string, unknown>) => boolean;
+
+/** The kind to compare a value as, when the schema does not say. */
+function kindOfValue(value: unknown): ColumnKind | undefined {
+  if (typeof value === 'string') return 'string';
+  if (typeof value === 'number' || typeof value === 'bigint') return 'number';
+  if (typeof value === 'boolean') return 'boolean';
+  if (value instanceof Date) return 'date';
+  return undefined;
+}
+
+function isOperators(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === 'object' && value !== null && !(value instanceof Date) && !Array.isArray(value)
+  );
+}
+
+/**
+ * Orders a row value against a filter value as Postgres would; `undefined` when either is
+ * null or they are of different kinds (a date column also takes ISO strings).
+ */
+function compare(kind: ColumnKind | undefined, a: unknown, b: unknown): number | undefined {
+  if (a == null || b == null) return undefined;
+  const known = kind && kind !== 'json' && kind !== 'other' ? kind : undefined;
+  const k = known ?? kindOfValue(a);
+  if (!k || (k !== 'date' && kindOfValue(a) !== kindOfValue(b))) return undefined;
+  try {
+    return compareValues(k, a, b);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Equality where null equals only null. */
+function equal(kind: ColumnKind | undefined, a: unknown, b: unknown): boolean {
+  if (a == null || b == null) return a == null && b == null;
+  return compare(kind, a, b) === 0;
+}
+
+function fieldTest(
+  where: string,
+  column: string,
+  kind: ColumnKind | undefined,
+  filter: unknown,
+): Test {
+  if (!isOperators(filter)) return (row) => equal(kind, row[column], filter);
+  const tests: Test[] = [];
+  for (const [op, operand] of Object.entries(filter)) {
+    if (operand === undefined) continue;
+    if (!OPERATORS.has(op)) {
+      throw new TypeError(
+        `${where}: "${op}" is not a filter operator for "${column}"; use one of ${[...OPERATORS].join(', ')}`,
+      );
+    }
+    const value = (row: Record<string, unknown>) => row[column];
+    switch (op) {
+      case 'equals':
+        tests.push((row) => equal(kind, value(row), operand));
+        break;
+      case 'not':
+        tests.push((row) => !equal(kind, value(row), operand));
+        break;
+      case 'in':
+      case 'notIn': {
+        if (!Array.isArray(operand))
+          throw new TypeError(`${where}: "${column}.${op}" needs an array`);
+        const inList = (row: Record<string, unknown>) =>
+          operand.some((item) => equal(kind, value(row), item));
+        tests.push(op === 'in' ? inList : (row) => !inList(row));
+        break;
+      }
+      case 'contains':
+      case 'startsWith':
+      case 'endsWith': {
+        if (typeof operand !== 'string') {
+          throw new TypeError(`${where}: "${column}.${op}" needs a string`);
+        }
+        tests.push((row) => {
+          const v = value(row);
+          if (typeof v !== 'string') return false;
+          return op === 'contains'
+            ? v.includes(operand)
+            : op === 'startsWith'
+              ? v.startsWith(operand)
+              : v.endsWith(operand);
+        });
+        break;
+      }
+      default: {
+        const accept =
+          op === 'gt'
+            ? (o: number) => o > 0
+            : op === 'gte'
+              ? (o: number) => o >= 0
+              : op === 'lt'
+                ? (o: number) => o < 0
+                : (o: number) => o <= 0;
+        tests.push((row) => {
+          const order = compare(kind, value(row), operand);
+          return order !== undefined && accept(order);
+        });
+      }
+    }
+  }
+  return (row) => tests.every((test) => test(row));
+}
+
+/** The columns a filter may name, and their kinds; `undefined` when nothing is known. */
+function columnsFor(
+  schema: AnySchema | undefined,
+  table: string | undefined,
+): { readonly info: TableInfo | undefined; readonly kinds: Map<string, ColumnKind> } | undefined {
+  if (!schema) return undefined;
+  const tables = table === undefined ? [...schema.tableInfo.values()] : [];
+  let info: TableInfo | undefined;
+  if (table !== undefined) {
+    info = schema.tableInfo.get(table);
+    if (!info) {
+      throw new TypeError(
+        `Change filter: unknown table "${table}"; the schema has ${[...schema.tableInfo.keys()].join(', ')}`,
+      );
+    }
+    tables.push(info);
+  }
+  const kinds = new Map<string, ColumnKind>();
+  for (const each of tables) {
+    for (const column of each.columns.values()) {
+      // Across tables a name may mean different kinds; then compare by the values.
+      const seen = kinds.get(column.key);
+      kinds.set(column.key, seen === undefined || seen === column.kind ? column.kind : 'other');
+    }
+  }
+  return { info, kinds };
+}
+
+/**
+ * Turns a table name and per-action filters into one test on changes, refusing unknown
+ * tables, columns, non-scalar columns and operators up front (columns are checked when the
+ * schema is known).
+ */
+export function compileChangeFilter(
+  schema: AnySchema | undefined,
+  options: { readonly table?: string | undefined } & {
+    readonly [A in ChangeAction]?: unknown;
+  },
+): (change: Change) => boolean {
+  const known = columnsFor(schema, options.table);
+  const given = ACTIONS.filter((action) => options[action] !== undefined);
+  const actions = new Map<ChangeAction, Test>();
+  for (const action of given.length === 0 ? ACTIONS : given) {
+    const filter = (options[action] ?? {}) as Record<string, unknown>;
+    if (!isOperators(filter)) throw new TypeError(`Change filter: "${action}" must be an object`);
+    const tests: Test[] = [];
+    for (const [column, condition] of Object.entries(filter)) {
+      if (condition === undefined) continue;
+      const where = `Change filter "${action}"`;
+      if (known) {
+        const kind = known.kinds.get(column);
+        if (kind === undefined) {
+          const owner = known.info ? `table "${known.info.name}"` : 'any table of the schema';
+          const names = known.info ? `; its columns are ${[...known.kinds.keys()].join(', ')}` : '';
+          throw new TypeError(`${where}: "${column}" is not a column of ${owner}${names}`);
+        }
+        if (kind === 'json') {
+          throw new TypeError(
+            `${where}: "${column}" is a json column; filters take scalar columns`,
+          );
+        }
+      }
+      const kind = known?.kinds.get(column);
+      const test = fieldTest(where, column, kind, condition);
+      // A row of a table without the column never matches a condition on it.
+      tests.push((row) => column in row && test(row));
+    }
+    actions.set(action, (row) => tests.every((test) => test(row)));
+  }
+  return (change) => {
+    if (options.table !== undefined && change.table !== options.table) return false;
+    const test = actions.get(change.action);
+    if (!test) return false;
+    const row = change.action === 'delete' ? change.before : change.after;
+    return test(row ?? {});
+  };
+}

@@ -1,0 +1,117 @@
+import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
+import type { PgMemLike } from '../adapters/pg';
+import type { Database } from '../db/database';
+
+/**
+ * The in-process databases `createTestDatabase` can run on: PGlite (real Postgres compiled
+ * to WASM) or pg-mem (a faster, partial emulation).
+ *
+ * @example
+ * const engines: TestEngine[] = ['pglite', 'pg-mem'];
+ */
+export type TestEngine = 'pglite' | 'pg-mem';
+
+/** A fresh database with the tables a test asked for, and how to dispose of it. */
+export interface OpenedEngine {
+  readonly db: Database;
+  close(): Promise<void>;
+}
+
+/**
+ * What every database of one kind starts with. `key` names the result: databases opened with
+ * the same key in one process start from the same state, so PGlite does this work once.
+ */
+export interface EngineSetup {
+  readonly key: string;
+  /** Creates the tables; `exec` runs SQL text that may hold several statements. */
+  run(db: Database, exec: (sql: string) => Promise<void>): Promise<void>;
+}
+
+type PGliteModule = { PGlite: new (options?: PGliteOptions) => PGlite };
+type PgMemDb = PgMemLike & { public: { none(sql: string): void } };
+
+const PACKAGES: Record<TestEngine, string> = {
+  pglite: '@electric-sql/pglite',
+  'pg-mem': 'pg-mem',
+};
+
+/**
+ * Imports an engine's package only when a test asks for it, so an app installs just the one
+ * it tests on. The specifier is a variable so that bundlers (Vite, vitest) do not try to
+ * resolve the engine that is not installed.
+ */
+async function importEngine<T>(engine: TestEngine): Promise<T> {
+  const specifier = PACKAGES[engine];
+  try {
+    return (await import(/* @vite-ignore */ specifier)) as T;
+  } catch (error) {
+    throw new Error(
+      `createTestDatabase({engine: '${engine}'}) needs the "${specifier}" package; ` +
+        `install it with: npm install --save-dev ${specifier}`,
+      { cause: error },
+    );
+  }
+}
+
+// A fresh PGlite runs initdb in WASM, seconds on a busy machine. The first database of each
+// setup in a process is built that way and its data directory dumped; later ones load the
+// dump, which skips initdb, the engine's migration and the app's DDL.
+const pgliteTemplates = new Map<string, Promise<Blob>>();
+
+async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
+  const { PGlite: PGliteClass } = await importEngine<PGliteModule>('pglite');
+  // The adapter too is loaded only here: it imports @electric-sql/pglite at runtime, and an
+  // app testing on pg-mem need not have PGlite installed.
+  const { createPGliteDatabase } = await import('../adapters/pglite');
+  const template = pgliteTemplates.get(setup.key);
+  if (template) {
+    const pglite = new PGliteClass({ loadDataDir: await template });
+    return { db: createPGliteDatabase(pglite), close: () => pglite.close() };
+  }
+
+  const pglite = new PGliteClass();
+  const db = createPGliteDatabase(pglite);
+  const built = (async () => {
+    await setup.run(db, async (sql) => {
+      await pglite.exec(sql);
+    });
+    return pglite.dumpDataDir('none');
+  })();
+  pgliteTemplates.set(setup.key, built);
+  try {
+    await built;
+  } catch (error) {
+    pgliteTemplates.delete(setup.key);
+    await pglite.close();
+    throw error;
+  }
+  return { db, close: () => pglite.close() };
+}
+
+async function openPgMem(setup: EngineSetup): Promise<OpenedEngine> {
+  const { newDb } = await importEngine<{ newDb(): PgMemDb }>('pg-mem');
+  const { createPgMemDatabase } = await import('../adapters/pg');
+  const mem = newDb();
+  const db = createPgMemDatabase(mem);
+  await setup.run(db, async (sql) => mem.public.none(sql));
+  // pg-mem lives in this process's heap; dropping the reference frees it.
+  return { db, close: async () => {} };
+}
+
+/**
+ * Opens an in-memory database on `engine` through the adapter production uses, with
+ * `setup` done.
+ *
+ * @example
+ * const {db, close} = await openTestEngine('pg-mem', {key: 'engine', run: (db) => migrate(db)});
+ */
+export async function openTestEngine(
+  engine: TestEngine,
+  setup: EngineSetup,
+): Promise<OpenedEngine> {
+  if (engine === 'pglite') return openPGlite(setup);
+  if (engine === 'pg-mem') return openPgMem(setup);
+  throw new TypeError(
+    `createTestDatabase: unknown engine "${String(engine)}"; use 'pglite' or 'pg-mem'`,
+  );
+}
