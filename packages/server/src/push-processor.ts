@@ -10,7 +10,6 @@ import {
   type PushRequest,
   runMutator,
   type ServerTransaction,
-  toApplicationError,
 } from '@reprise/shared';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from './changelog';
 import { claimClient, ForbiddenError, leadingRun } from './client-claim';
@@ -26,6 +25,7 @@ import type { EngineTables } from './engine-tables';
 import type { Logger } from './logger';
 import { type RetryPolicy, withRetries } from './retry';
 import { runQuery } from './run-query';
+import { storableAppError, storableData } from './storable-result';
 import { createSchemaMutate, type WriteCapture } from './table-writer';
 import type { Visibility } from './visibility';
 
@@ -221,7 +221,10 @@ async function applyChunk(
             mutationHooks.push(fn);
           },
         };
-        return runMutator(mutator, { tx: serverTx, args: m.args[0], ctx: config.context });
+        // Checked here, so a return value that cannot be stored fails (and rolls back) the mutation.
+        return runMutator(mutator, { tx: serverTx, args: m.args[0], ctx: config.context }).then(
+          storableData,
+        );
       };
       try {
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
@@ -272,12 +275,8 @@ async function applyChunk(
 function appErrorResult(error: unknown): MutationResult {
   // Driver errors reach the client without the SQL text, which stays in server logs.
   const dbMessage = error instanceof ApplicationError ? undefined : databaseErrorMessage(error);
-  const appError = toApplicationError(
-    dbMessage === undefined ? error : new Error(dbMessage, { cause: error }),
-  );
-  return appError.details === undefined
-    ? { error: 'app', message: appError.message }
-    : { error: 'app', message: appError.message, details: appError.details };
+  // Stored in jsonb: U+0000 or an unencodable detail must not fail the push (see there).
+  return storableAppError(dbMessage === undefined ? error : new Error(dbMessage, { cause: error }));
 }
 
 async function runHooks(hooks: Array<() => void | Promise<void>>, config: PushConfig) {
