@@ -17,7 +17,7 @@ import type { Database, IsolationLevel } from './database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from './engine-tables';
 import { consoleLogger, type Logger } from './logger';
 import { processPush } from './push-processor';
-import { decodeBody, readBody } from './request-body';
+import { contentTypeProblem, decodeBody, readBody } from './request-body';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry';
 import type { Visibility } from './visibility';
 
@@ -205,24 +205,42 @@ function countResults(mutations: readonly MutationResponse[]) {
   return { applied, alreadyProcessed, appErrors };
 }
 
+/** Options of `handleMutateRequest` beyond those of `processMutateRequest`. */
+export interface MutateRequestOptions extends MutateOptions {
+  readonly request: Request;
+  /**
+   * Accept a body whatever its `Content-Type` says (default false: anything but
+   * `application/json` gets a 415). A `text/plain` or form body is a request any web page
+   * can make a signed-in browser send, so turn this on only when no cookie or other
+   * ambient credential authenticates pushes.
+   */
+  readonly allowAnyContentType?: boolean;
+}
+
 /**
  * Handles a push (`POST /mutate`) from a Web `Request`, returning a Web `Response`. Each
  * mutation runs in order, exactly once, inside a Postgres transaction; an error thrown by
- * a mutator becomes that mutation's result instead of failing the push.
+ * a mutator becomes that mutation's result instead of failing the push. The body must be
+ * sent as `application/json` (415 otherwise; see `allowAnyContentType`).
  *
  * @example
  * app.post('/mutate', (c) =>
  *   handleMutateRequest({db, schema, mutators, request: c.req.raw, userID: c.get('userID')}),
  * );
  */
-export async function handleMutateRequest(
-  options: MutateOptions & { request: Request },
-): Promise<Response> {
+export async function handleMutateRequest(options: MutateRequestOptions): Promise<Response> {
   const { request } = options;
   if (request.method !== 'POST') {
     return Response.json(failed(405, 'parse', `Use POST, not ${request.method}`).body, {
       status: 405,
       headers: { allow: 'POST' },
+    });
+  }
+  const wrongType = options.allowAnyContentType ? undefined : contentTypeProblem(request);
+  if (wrongType !== undefined) {
+    return Response.json(failed(415, 'parse', wrongType).body, {
+      status: 415,
+      headers: { 'accept-post': 'application/json' },
     });
   }
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;

@@ -30,12 +30,14 @@ export { DEFAULT_ENGINE_SCHEMA } from './engine-tables';
 export {
   handleMutateRequest,
   type MutateOptions,
+  type MutateRequestOptions,
   type MutateResult,
   processMutateRequest,
 } from './handle-mutate-request';
 export {
   handlePullRequest,
   type PullOptions,
+  type PullRequestOptions,
   type PullResult,
   processPullRequest,
 } from './handle-pull-request';
