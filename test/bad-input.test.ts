@@ -138,6 +138,17 @@ for (const adapter of SERVER_ADAPTERS) {
         expect(await count(fx, 'reprise.clients')).toBe(0);
       });
 
+      it('an authenticated user id holding U+0000 is a 400 on push and pull', async () => {
+        const guard = untouchable(fx.db);
+        const pushed = await send(pushBody([CREATE(1)]), { db: guard.db, userID: 'al\u0000ice' });
+        expect(pushed.status).toBe(400);
+        expect(pushed.body.message).toMatch(/^userID: the authenticated user id must not contain/);
+        const pulled = await pull(fx, null, { db: guard.db, userID: 'al\ud800ice' });
+        expect(pulled.status).toBe(400);
+        expect(pulled.body.message).toMatch(/^userID: the authenticated user id must not contain/);
+        expect(guard.touched()).toBe(false);
+      });
+
       it('U+0000 in the schema or appID query parameter is a 400 naming it', async () => {
         for (const [url, name] of [
           ['http://localhost/mutate?schema=zero%000', 'schema'],

@@ -4,6 +4,7 @@ import {
   type CustomMutation,
   describeIssues,
   encodeRich,
+  isStorableText,
   type MutationResponse,
   PUSH_VERSION,
   type PushFailed,
@@ -61,6 +62,8 @@ export interface MutateResult {
 }
 
 const DEFAULT_MAX_MUTATIONS = 100;
+const UNSTORABLE_USER =
+  'the authenticated user id must not contain U+0000 or an unpaired UTF-16 surrogate';
 const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
 
 function failed(
@@ -121,6 +124,10 @@ export async function processMutateRequest(
   const logger = options.logger ?? consoleLogger;
   const query = readQuery(options.query ?? {});
   if (!query.ok) return failed(400, 'parse', query.message);
+  // The user id comes from the app's auth, but usually from the request before that.
+  if (options.userID !== undefined && !isStorableText(options.userID)) {
+    return failed(400, 'parse', `userID: ${UNSTORABLE_USER}`);
+  }
 
   const decoded = decodeBody(options.body, pushRequestSchema, 'push');
   if (!decoded.ok) return failed(400, 'parse', decoded.message);

@@ -1,6 +1,7 @@
 import {
   type AnySchema,
   encodeRich,
+  isStorableText,
   PULL_VERSION,
   type PullError,
   type PullErrorKind,
@@ -71,6 +72,14 @@ export async function processPullRequest(
 ): Promise<PullResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
+  // The user id comes from the app's auth, but usually from the request before that.
+  if (options.userID !== undefined && !isStorableText(options.userID)) {
+    return failed(
+      400,
+      'parse',
+      'userID: the authenticated user id must not contain U+0000 or an unpaired UTF-16 surrogate',
+    );
+  }
   const decoded = decodeBody(options.body, pullRequestSchema, 'pull');
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
   const { value: pull, rich } = decoded;
