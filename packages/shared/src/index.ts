@@ -28,6 +28,10 @@ export {
   type CustomMutation,
   customMutationSchema,
   describeIssues,
+  idTextSchema,
+  isStorableText,
+  MAX_ID_LENGTH,
+  MAX_NAME_LENGTH,
   type MutateResponse,
   type MutationID,
   type MutationResponse,
@@ -46,6 +50,7 @@ export {
   pushQuerySchema,
   pushRequestSchema,
   pushResponseSchema,
+  toStorableText,
 } from './protocol';
 export {
   clearOpSchema,

@@ -1,7 +1,16 @@
 import fc from 'fast-check';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
-import { pushQuerySchema, pushRequestSchema, pushResponseSchema } from './protocol';
+import {
+  describeIssues,
+  isStorableText,
+  MAX_ID_LENGTH,
+  pushQuerySchema,
+  pushRequestSchema,
+  pushResponseSchema,
+  toStorableText,
+} from './protocol';
+import { pullRequestSchema } from './pull-protocol';
 import { decodeRich, encodeRich, isEnvelope, toPlainJSON } from './transformer';
 
 describe('push protocol schemas', () => {
@@ -27,6 +36,68 @@ describe('push protocol schemas', () => {
     const crud = structuredClone(body);
     crud.mutations[0]!.type = 'crud';
     expect(pushRequestSchema.safeParse(crud).success).toBe(false);
+  });
+
+  it.each([
+    ['U+0000', 'a\u0000b'],
+    ['a lone high surrogate', 'a\ud800'],
+    ['a lone low surrogate', '\udc00b'],
+    ['surrogates in the wrong order', '\udc00\ud800'],
+  ])('refuses ids and names holding %s, naming the field', (_, bad) => {
+    const cases: Array<[string, (b: any) => void]> = [
+      ['clientGroupID', (b) => (b.clientGroupID = bad)],
+      ['mutations.0.clientID', (b) => (b.mutations[0].clientID = bad)],
+      ['mutations.0.name', (b) => (b.mutations[0].name = bad)],
+      ['requestID', (b) => (b.requestID = bad)],
+    ];
+    for (const [path, spoil] of cases) {
+      const spoilt = structuredClone(body);
+      spoil(spoilt);
+      const parsed = pushRequestSchema.safeParse(spoilt);
+      expect(parsed.success).toBe(false);
+      expect(describeIssues(parsed.error!.issues)).toBe(
+        `${path}: must not contain U+0000 or an unpaired UTF-16 surrogate`,
+      );
+    }
+    const pull = pullRequestSchema.safeParse({ clientGroupID: bad, cookie: null });
+    expect(describeIssues(pull.error!.issues)).toMatch(/^clientGroupID: must not contain U\+0000/);
+  });
+
+  it('accepts a surrogate pair and refuses an id longer than the limit', () => {
+    expect(pushRequestSchema.safeParse({ ...body, clientGroupID: 'g\u{1F600}' }).success).toBe(
+      true,
+    );
+    const long = pushRequestSchema.safeParse({
+      ...body,
+      clientGroupID: 'g'.repeat(MAX_ID_LENGTH + 1),
+    });
+    expect(long.success).toBe(false);
+    expect(describeIssues(long.error!.issues)).toMatch(/^clientGroupID: /);
+  });
+
+  it('toStorableText replaces exactly the characters isStorableText objects to', () => {
+    const unit = fc.constantFrom(
+      'a',
+      '\u0000',
+      '\ud800',
+      '\udbff',
+      '\udc00',
+      '\udfff',
+      '\uFFFD',
+      'é',
+    );
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 12 }), (text) => {
+        const stored = toStorableText(text);
+        expect(isStorableText(stored)).toBe(true);
+        expect(stored.length).toBe(text.length);
+        if (isStorableText(text)) expect(stored).toBe(text);
+        // What a driver sends for text (UTF-8 with each unpaired surrogate as U+FFFD), and
+        // U+0000 replaced too.
+        const sent = Buffer.from(text, 'utf8').toString('utf8');
+        expect(stored).toBe(sent.replaceAll('\u0000', '\uFFFD'));
+      }),
+    );
   });
 
   it('accepts the query parameters zero-cache appends and refuses odd names', () => {

@@ -3,6 +3,58 @@ import { z } from 'zod';
 // The push protocol, version 1, as Zero's client and zero-cache speak it. Unknown keys are
 // ignored rather than refused, so newer senders keep working.
 
+/**
+ * True when Postgres stores `text` exactly as it is. `text` and `jsonb` refuse U+0000;
+ * `jsonb` refuses an unpaired UTF-16 surrogate, and drivers turn one into U+FFFD on its
+ * way into `text`, so an id holding one would come back as another id.
+ *
+ * @example
+ * isStorableText('c1'); // true
+ * isStorableText('c\u00001'); // false
+ */
+export function isStorableText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit === 0) return false;
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    const next = text.charCodeAt(i + 1);
+    if (unit > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
+// A surrogate pair is kept; a lone surrogate or U+0000 is replaced.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is what it looks for.
+const UNSTORABLE = /[\uD800-\uDBFF][\uDC00-\uDFFF]|[\u0000\uD800-\uDFFF]/g;
+
+/**
+ * `text` with every U+0000 and unpaired UTF-16 surrogate replaced by U+FFFD, so Postgres
+ * stores it and hands it back unchanged.
+ *
+ * @example
+ * toStorableText('a\u0000b'); // 'a\uFFFDb'
+ */
+export function toStorableText(text: string): string {
+  if (isStorableText(text)) return text;
+  return text.replace(UNSTORABLE, (match) => (match.length === 2 ? match : '\uFFFD'));
+}
+
+/** The longest client and client group id accepted, in UTF-16 units: well inside an index row. */
+export const MAX_ID_LENGTH = 256;
+/** The longest mutator name (and request id) accepted. */
+export const MAX_NAME_LENGTH = 1024;
+
+const UNSTORABLE_MESSAGE = 'must not contain U+0000 or an unpaired UTF-16 surrogate';
+
+/** A string Postgres stores unchanged, of `min` to `max` UTF-16 units. */
+function storableString(min: number, max: number) {
+  return z.string().min(min).max(max).refine(isStorableText, UNSTORABLE_MESSAGE);
+}
+
+/** A client or client group id as a request may carry it. */
+export const idTextSchema = storableString(1, MAX_ID_LENGTH);
+
 /** The id of one mutation: its client and its per-client number. */
 export const mutationIDSchema = z.object({
   id: z.number().int().nonnegative(),
@@ -14,20 +66,20 @@ export type MutationID = z.infer<typeof mutationIDSchema>;
 export const customMutationSchema = z.object({
   type: z.literal('custom'),
   id: z.number().int().positive(),
-  clientID: z.string().min(1),
-  name: z.string().min(1),
+  clientID: idTextSchema,
+  name: storableString(1, MAX_NAME_LENGTH),
   args: z.array(z.unknown()).max(1, 'args holds the mutator argument as its only element'),
   timestamp: z.number(),
 });
 export type CustomMutation = z.infer<typeof customMutationSchema>;
 
 export const pushRequestSchema = z.object({
-  clientGroupID: z.string().min(1),
+  clientGroupID: idTextSchema,
   mutations: z.array(customMutationSchema),
   pushVersion: z.number().int(),
   schemaVersion: z.number().optional(),
   timestamp: z.number(),
-  requestID: z.string(),
+  requestID: storableString(0, MAX_NAME_LENGTH),
 });
 export type PushRequest = z.infer<typeof pushRequestSchema>;
 

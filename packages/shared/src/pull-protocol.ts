@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { mutationResponseSchema } from './protocol';
+import { idTextSchema, mutationResponseSchema } from './protocol';
 
 // The pull protocol: a client group sends the cookie of its last pull and gets back what
 // changed since, as a patch. Unknown keys in a request are ignored, as in push.
@@ -8,7 +8,7 @@ import { mutationResponseSchema } from './protocol';
 export const PULL_VERSION = 1;
 
 export const pullRequestSchema = z.object({
-  clientGroupID: z.string().min(1),
+  clientGroupID: idTextSchema,
   /** The cookie of the last pull, or null for a first pull (a reset). */
   cookie: z.string().nullable(),
   pullVersion: z.number().int().optional(),

@@ -1,7 +1,7 @@
-import { type ChangeCursor, changeChannel, currentCursor } from './changelog';
 import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
+import { type ChangeCursor, changeChannel, currentCursor } from './changelog';
 
 // An ear on the changelog: each poke hub and each set of change streams has one, and all
 // their connections or streams wait on it instead of asking the database each on their

@@ -1,6 +1,6 @@
-import { pruneChanges as prune } from './changelog';
 import type { Database } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
+import { pruneChanges as prune } from './changelog';
 
 /** What `pruneChanges` needs. */
 export interface PruneOptions {

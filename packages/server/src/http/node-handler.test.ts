@@ -95,3 +95,53 @@ it('answers 500 when the handler throws', async () => {
     console.error = original;
   }
 });
+
+/** Sends raw HTTP/1.1 text and returns the status line of the answer. */
+async function rawStatusLine(base: string, text: string): Promise<string> {
+  const { connect } = await import('node:net');
+  const { port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(text));
+    let received = '';
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (received.includes('\r\n')) {
+        socket.destroy();
+        resolve(received.split('\r\n')[0]!);
+      }
+    });
+    socket.on('error', reject);
+    socket.setTimeout(2000, () => {
+      socket.destroy();
+      reject(new Error('no answer within 2 s'));
+    });
+  });
+}
+
+it.each([
+  [
+    'a Host header no URL can hold',
+    'POST /mutate HTTP/1.1\r\nHost: a b\r\nContent-Length: 0\r\n\r\n',
+  ],
+  ['a method fetch forbids', 'TRACE /mutate HTTP/1.1\r\nHost: localhost\r\n\r\n'],
+])('answers 400 to %s, without an unhandled rejection, and serves on', async (_, text) => {
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown) => rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
+  try {
+    let calls = 0;
+    const base = await serve(
+      toNodeHandler(async () => {
+        calls++;
+        return new Response('ok');
+      }),
+    );
+    expect(await rawStatusLine(base, text)).toBe('HTTP/1.1 400 Bad Request');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(rejections).toEqual([]);
+    expect(calls).toBe(0);
+    expect(await (await fetch(base)).text()).toBe('ok');
+  } finally {
+    process.off('unhandledRejection', onRejection);
+  }
+});

@@ -19,22 +19,19 @@ export type WebHandler = (request: Request) => Promise<Response>;
  */
 export function toNodeHandler(handler: WebHandler) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
-    const url = new URL(path, `http://${req.headers.host ?? 'localhost'}`);
-    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
     const gone = new AbortController();
     res.on('close', () => gone.abort());
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-      else if (value !== undefined) headers.set(name, value);
+    let request: Request;
+    try {
+      request = toWebRequest(req, gone.signal);
+    } catch (error) {
+      // A Host header no URL can hold, or a method fetch forbids (CONNECT, TRACE): the
+      // client's mistake, and a throw here would be an unhandled rejection.
+      const message = `Bad request: ${error instanceof Error ? error.message : String(error)}`;
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end(message);
+      req.resume();
+      return;
     }
-    const request = new Request(url, {
-      method: req.method ?? 'GET',
-      headers,
-      signal: gone.signal,
-      ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
-    } as RequestInit);
     try {
       const response = await handler(request);
       res.writeHead(response.status, [...response.headers].flat());
@@ -57,4 +54,21 @@ export function toNodeHandler(handler: WebHandler) {
       else res.writeHead(500, { 'content-type': 'text/plain' }).end('Internal error');
     }
   };
+}
+
+function toWebRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+  const url = new URL(path, `http://${req.headers.host ?? 'localhost'}`);
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else if (value !== undefined) headers.set(name, value);
+  }
+  return new Request(url, {
+    method: req.method ?? 'GET',
+    headers,
+    signal,
+    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
+  } as RequestInit);
 }

@@ -1,6 +1,31 @@
 import { decodeRich, describeIssues, isEnvelope } from '@reprise/shared';
 import type { z } from 'zod';
 
+/**
+ * Why a request's body is not declared as JSON, or undefined when it is. Requiring
+ * `application/json` keeps push and pull out of the CORS "simple requests" (`text/plain`,
+ * form encodings) that any web page can make a signed-in browser send without asking:
+ * a cross-site page cannot send this content type without a preflight the app must allow.
+ * The body is read as UTF-8, so a `charset` parameter, when given, must say so.
+ *
+ * @example
+ * contentTypeProblem(new Request(url, {method: 'POST', body: '{}'})); // 'Content-Type must be …'
+ */
+export function contentTypeProblem(request: Request): string | undefined {
+  const header = request.headers.get('content-type');
+  const expected = 'Content-Type must be application/json';
+  if (header === null) return `${expected}; the request has none`;
+  const [type = '', ...parameters] = header.split(';');
+  const shown = header.length > 100 ? `${header.slice(0, 100)}…` : header;
+  if (type.trim().toLowerCase() !== 'application/json') return `${expected}, not ${shown}`;
+  for (const parameter of parameters) {
+    const [name = '', value = ''] = parameter.split('=');
+    if (name.trim().toLowerCase() !== 'charset') continue;
+    if (!/^"?utf-?8"?$/i.test(value.trim())) return `${expected} in UTF-8, not ${shown}`;
+  }
+  return undefined;
+}
+
 /** Reads a body up to `limit` bytes; `undefined` means it was larger. */
 export async function readBody(request: Request, limit: number): Promise<string | undefined> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);

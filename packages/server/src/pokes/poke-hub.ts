@@ -1,8 +1,12 @@
-import { type ChangeNotice, type ChangeWatcher, createChangeWatcher } from '../changes/change-watcher';
+import {
+  type ChangeNotice,
+  type ChangeWatcher,
+  createChangeWatcher,
+} from '../changes/change-watcher';
+import { PUBLIC_SCOPE } from '../changes/visibility';
 import type { Database } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
-import { PUBLIC_SCOPE } from '../changes/visibility';
 
 // Pokes tell a client "pull now": a Server-Sent Events stream that says `poke` whenever a
 // committed change touches one of its scopes. The hub hears commits once per process (see

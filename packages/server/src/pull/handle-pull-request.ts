@@ -1,20 +1,26 @@
 import {
   type AnySchema,
   encodeRich,
+  isStorableText,
   PULL_VERSION,
   type PullError,
   type PullErrorKind,
   pullRequestSchema,
   toPlainJSON,
 } from '@reprise/shared';
-import { type Database, DatabaseError, isTransientError } from '../db/database';
+import type { Visibility } from '../changes/visibility';
+import {
+  type Database,
+  DatabaseError,
+  databaseErrorMessage,
+  isTransientError,
+} from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../db/retry';
+import { contentTypeProblem, decodeBody, readBody } from '../http/request-body';
 import { fingerprint, parseCookie } from './pull-cookie';
 import { type PullOutcome, processPull } from './pull-processor';
-import { decodeBody, readBody } from '../http/request-body';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../db/retry';
-import type { Visibility } from '../changes/visibility';
 
 /** Options shared by both pull entry points. */
 export interface PullOptions {
@@ -71,6 +77,14 @@ export async function processPullRequest(
 ): Promise<PullResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
+  // The user id comes from the app's auth, but usually from the request before that.
+  if (options.userID !== undefined && !isStorableText(options.userID)) {
+    return failed(
+      400,
+      'parse',
+      'userID: the authenticated user id must not contain U+0000 or an unpaired UTF-16 surrogate',
+    );
+  }
   const decoded = decodeBody(options.body, pullRequestSchema, 'pull');
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
   const { value: pull, rich } = decoded;
@@ -106,11 +120,11 @@ export async function processPullRequest(
   } catch (error) {
     if (error instanceof DatabaseError || isTransientError(error)) {
       logger.warn({ event: 'pull.database', clientGroupID: pull.clientGroupID, error });
-      return failed(
-        503,
-        'database',
-        `Database error; try the pull again: ${(error as Error).message}`,
-      );
+      // The driver's message only: a DatabaseError's own message carries the SQL, which
+      // stays in the server's log.
+      const reason =
+        databaseErrorMessage(error) ?? (error instanceof Error ? error.message : String(error));
+      return failed(503, 'database', `Database error; try the pull again: ${reason}`);
     }
     logger.error({ event: 'pull.internal', clientGroupID: pull.clientGroupID, error });
     return failed(500, 'internal', 'Internal error while processing the pull');
@@ -139,11 +153,22 @@ function bodyFromQuery(params: URLSearchParams): Record<string, unknown> {
   };
 }
 
+/** Options of `handlePullRequest` beyond those of `processPullRequest`. */
+export interface PullRequestOptions extends PullOptions {
+  readonly request: Request;
+  /**
+   * Accept a `POST` body whatever its `Content-Type` says (default false: anything but
+   * `application/json` gets a 415), as for `handleMutateRequest`.
+   */
+  readonly allowAnyContentType?: boolean;
+}
+
 /**
- * Handles a pull from a Web `Request`: `POST` with a JSON body `{clientGroupID, cookie}`,
- * or `GET` with the same as query parameters (omit `cookie` for a first pull). Returns the
- * rows that changed since the cookie and the user may see, the group's LMIDs and its
- * mutation results, and the next cookie.
+ * Handles a pull from a Web `Request`: `POST` with a JSON body `{clientGroupID, cookie}`
+ * sent as `application/json` (415 otherwise; see `allowAnyContentType`), or `GET` with the
+ * same as query parameters (omit `cookie` for a first pull). Returns the rows that changed
+ * since the cookie and the user may see, the group's LMIDs and its mutation results, and
+ * the next cookie.
  *
  * @example
  * app.post('/pull', (c) =>
@@ -153,9 +178,7 @@ function bodyFromQuery(params: URLSearchParams): Record<string, unknown> {
  *   }),
  * );
  */
-export async function handlePullRequest(
-  options: PullOptions & { request: Request },
-): Promise<Response> {
+export async function handlePullRequest(options: PullRequestOptions): Promise<Response> {
   const { request } = options;
   const reply = (result: PullResult) => Response.json(result.body, { status: result.status });
   if (request.method === 'GET') {
@@ -170,6 +193,13 @@ export async function handlePullRequest(
     return Response.json(failed(405, 'parse', `Use POST or GET, not ${request.method}`).body, {
       status: 405,
       headers: { allow: 'GET, POST' },
+    });
+  }
+  const wrongType = options.allowAnyContentType ? undefined : contentTypeProblem(request);
+  if (wrongType !== undefined) {
+    return Response.json(failed(415, 'parse', wrongType).body, {
+      status: 415,
+      headers: { 'accept-post': 'application/json' },
     });
   }
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;

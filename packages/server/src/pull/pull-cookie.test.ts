@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCookie, fingerprint, parseCookie } from './pull-cookie';
 import { PUBLIC_SCOPE } from '../changes/visibility';
+import { encodeCookie, fingerprint, parseCookie } from './pull-cookie';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64url');
 
@@ -36,6 +36,9 @@ describe('pull cookie', () => {
     ['with an xip out of range', b64('{"v":1,"s":"3:9:9","f":"f"}'), /snapshot is invalid/],
     ['with xips out of order', b64('{"v":1,"s":"3:9:8,4","f":"f"}'), /snapshot is invalid/],
     ['with xmax past xid8', b64('{"v":1,"s":"1:18446744073709551616:","f":"f"}'), /invalid/],
+    // Postgres refuses a full transaction id whose xid within its epoch is 0.
+    ['with xmax at an epoch start', b64('{"v":1,"s":"4294967295:4294967296:","f":"f"}'), /invalid/],
+    ['with xmin at an epoch start', b64('{"v":1,"s":"8589934592:8589934593:","f":"f"}'), /invalid/],
   ])('refuses a cookie %s as malformed', (_, text, message) => {
     const parsed = parseCookie(text);
     expect(parsed.kind).toBe('malformed');

@@ -12,6 +12,7 @@ import type { Visibility } from '../changes/visibility';
 const COOKIE_VERSION = 1;
 const SNAPSHOT = /^(\d{1,20}):(\d{1,20}):((?:\d{1,20})(?:,\d{1,20})*)?$/;
 const XID8_MAX = 2n ** 64n - 1n;
+const XID_MASK = 2n ** 32n - 1n;
 
 /** What a cookie we issued says. */
 export interface PullCookie {
@@ -76,13 +77,19 @@ export function parseCookie(text: string): ParsedCookie {
   return malformed('it needs exactly one position');
 }
 
-/** True for text Postgres accepts as a `pg_snapshot`, so the cast can never fail. */
+/**
+ * True for text Postgres accepts as a `pg_snapshot`, so the cast can never fail: what
+ * `parse_snapshot` checks (xid8funcs.c). xmin and xmax must be valid full transaction ids,
+ * whose low 32 bits (the xid within its epoch) are not 0: `4294967295:4294967296:` is
+ * refused. The in-progress ids lie in [xmin, xmax), ascending.
+ */
 function isSnapshot(text: string): boolean {
   const match = SNAPSHOT.exec(text);
   if (!match) return false;
   const xmin = BigInt(match[1]!);
   const xmax = BigInt(match[2]!);
-  if (xmin < 1n || xmin > xmax || xmax > XID8_MAX) return false;
+  if (xmin > xmax || xmax > XID8_MAX) return false;
+  if ((xmin & XID_MASK) === 0n || (xmax & XID_MASK) === 0n) return false;
   let previous = xmin;
   for (const part of match[3]?.split(',') ?? []) {
     const xip = BigInt(part);

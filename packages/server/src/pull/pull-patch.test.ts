@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Change } from '../changes/changelog';
-import { patchFromChanges } from './pull-patch';
 import type { Visibility } from '../changes/visibility';
+import { patchFromChanges } from './pull-patch';
 
 const visibility: Visibility = { issue: 'ownerID' };
 let nextID = 1;

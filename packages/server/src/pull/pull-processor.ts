@@ -7,13 +7,13 @@ import {
   type PullResponse,
 } from '@reprise/shared';
 import { type ChangeCursor, currentCursor, isExpired, readChanges } from '../changes/changelog';
+import type { Visibility } from '../changes/visibility';
 import { claimGroup } from '../db/client-claim';
 import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import { encodeCookie, type ParsedCookie } from './pull-cookie';
 import { patchFromChanges } from './pull-patch';
 import { readVisibleRows } from './pull-reset';
-import type { Visibility } from '../changes/visibility';
 
 /** Everything a pull needs, with defaults filled in. */
 export interface PullConfig {

@@ -1,8 +1,8 @@
 import type { AnySchema, ColumnInfo, PatchOperation, TableInfo } from '@reprise/shared';
+import { canSee, PUBLIC_SCOPE, scopesOf, type Visibility } from '../changes/visibility';
 import { type DatabaseTransaction, quoteIdent } from '../db/database';
 import { isTextType, outputExpr, tableSQL } from '../query/query-sql';
 import { decodeRows } from '../query/row-decoder';
-import { canSee, PUBLIC_SCOPE, scopesOf, type Visibility } from '../changes/visibility';
 
 // Scope columns of these kinds compare in SQL by their text form, which is what
 // `scopesOf` makes of their values; other kinds are filtered in JavaScript only.

@@ -4,6 +4,7 @@ import {
   type CustomMutation,
   describeIssues,
   encodeRich,
+  isStorableText,
   type MutationResponse,
   PUSH_VERSION,
   type PushFailed,
@@ -13,13 +14,13 @@ import {
   pushRequestSchema,
   toPlainJSON,
 } from '@reprise/shared';
+import type { Visibility } from '../changes/visibility';
 import type { Database, IsolationLevel } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
-import { processPush } from './push-processor';
-import { decodeBody, readBody } from '../http/request-body';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
-import type { Visibility } from '../changes/visibility';
+import { contentTypeProblem, decodeBody, readBody } from '../http/request-body';
+import { processPush } from './push-processor';
 
 /** Options shared by both entry points. */
 export interface MutateOptions {
@@ -61,6 +62,8 @@ export interface MutateResult {
 }
 
 const DEFAULT_MAX_MUTATIONS = 100;
+const UNSTORABLE_USER =
+  'the authenticated user id must not contain U+0000 or an unpaired UTF-16 surrogate';
 const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
 
 function failed(
@@ -121,6 +124,10 @@ export async function processMutateRequest(
   const logger = options.logger ?? consoleLogger;
   const query = readQuery(options.query ?? {});
   if (!query.ok) return failed(400, 'parse', query.message);
+  // The user id comes from the app's auth, but usually from the request before that.
+  if (options.userID !== undefined && !isStorableText(options.userID)) {
+    return failed(400, 'parse', `userID: ${UNSTORABLE_USER}`);
+  }
 
   const decoded = decodeBody(options.body, pushRequestSchema, 'push');
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
@@ -205,24 +212,42 @@ function countResults(mutations: readonly MutationResponse[]) {
   return { applied, alreadyProcessed, appErrors };
 }
 
+/** Options of `handleMutateRequest` beyond those of `processMutateRequest`. */
+export interface MutateRequestOptions extends MutateOptions {
+  readonly request: Request;
+  /**
+   * Accept a body whatever its `Content-Type` says (default false: anything but
+   * `application/json` gets a 415). A `text/plain` or form body is a request any web page
+   * can make a signed-in browser send, so turn this on only when no cookie or other
+   * ambient credential authenticates pushes.
+   */
+  readonly allowAnyContentType?: boolean;
+}
+
 /**
  * Handles a push (`POST /mutate`) from a Web `Request`, returning a Web `Response`. Each
  * mutation runs in order, exactly once, inside a Postgres transaction; an error thrown by
- * a mutator becomes that mutation's result instead of failing the push.
+ * a mutator becomes that mutation's result instead of failing the push. The body must be
+ * sent as `application/json` (415 otherwise; see `allowAnyContentType`).
  *
  * @example
  * app.post('/mutate', (c) =>
  *   handleMutateRequest({db, schema, mutators, request: c.req.raw, userID: c.get('userID')}),
  * );
  */
-export async function handleMutateRequest(
-  options: MutateOptions & { request: Request },
-): Promise<Response> {
+export async function handleMutateRequest(options: MutateRequestOptions): Promise<Response> {
   const { request } = options;
   if (request.method !== 'POST') {
     return Response.json(failed(405, 'parse', `Use POST, not ${request.method}`).body, {
       status: 405,
       headers: { allow: 'POST' },
+    });
+  }
+  const wrongType = options.allowAnyContentType ? undefined : contentTypeProblem(request);
+  if (wrongType !== undefined) {
+    return Response.json(failed(415, 'parse', wrongType).body, {
+      status: 415,
+      headers: { 'accept-post': 'application/json' },
     });
   }
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;

@@ -10,9 +10,9 @@ import {
   type PushRequest,
   runMutator,
   type ServerTransaction,
-  toApplicationError,
 } from '@reprise/shared';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
+import type { Visibility } from '../changes/visibility';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
 import {
   type Database,
@@ -26,8 +26,8 @@ import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
 import { runQuery } from '../query/run-query';
+import { storableAppError, storableData } from './storable-result';
 import { createSchemaMutate, type WriteCapture } from './table-writer';
-import type { Visibility } from '../changes/visibility';
 
 /** Everything the processor needs, with defaults filled in. */
 export interface PushConfig {
@@ -226,7 +226,10 @@ async function applyChunk(
             mutationHooks.push(fn);
           },
         };
-        return runMutator(mutator, { tx: serverTx, args: m.args[0], ctx: config.context });
+        // Checked here, so a return value that cannot be stored fails (and rolls back) the mutation.
+        return runMutator(mutator, { tx: serverTx, args: m.args[0], ctx: config.context }).then(
+          storableData,
+        );
       };
       try {
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
@@ -277,12 +280,8 @@ async function applyChunk(
 function appErrorResult(error: unknown): MutationResult {
   // Driver errors reach the client without the SQL text, which stays in server logs.
   const dbMessage = error instanceof ApplicationError ? undefined : databaseErrorMessage(error);
-  const appError = toApplicationError(
-    dbMessage === undefined ? error : new Error(dbMessage, { cause: error }),
-  );
-  return appError.details === undefined
-    ? { error: 'app', message: appError.message }
-    : { error: 'app', message: appError.message, details: appError.details };
+  // Stored in jsonb: U+0000 or an unencodable detail must not fail the push (see there).
+  return storableAppError(dbMessage === undefined ? error : new Error(dbMessage, { cause: error }));
 }
 
 async function runHooks(hooks: Array<() => void | Promise<void>>, config: PushConfig) {

@@ -1,8 +1,8 @@
 import { createSchema } from '@reprise/shared';
 import { bigint, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { describe, expect, it } from 'vitest';
-import { compileChangeFilter } from './change-filter';
 import type { Change, ChangeAction } from '../changes/changelog';
+import { compileChangeFilter } from './change-filter';
 
 const task = pgTable('task', {
   id: text('id').primaryKey(),

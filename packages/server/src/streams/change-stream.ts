@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { AnySchema, RowOf, TableName } from '@reprise/shared';
-import { type ActionFilters, compileChangeFilter } from './change-filter';
 import { type ChangeWatcher, createChangeWatcher } from '../changes/change-watcher';
 import { type Change, type ChangeAction, currentCursor } from '../changes/changelog';
 import type { Database } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
+import { type ActionFilters, compileChangeFilter } from './change-filter';
 import { type ChangeIterator, type Durable, openChangeIterator } from './stream-iterator';
 import { acquireLease } from './stream-lease';
 

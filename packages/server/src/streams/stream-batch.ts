@@ -1,4 +1,10 @@
-import { type Change, type ChangeCursor, currentCursor, isExpired, readChanges } from '../changes/changelog';
+import {
+  type Change,
+  type ChangeCursor,
+  currentCursor,
+  isExpired,
+  readChanges,
+} from '../changes/changelog';
 import type { Database } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 

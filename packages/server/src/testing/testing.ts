@@ -10,9 +10,9 @@ import {
   type PushRequest,
   pushResponseSchema,
 } from '@reprise/shared';
-import { processMutateRequest } from '../push/handle-mutate-request';
 import { silentLogger } from '../db/logger';
 import { migrate } from '../db/migrate';
+import { processMutateRequest } from '../push/handle-mutate-request';
 import { runQuery } from '../query/run-query';
 import { openTestEngine } from './testing-engine';
 import type {
