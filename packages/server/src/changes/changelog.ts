@@ -1,3 +1,6 @@
+// changes/: the changelog and who may see it (visibility), the watcher that hears each
+// commit once per process (LISTEN, or polling), and pruning of old history.
+
 import { decodeRich, encodeRich } from '@reprise/shared';
 import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';

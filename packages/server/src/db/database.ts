@@ -1,3 +1,8 @@
+// db/: what every subsystem needs to talk to Postgres. This file is the one `Database` /
+// `DatabaseTransaction` contract the adapters implement, and the classification of driver
+// errors (transient or not) and time bounds; beside it the engine's tables and migrations,
+// retries, the clients table's claim, and logging.
+
 /** Transaction isolation levels Reprise can ask for. */
 export type IsolationLevel = 'serializable' | 'repeatable read' | 'read committed';
 

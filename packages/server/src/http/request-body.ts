@@ -1,3 +1,6 @@
+// http/: what the handlers share about HTTP: reading and decoding a request body (size
+// limit, content type, superjson envelope), and `toNodeHandler` for node:http and Express.
+
 import { decodeRich, describeIssues, isEnvelope } from '@reprise/shared';
 import type { z } from 'zod';
 

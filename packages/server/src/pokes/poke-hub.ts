@@ -1,3 +1,5 @@
+// pokes/: the poke hub, one per process.
+
 import {
   type ChangeNotice,
   type ChangeWatcher,

@@ -1,3 +1,7 @@
+// pull/: `/pull`. The handler reads the request and the cookie (a Postgres snapshot); the
+// processor claims the client group and sends the changes since the cookie as a patch, or
+// a reset of every visible row.
+
 import {
   type AnySchema,
   encodeRich,

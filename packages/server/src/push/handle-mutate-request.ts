@@ -1,3 +1,7 @@
+// push/: `/mutate`. The handler reads and checks the request; the processor applies each
+// mutation exactly once, in order, in transactions with a savepoint each; the table writer
+// is the server's `tx.mutate`, recording each write for the changelog.
+
 import {
   type AnyMutators,
   type AnySchema,

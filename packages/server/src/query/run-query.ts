@@ -1,3 +1,7 @@
+// query/: `tx.run(query)` on the server. The compiler turns a query AST into one
+// parameterised SQL statement (conditions and SQL helpers in their own files), and the row
+// decoder turns Postgres's answers into the client store's values.
+
 import type { AnySchema, Query, QueryResult } from '@reprise/shared';
 import type { DatabaseTransaction } from '../db/database';
 import { type CompileOptions, compileQuery } from './query-compiler';

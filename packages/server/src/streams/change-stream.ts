@@ -1,3 +1,6 @@
+// streams/: change streams for server code. This file is the entry; filters, batches
+// read from the changelog, the iterator and the named stream's lease are beside it.
+
 import { randomUUID } from 'node:crypto';
 import type { AnySchema, RowOf, TableName } from '@reprise/shared';
 import { type ChangeWatcher, createChangeWatcher } from '../changes/change-watcher';

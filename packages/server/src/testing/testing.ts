@@ -1,3 +1,6 @@
+// testing/: `createTestDatabase`, for unit-testing mutators on PGlite or pg-mem through
+// the production push path.
+
 import {
   type AnyMutators,
   type AnySchema,
