@@ -1,6 +1,13 @@
 import { ApplicationError } from '@reprise/shared';
 import { describe, expect, it } from 'vitest';
-import { DatabaseError, isTransientError, toDatabaseError, withDeadline } from './database';
+import {
+  DatabaseError,
+  isTransientError,
+  publicDatabaseReason,
+  timeoutError,
+  toDatabaseError,
+  withDeadline,
+} from './database';
 
 const withCode = (message: string, code?: string) =>
   code === undefined ? new Error(message) : Object.assign(new Error(message), { code });
@@ -82,5 +89,32 @@ describe('withDeadline', () => {
     const late = new Promise((_, reject) => setTimeout(() => reject(new Error('late')), 30));
     await expect(withDeadline(late, 5, 'x')).rejects.toMatchObject({ sqlState: 'REPRISE_TIMEOUT' });
     await new Promise((resolve) => setTimeout(resolve, 40)); // an unhandled rejection would fail the run
+  });
+});
+
+describe('publicDatabaseReason', () => {
+  it("gives the server's message for a SQLSTATE, without the SQL the adapter attached", () => {
+    const error = toDatabaseError(
+      withCode('could not serialize access', '40001'),
+      'UPDATE t SET x = 1',
+    );
+    expect(error.message).toContain('UPDATE t');
+    expect(publicDatabaseReason(error)).toBe('could not serialize access');
+  });
+
+  it('gives the timeout as the engine says it', () => {
+    expect(publicDatabaseReason(timeoutError('a statement', 50, 'SELECT 1'))).toBe(
+      'The database did not answer a statement within 50 ms',
+    );
+  });
+
+  it("hides a socket error's text, which can name the database's host and port", () => {
+    const lost = withCode('write CONNECTION_CLOSED db.internal:5432', 'CONNECTION_CLOSED');
+    expect(publicDatabaseReason(toDatabaseError(lost, 'COMMIT'))).toBe(
+      'the connection to the database failed',
+    );
+    expect(publicDatabaseReason(new Error('Connection terminated unexpectedly'))).toBe(
+      'the connection to the database failed',
+    );
   });
 });

@@ -176,6 +176,23 @@ export function databaseErrorMessage(error: unknown): string | undefined {
     : undefined;
 }
 
+/**
+ * What a client may be told about a database failure: the server's own message for an
+ * error with a SQLSTATE, or the engine's for a timeout; for anything else (a lost socket,
+ * whose message can name the database's host and port) a plain sentence. Never SQL.
+ *
+ * @example
+ * failed(503, 'database', `Database error; try again: ${publicDatabaseReason(error)}`);
+ */
+export function publicDatabaseReason(error: unknown): string {
+  const root = rootCause(error instanceof DatabaseError ? error.cause : error);
+  const code = (root as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (/^[0-9A-Z]{5}$/.test(code) || code === 'REPRISE_TIMEOUT')) {
+    return driverMessage(root);
+  }
+  return 'the connection to the database failed';
+}
+
 function driverMessage(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const firstLine = message.split('\n')[0] ?? message;

@@ -16,8 +16,8 @@ import type { Visibility } from '../changes/visibility';
 import {
   type Database,
   DatabaseError,
-  databaseErrorMessage,
   isTransientError,
+  publicDatabaseReason,
 } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
@@ -126,8 +126,7 @@ export async function processPullRequest(
       logger.warn({ event: 'pull.database', clientGroupID: pull.clientGroupID, error });
       // The driver's message only: a DatabaseError's own message carries the SQL, which
       // stays in the server's log.
-      const reason =
-        databaseErrorMessage(error) ?? (error instanceof Error ? error.message : String(error));
+      const reason = publicDatabaseReason(error);
       return failed(503, 'database', `Database error; try the pull again: ${reason}`);
     }
     logger.error({ event: 'pull.internal', clientGroupID: pull.clientGroupID, error });

@@ -21,6 +21,7 @@ import {
   databaseErrorMessage,
   type IsolationLevel,
   isTransientError,
+  publicDatabaseReason,
 } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
@@ -114,8 +115,7 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
       if (error instanceof ForbiddenError) return { kind: 'forbidden', message: error.message };
       if (error instanceof DatabaseError || isTransientError(error)) {
         // The SQL stays in the server's log; the client gets the driver's message.
-        const reason =
-          databaseErrorMessage(error) ?? (error instanceof Error ? error.message : String(error));
+        const reason = publicDatabaseReason(error);
         config.logger.warn({ event: 'push.database', clientGroupID: push.clientGroupID, error });
         return {
           kind: 'database',
