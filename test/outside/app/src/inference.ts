@@ -1,5 +1,5 @@
 // Not in the README: pins that the packed .d.ts files carry the types end to end.
-import { createClient } from '@reprise/client';
+import { type ClientClosedError, createClient } from '@reprise/client';
 import type { ApplicationError } from '@reprise/shared';
 import { mutators, q, schema } from './schema.js';
 
@@ -16,8 +16,9 @@ const args: CreateArgs = { id: 'i2', title: 'Typed' };
 const { server } = client.mutate.issue.create(args);
 const outcome = await server;
 if (!outcome.ok) {
-  const error: ApplicationError = outcome.error;
-  console.log(error.message);
+  // The server's refusal, or the client closed before the outcome arrived.
+  const error: ApplicationError | ClientClosedError = outcome.error;
+  console.log(error.code === 'closed' ? 'closed' : error.message);
 }
 // @ts-expect-error: title must be a string
 client.mutate.issue.create({ id: 'i3', title: 42 });
