@@ -1,5 +1,6 @@
 import { describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { querySchema } from '../../../../test/fixtures/query-schema';
+import { REFUSED_QUERIES } from '../../../../test/fixtures/refused-queries';
 import { evaluateQuery, runQuery } from './evaluate';
 import { createMemoryStore } from './memory-store';
 import { createBuilder } from './query';
@@ -253,5 +254,27 @@ describe('runQuery', () => {
   it('agrees with evaluateQuery on the AST', () => {
     const query = q.issue.orderBy('title', 'desc');
     expect(runQuery(store, query)).toEqual(evaluateQuery(store, querySchema, query.ast));
+  });
+});
+
+describe('refusing a query', () => {
+  // The same table runs through the server's compiler in test/query-compiler.test.ts: the
+  // client refuses exactly what the server does, at every depth.
+  it.each(REFUSED_QUERIES)(
+    'refuses %s with a QueryError, as the server does',
+    (_, ast, message) => {
+      expect(() => evaluateQuery(store, querySchema, ast)).toThrow(message);
+      expect(() => evaluateQuery(store, querySchema, ast)).toThrow(QueryError);
+    },
+  );
+
+  it('checks an AST once however often it runs, and still refuses a bad one every time', () => {
+    const ast = q.issue.whereExists('comments', (c) => c.where('score', '>', 1)).ast;
+    expect(ids(evaluateQuery(store, querySchema, ast))).toEqual(
+      ids(evaluateQuery(store, querySchema, ast)),
+    );
+    const [, bad] = REFUSED_QUERIES.find(([title]) => title.includes('limit 0'))!;
+    expect(() => evaluateQuery(store, querySchema, bad)).toThrow(QueryError);
+    expect(() => evaluateQuery(store, querySchema, bad)).toThrow(QueryError);
   });
 });

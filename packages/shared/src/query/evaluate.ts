@@ -12,7 +12,7 @@ import {
 import type { Query, QueryResult } from './query';
 import { createRelatedLookup } from './related-rows';
 import type { MemoryStore, StoreRow } from './store';
-import { coerceLiteral, QueryError } from './validate';
+import { coerceLiteral, parseQueryAST, QueryError } from './validate';
 import { keyOf } from './values';
 
 // Runs a query AST over a memory store with the results Postgres gives (SEMANTICS.md).
@@ -118,12 +118,33 @@ function indexedCandidates(store: MemoryStore, table: TableInfo, where: Conditio
   return best;
 }
 
+// ASTs are immutable (the builder makes a new one per call), so a live query re-run on every
+// change checks its AST once. Keyed by schema first: one AST could be run against two.
+const checkedASTs = new WeakMap<AnySchema, WeakMap<QueryAST, QueryAST>>();
+
+/** The server's check (parseQueryAST) over the whole tree, so both sides refuse alike. */
+function checkedAST(schema: AnySchema, ast: QueryAST): QueryAST {
+  let bySchema = checkedASTs.get(schema);
+  if (!bySchema) {
+    bySchema = new WeakMap();
+    checkedASTs.set(schema, bySchema);
+  }
+  let checked = bySchema.get(ast);
+  if (!checked) {
+    checked = parseQueryAST(schema, ast);
+    bySchema.set(ast, checked);
+  }
+  return checked;
+}
+
 /**
  * Runs a query AST over the store as SEMANTICS.md defines, returning the rows in order
  * (`one()` is the caller's: take `[0]`). Uses a store index for a top-level `=` / `IN` on an
  * indexed column, otherwise scans. Related rows are attached under their relationship's
- * name: an array for `many`, a row or `undefined` for `one`. Throws `QueryError` when the
- * AST does not fit the schema or a cursor lacks an ordering column.
+ * name: an array for `many`, a row or `undefined` for `one`. Before any row is read the AST
+ * is checked by `parseQueryAST`, the server compiler's own check, over the whole tree
+ * (whereExists subqueries included), so a query one side refuses with `QueryError` the other
+ * refuses too.
  *
  * @example
  * const rows = evaluateQuery(store, schema, {
@@ -138,10 +159,12 @@ export function evaluateQuery<S extends AnySchema>(
   schema: S,
   ast: QueryAST,
 ): StoreRow[] {
+  const checked = checkedAST(schema, ast);
   const rows = store as unknown as MemoryStore;
   const ctx: ConditionContext = { schema, related: createRelatedLookup(rows, schema) };
-  const query = compileQuery(ctx, ast);
-  const candidates = indexedCandidates(rows, query.table, ast.where) ?? rows.scan(ast.table);
+  const query = compileQuery(ctx, checked);
+  const candidates =
+    indexedCandidates(rows, query.table, checked.where) ?? rows.scan(checked.table);
   return run(ctx, query, candidates);
 }
 
