@@ -268,11 +268,11 @@ describe('refusing a query', () => {
     },
   );
 
-  it('checks an AST once however often it runs, and still refuses a bad one every time', () => {
-    const ast = q.issue.whereExists('comments', (c) => c.where('score', '>', 1)).ast;
-    expect(ids(evaluateQuery(store, querySchema, ast))).toEqual(
-      ids(evaluateQuery(store, querySchema, ast)),
-    );
+  it('gives the same rows when an AST runs again, and refuses a bad AST every time', () => {
+    const query = q.issue.whereExists('comments', (c) => c.where('score', '>', 1));
+    const first = ids(runQuery(store, query));
+    expect(first.length).toBeGreaterThan(0);
+    expect(ids(runQuery(store, query))).toEqual(first);
     const [, bad] = REFUSED_QUERIES.find(([title]) => title.includes('limit 0'))!;
     expect(() => evaluateQuery(store, querySchema, bad)).toThrow(QueryError);
     expect(() => evaluateQuery(store, querySchema, bad)).toThrow(QueryError);
