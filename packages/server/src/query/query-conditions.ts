@@ -13,6 +13,8 @@ import {
 import { quoteIdent } from '../db/database';
 import {
   columnRef,
+  equalSQL,
+  exactRef,
   isTextType,
   orderedExpr,
   type Params,
@@ -156,9 +158,11 @@ function compileSimple(
   { op, value }: SimpleCondition,
 ): string {
   const ref = columnRef(alias, column);
-  // Equality is the same under every deterministic collation, so it needs no COLLATE "C"
-  // (which would stop Postgres using the column's index).
-  const equal = (v: Exclude<LiteralValue, null>) => ctx.params.literal(column, v, false);
+  // Text equality is by code point whatever the column's collation (exactRef, equalSQL).
+  const exact = exactRef(alias, column, ctx.partialSQL);
+  const literal = (v: Exclude<LiteralValue, null>) => ctx.params.literal(column, v, false);
+  const equal = (rhs: string, operator: '=' | 'IN' = '=') =>
+    equalSQL(alias, column, operator, rhs, ctx.partialSQL);
   switch (op) {
     case 'IN':
     case 'NOT IN': {
@@ -166,23 +170,23 @@ function compileSimple(
       const present = list.filter((v): v is Exclude<LiteralValue, null> => v !== null);
       if (op === 'IN') {
         // A null element matches nothing, so it is left out.
-        return present.length === 0 ? 'FALSE' : `${ref} IN (${present.map(equal).join(', ')})`;
+        return present.length === 0 ? 'FALSE' : equal(`(${present.map(literal).join(', ')})`, 'IN');
       }
       if (present.length < list.length) return 'FALSE';
       // The IS NOT NULL is Postgres's answer already; pg-mem holds `NULL NOT IN (…)` true.
       return present.length === 0
         ? `${ref} IS NOT NULL`
-        : `(${ref} IS NOT NULL AND ${ref} NOT IN (${present.map(equal).join(', ')}))`;
+        : `(${ref} IS NOT NULL AND ${exact} NOT IN (${present.map(literal).join(', ')}))`;
     }
     case 'IS':
       // IS NOT DISTINCT FROM, written so that pg-mem runs it and Postgres can use indexes.
       return value === null
         ? `${ref} IS NULL`
-        : `${ref} = ${equal(value as Exclude<LiteralValue, null>)}`;
+        : equal(literal(value as Exclude<LiteralValue, null>));
     case 'IS NOT':
       return value === null
         ? `${ref} IS NOT NULL`
-        : `(${ref} IS NULL OR ${ref} <> ${equal(value as Exclude<LiteralValue, null>)})`;
+        : `(${ref} IS NULL OR ${exact} <> ${literal(value as Exclude<LiteralValue, null>)})`;
     default:
       break;
   }
@@ -190,9 +194,9 @@ function compileSimple(
   const v = value as Exclude<LiteralValue, null>;
   switch (op) {
     case '=':
-      return `${ref} = ${equal(v)}`;
+      return equal(literal(v));
     case '!=':
-      return `${ref} <> ${equal(v)}`;
+      return `${exact} <> ${literal(v)}`;
     case 'LIKE':
     case 'ILIKE':
       checkPattern(ctx.partialSQL, op, v as string);
@@ -262,8 +266,11 @@ export function compileCursor(
         : column.notNull
           ? `${ordered} > ${placeholder}`
           : `(${ordered} > ${placeholder} OR ${ref} IS NULL)`;
-    const equalTo = column.kind === 'string' && !isTextType(column) ? ordered : ref;
-    return { direction, ref, equal: `${equalTo} = ${placeholder}`, after };
+    const equal =
+      column.kind === 'string' && !isTextType(column)
+        ? `${ordered} = ${placeholder}`
+        : equalSQL(alias, column, '=', placeholder, ctx.partialSQL);
+    return { direction, ref, equal, after };
   });
   const terms = columns.map((column, i) =>
     and([...columns.slice(0, i).map((c) => c.equal), column.after]),

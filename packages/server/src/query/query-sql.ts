@@ -67,6 +67,35 @@ export function orderedExpr(alias: string, column: ColumnInfo, partialSQL: boole
   }
 }
 
+/**
+ * The column as equality tests read it: SQL text types under collation "C", so `=` is
+ * code point equality on both sides even when the column's own collation is
+ * nondeterministic (a case-insensitive ICU collation holds 'a' = 'A'). Other kinds, and
+ * string kinds that are not SQL text (uuid, enums), have no collation.
+ */
+export function exactRef(alias: string, column: ColumnInfo, partialSQL: boolean): string {
+  const ref = columnRef(alias, column);
+  return column.kind === 'string' && isTextType(column) && !partialSQL ? `${ref} COLLATE "C"` : ref;
+}
+
+/**
+ * `column = rhs` (`IN (rhs)` when `rhs` is a parenthesised list) by code point. For text the
+ * plain test comes first: it can use an index on the column in its own collation, and under
+ * any collation strings with the same code points are equal, so it only narrows; the
+ * `COLLATE "C"` test then drops what a nondeterministic collation called equal.
+ */
+export function equalSQL(
+  alias: string,
+  column: ColumnInfo,
+  op: '=' | 'IN',
+  rhs: string,
+  partialSQL: boolean,
+): string {
+  const ref = columnRef(alias, column);
+  const exact = exactRef(alias, column, partialSQL);
+  return exact === ref ? `${ref} ${op} ${rhs}` : `(${ref} ${op} ${rhs} AND ${exact} ${op} ${rhs})`;
+}
+
 /** The column as a query returns it: kinds whose driver decoding differs travel as text. */
 export function outputExpr(
   alias: string,
