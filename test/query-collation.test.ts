@@ -92,7 +92,9 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
 describe('the compiled statement', () => {
   it('pairs a plain = (for the index) with a COLLATE "C" one on text, and only on text', () => {
     const { text } = compileQuery(schema, q.word.where('name', 'IN', ['x', 'y']).ast);
-    expect(text).toContain('"t0"."name" IN ($1::text, $2::text) AND "t0"."name" COLLATE "C" IN ($1::text, $2::text)');
+    expect(text).toContain(
+      '"t0"."name" IN ($1::text, $2::text) AND "t0"."name" COLLATE "C" IN ($1::text, $2::text)',
+    );
     const notEqual = compileQuery(schema, q.word.where('name', '!=', 'x').ast).text;
     expect(notEqual).toContain('"t0"."name" COLLATE "C" <> $1::text');
     expect(notEqual).not.toMatch(/"name" <>/);
