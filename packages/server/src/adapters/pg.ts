@@ -2,6 +2,7 @@ import type { Client, ClientBase, Notification, Pool, PoolClient } from 'pg';
 import {
   type Database,
   type DatabaseTransaction,
+  isConnectionLost,
   isolationClause,
   type ListenOptions,
   quoteIdent,
@@ -79,8 +80,9 @@ function keepError(this: ClientBase, error: Error) {
 
 /**
  * Checks a client out of a guarded pool for `fn`, waiting at most `timeoutMs` for it, and
- * gives it back; a client whose connection failed (or that `fn` left failing with a
- * transient error) is destroyed instead, so the pool opens a fresh one.
+ * gives it back; a client whose connection was lost (or stopped answering) is destroyed
+ * instead, so the pool opens a fresh one. A transaction that merely failed, such as a
+ * serialization failure, leaves its connection in the pool.
  */
 export async function withPoolClient<T>(
   pool: Pool,
@@ -104,7 +106,8 @@ export async function withPoolClient<T>(
   try {
     return await fn(client);
   } catch (error) {
-    if (toDatabaseError(error).transient) broken = error as Error;
+    // A failed transaction on a live connection (a serialization failure) keeps it.
+    if (isConnectionLost(error)) broken = error as Error;
     throw error;
   } finally {
     client.release(connectionErrors.get(client) ?? broken);
@@ -128,7 +131,7 @@ class Connection {
       return await withDeadline(run<R>(this.client, text, params), this.timeoutMs, 'a statement');
     } catch (error) {
       const failure = toDatabaseError(error, text);
-      if (failure.transient && this.pooled) {
+      if (isConnectionLost(failure) && this.pooled) {
         this.broken ??= failure;
         if (!connectionErrors.has(this.client)) connectionErrors.set(this.client, failure);
       }

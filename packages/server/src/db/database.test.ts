@@ -2,6 +2,7 @@ import { ApplicationError } from '@reprise/shared';
 import { describe, expect, it } from 'vitest';
 import {
   DatabaseError,
+  isConnectionLost,
   isTransientError,
   publicDatabaseReason,
   timeoutError,
@@ -116,5 +117,26 @@ describe('publicDatabaseReason', () => {
     expect(publicDatabaseReason(new Error('Connection terminated unexpectedly'))).toBe(
       'the connection to the database failed',
     );
+  });
+});
+
+describe('isConnectionLost', () => {
+  it('is true for a lost socket, the server ending the session and a statement with no answer', () => {
+    expect(isConnectionLost(withCode('read ECONNRESET', 'ECONNRESET'))).toBe(true);
+    expect(
+      isConnectionLost(withCode('Client has encountered a connection error and is not queryable')),
+    ).toBe(true);
+    expect(
+      isConnectionLost(toDatabaseError(withCode('terminating connection', '57P01'), 'SELECT 1')),
+    ).toBe(true);
+    expect(isConnectionLost(withCode('connection failure', '08006'))).toBe(true);
+    expect(isConnectionLost(timeoutError('a statement', 10))).toBe(true);
+  });
+
+  it('is false for a transaction that failed on a healthy connection, which the pool keeps', () => {
+    expect(isConnectionLost(withCode('could not serialize access', '40001'))).toBe(false);
+    expect(isConnectionLost(withCode('deadlock detected', '40P01'))).toBe(false);
+    expect(isConnectionLost(withCode('duplicate key value', '23505'))).toBe(false);
+    expect(isConnectionLost(withCode('protocol violation', '08P01'))).toBe(false);
   });
 });

@@ -241,6 +241,32 @@ function isTransientLink(error: unknown): boolean {
 }
 
 /**
+ * True when an error says the connection itself is gone or unusable (a lost socket, the
+ * server ending the session, no answer in time), as opposed to a transaction that failed
+ * on a healthy connection (a serialization failure, a deadlock): such a connection must
+ * be destroyed, not given back to a pool.
+ *
+ * @example
+ * client.release(isConnectionLost(error) ? error : undefined);
+ */
+export function isConnectionLost(error: unknown): boolean {
+  let current = error;
+  for (let depth = 0; depth < 8 && current !== null && current !== undefined; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (TRANSIENT_CONNECTION_CODES.has(code) || CONNECTION_LOST_SQLSTATES.has(code)) return true;
+      if (code.startsWith('08') && code !== '08P01') return true;
+    }
+    if (current instanceof Error && CONNECTION_LOST_MESSAGE.test(current.message)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The server ended the session: shutdown, crash, or not accepting connections. */
+const CONNECTION_LOST_SQLSTATES = new Set(['57P01', '57P02', '57P03', '57P05']);
+
+/**
  * True when an error means "try the transaction again": a serialization failure, a
  * deadlock, or a lost connection.
  *
