@@ -29,6 +29,26 @@ export function contentTypeProblem(request: Request): string | undefined {
   return undefined;
 }
 
+/**
+ * The 415 answer to a request whose body is not declared as JSON (see `contentTypeProblem`),
+ * with `body` shaping the message for the route's protocol; undefined when it is JSON.
+ *
+ * @example
+ * const refused = refuseUnlessJSON(request, (message) => failed(415, 'parse', message).body);
+ * if (refused) return refused;
+ */
+export function refuseUnlessJSON(
+  request: Request,
+  body: (message: string) => unknown,
+): Response | undefined {
+  const problem = contentTypeProblem(request);
+  if (problem === undefined) return undefined;
+  return Response.json(body(problem), {
+    status: 415,
+    headers: { 'accept-post': 'application/json' },
+  });
+}
+
 /** Reads a body up to `limit` bytes; `undefined` means it was larger. */
 export async function readBody(request: Request, limit: number): Promise<string | undefined> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);

@@ -22,7 +22,7 @@ import {
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../db/retry';
-import { contentTypeProblem, decodeBody, readBody } from '../http/request-body';
+import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
 import { fingerprint, parseCookie } from './pull-cookie';
 import { type PullOutcome, processPull } from './pull-processor';
 
@@ -198,13 +198,10 @@ export async function handlePullRequest(options: PullRequestOptions): Promise<Re
       headers: { allow: 'GET, POST' },
     });
   }
-  const wrongType = options.allowAnyContentType ? undefined : contentTypeProblem(request);
-  if (wrongType !== undefined) {
-    return Response.json(failed(415, 'parse', wrongType).body, {
-      status: 415,
-      headers: { 'accept-post': 'application/json' },
-    });
-  }
+  const refused = options.allowAnyContentType
+    ? undefined
+    : refuseUnlessJSON(request, (message) => failed(415, 'parse', message).body);
+  if (refused) return refused;
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const text = await readBody(request, limit);
   if (text === undefined)

@@ -23,7 +23,7 @@ import type { Database, IsolationLevel } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
-import { contentTypeProblem, decodeBody, readBody } from '../http/request-body';
+import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
 import { processPush } from './push-processor';
 
 /** Options shared by both entry points. */
@@ -247,13 +247,10 @@ export async function handleMutateRequest(options: MutateRequestOptions): Promis
       headers: { allow: 'POST' },
     });
   }
-  const wrongType = options.allowAnyContentType ? undefined : contentTypeProblem(request);
-  if (wrongType !== undefined) {
-    return Response.json(failed(415, 'parse', wrongType).body, {
-      status: 415,
-      headers: { 'accept-post': 'application/json' },
-    });
-  }
+  const refused = options.allowAnyContentType
+    ? undefined
+    : refuseUnlessJSON(request, (message) => failed(415, 'parse', message).body);
+  if (refused) return refused;
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const text = await readBody(request, limit);
   if (text === undefined) {
