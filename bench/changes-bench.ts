@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { NOTES_DDL, seedNotes } from './changes-app';
+import { NOTES_DDL, notesSchema, seedNotes } from './changes-app';
 import {
   type ChangelogResult,
   ChangelogRunner,
@@ -226,8 +226,8 @@ export async function runChangesBench(options: {
   const { reps } = options;
   console.log(`\nChanges: changelog cost, pulls and change streams (${reps} runs, median)`);
   const server = await resolveServerURL();
-  const targets: Array<() => Promise<Target>> = [() => createPGliteTarget(NOTES_DDL)];
-  if ('url' in server) targets.push(() => createPostgresTarget(server.url, NOTES_DDL));
+  const targets: Array<() => Promise<Target>> = [() => createPGliteTarget(NOTES_DDL, notesSchema)];
+  if ('url' in server) targets.push(() => createPostgresTarget(server.url, NOTES_DDL, notesSchema));
   else console.log(`NOTICE: ${server.notice}`);
 
   const reports: TargetReport[] = [];

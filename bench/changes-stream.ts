@@ -51,14 +51,14 @@ export async function drainStream(
     const total = Math.min(all, options.limit ?? all);
     const seen = { creates: 0, updates: 0 };
     let firstMs = 0;
-    let lastID = 0;
+    const seenIDs = new Set<string>();
     while (seen.creates + seen.updates < total) {
       const result = await stream.next();
       if (result.done) throw new Error(`stream ${name} ended after ${JSON.stringify(seen)}`);
       const event = result.value;
       if (firstMs === 0) firstMs = performance.now() - started;
-      if (event.id <= lastID) throw new Error(`stream ${name}: event ${event.id} after ${lastID}`);
-      lastID = event.id;
+      if (seenIDs.has(event.id)) throw new Error(`stream ${name}: event ${event.id} twice`);
+      seenIDs.add(event.id);
       if (event.action === 'create') seen.creates++;
       else if (event.action === 'update') seen.updates++;
       else throw new Error(`stream ${name}: unexpected ${event.action}`);

@@ -83,7 +83,6 @@ export async function postNotes(
     db,
     schema: notesSchema,
     mutators: noteMutators,
-    visibility: notesVisibility,
     userID: WRITER,
     logger: silentLogger,
     request,

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Breakdown, instrument } from './profile';
 import {
   breakdownTable,
+  CAPTURE_RATIO,
   type CaseResult,
+  captureTable,
   caseLabel,
   detailTable,
   summaryTable,
@@ -28,12 +30,14 @@ async function measureCase(
   reps: number,
   progress: Progress,
 ): Promise<CaseResult> {
-  const runs: Record<Side, RunResult[]> = { engine: [], baseline: [] };
-  for (const side of ['engine', 'baseline'] as const) {
+  const runs: Record<Side, RunResult[]> = { engine: [], uncaptured: [], baseline: [] };
+  const sides: Side[] = ['engine', 'uncaptured', 'baseline'];
+  for (const side of sides) {
     await runSide(target, bench, side, nextTag(side, bench), bench.warmupPushesPerClient);
   }
   for (let rep = 0; rep < reps; rep++) {
-    const order: Side[] = rep % 2 === 0 ? ['engine', 'baseline'] : ['baseline', 'engine'];
+    // Each side goes first, second and last in turn.
+    const order = sides.map((_, i) => sides[(i + rep) % sides.length]!);
     for (const side of order) {
       const run = await runSide(target, bench, side, nextTag(side, bench), bench.pushesPerClient);
       runs[side].push(run);
@@ -72,7 +76,14 @@ async function benchTarget(
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         progress(`  ${target.label} ${caseLabel(bench)} FAILED: ${message}`);
-        results.push({ database: target.label, bench, engine: [], baseline: [], error: message });
+        results.push({
+          database: target.label,
+          bench,
+          engine: [],
+          uncaptured: [],
+          baseline: [],
+          error: message,
+        });
       }
     }
   } finally {
@@ -103,6 +114,10 @@ export async function runPushBench(options: {
   const summary = summaryTable(results);
   console.log(`\nThroughput (median of ${reps}; target: engine >= ${TARGET_RATIO} x baseline)\n`);
   console.log(summary.text);
+  console.log(
+    `\nWhat capture costs the push path (median of ${reps}; target: capture on >= ${CAPTURE_RATIO} x off)\n`,
+  );
+  console.log(captureTable(results, summary.missed));
   console.log('\nPush latency and per-run spread\n');
   console.log(detailTable(results));
   console.log('\nWhere the engine spends each mutation (one instrumented run per case)\n');

@@ -6,9 +6,14 @@ export interface CaseResult {
   readonly database: string;
   readonly bench: BenchCase;
   readonly engine: RunResult[];
+  /** The engine with the capture trigger disabled. */
+  readonly uncaptured: RunResult[];
   readonly baseline: RunResult[];
   readonly error?: string;
 }
+
+/** With capture on, the push path must keep this fraction of its throughput without. */
+export const CAPTURE_RATIO = 0.9;
 
 /** The engine must reach this fraction of its baseline's throughput. */
 export const TARGET_RATIO = 0.75;
@@ -69,6 +74,33 @@ export function summaryTable(results: readonly CaseResult[]): { text: string; mi
     text: renderTable([...headers, 'target', 'met?'], rows),
     missed,
   };
+}
+
+/** Capture on against capture off, side by side; a miss is added to `missed`. */
+export function captureTable(results: readonly CaseResult[], missed: string[]): string {
+  const rows = results
+    .filter((r) => !r.error)
+    .map((r) => {
+      const on = median(r.engine.map(rate));
+      const off = median(r.uncaptured.map(rate));
+      const ratio = on / off;
+      const met = ratio >= CAPTURE_RATIO;
+      if (!met)
+        missed.push(`${r.database} ${caseLabel(r.bench)}: capture ratio ${fixed(ratio, 2)}`);
+      return [
+        r.database,
+        caseLabel(r.bench),
+        fixed(on),
+        fixed(off),
+        fixed(ratio, 2),
+        r.engine.map((e, i) => fixed(rate(e) / rate(r.uncaptured[i]!), 2)).join(', '),
+        met ? 'yes' : 'NO (missed)',
+      ];
+    });
+  return renderTable(
+    ['database', 'case', 'capture on mut/s', 'off mut/s', 'ratio', 'ratio per run', 'met?'],
+    rows,
+  );
 }
 
 const p50 = (run: RunResult) => median(run.latencies);

@@ -3,8 +3,9 @@ import { PGlite } from '@electric-sql/pglite';
 import { type Database, migrate } from '@reprise/server';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
+import type { AnySchema } from '@reprise/shared';
 import postgres from 'postgres';
-import { BENCH_DDL } from './app';
+import { BENCH_DDL, schema } from './app';
 import { type Baseline, createPGliteBaseline, createPostgresJsBaseline } from './baselines';
 
 /** One database the bench runs against: the engine's adapter and the raw baselines. */
@@ -20,19 +21,22 @@ const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/test';
 /** The connection pool size: one connection per concurrent client of case (c). */
 export const POOL_SIZE = 8;
 
-async function prepare(db: Database<any>, ddl: readonly string[]) {
+async function prepare(db: Database<any>, ddl: readonly string[], capture: AnySchema) {
   for (const statement of ddl) await db.query(statement);
-  await migrate(db);
+  await migrate(db, { capture });
 }
 
 /**
  * An in-memory PGlite, shared by the engine and the baseline as one app would share it.
  * `ddl` creates the app's tables (the push bench's by default).
  */
-export async function createPGliteTarget(ddl: readonly string[] = BENCH_DDL): Promise<Target> {
+export async function createPGliteTarget(
+  ddl: readonly string[] = BENCH_DDL,
+  capture: AnySchema = schema,
+): Promise<Target> {
   const pglite = new PGlite();
   const db = createPGliteDatabase(pglite);
-  await prepare(db, ddl);
+  await prepare(db, ddl, capture);
   return {
     label: 'PGlite',
     db,
@@ -72,6 +76,7 @@ function redact(url: string): string {
 export async function createPostgresTarget(
   serverURL: string,
   ddl: readonly string[] = BENCH_DDL,
+  capture: AnySchema = schema,
 ): Promise<Target> {
   const admin = postgres(serverURL, { max: 1, onnotice: () => {} });
   const name = `bench_${randomBytes(6).toString('hex')}`;
@@ -98,7 +103,7 @@ export async function createPostgresTarget(
 
   try {
     const db = createPostgresJsDatabase(sql);
-    await prepare(db, ddl);
+    await prepare(db, ddl, capture);
     return { label: 'Postgres', db, baseline: createPostgresJsBaseline(sql), close };
   } catch (error) {
     await close();

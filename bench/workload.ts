@@ -15,7 +15,22 @@ export interface BenchCase {
   readonly baseline: 'perMutation' | 'perPush';
 }
 
-export type Side = 'engine' | 'baseline';
+/**
+ * `engine`: pushes through the engine with capture on (the trigger `migrate` installs);
+ * `uncaptured`: the same with the capture trigger disabled; `baseline`: the raw-SQL floor,
+ * also without the trigger, since it stands for code that writes nothing but its rows.
+ */
+export type Side = 'engine' | 'uncaptured' | 'baseline';
+
+/** Turns the bench table's capture trigger on or off between runs. */
+export async function setCapture(target: Target, on: boolean): Promise<void> {
+  await target.db.query(
+    `ALTER TABLE item ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${quoteIdent(CAPTURE_TRIGGER)}`,
+  );
+}
+
+const CAPTURE_TRIGGER = 'reprise_capture';
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** What one timed run did. */
 export interface RunResult {
@@ -107,8 +122,9 @@ export async function runSide(
   db: Database<any> = target.db,
 ): Promise<RunResult> {
   const scripts = buildScripts(tag, bench.clients, pushesPerClient, bench.perPush);
+  await setCapture(target, side === 'engine');
   const apply =
-    side === 'engine'
+    side !== 'baseline'
       ? (push: BenchPush) => enginePush(db, push)
       : (push: BenchPush) =>
           post((request) => handleBaselineRequest(request, target.baseline[bench.baseline]), push);

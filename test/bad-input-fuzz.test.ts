@@ -221,7 +221,6 @@ for (const adapter of FUZZ_ADAPTERS) {
               db: fx.db,
               schema,
               mutators: hostileMutators,
-              visibility,
               context: { userID, raw: fx.raw },
               userID,
               logger: silentLogger,

@@ -84,7 +84,6 @@ for (const adapter of SERVER_ADAPTERS) {
         db: fx.db,
         schema: (await import('./fixtures/app')).schema,
         mutators: hostileMutators,
-        visibility,
         context: { userID: 'alice', raw: fx.raw },
         userID: 'alice',
         logger: silentLogger,

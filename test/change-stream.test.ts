@@ -122,26 +122,28 @@ for (const adapter of ADAPTERS) {
       const row = { id: 'i1', ownerID: 'alice', open: true, labels: null, createdAt: null };
       expect(events).toEqual([
         {
-          id: expect.any(Number),
+          id: expect.stringMatching(/^\d+$/),
           table: 'issue',
           action: 'create',
           created: { ...row, title: 'first', views: null },
         },
         {
-          id: expect.any(Number),
+          id: expect.stringMatching(/^\d+$/),
           table: 'issue',
           action: 'update',
           before: { ...row, title: 'first', views: null },
           after: { ...row, title: 'second', views: null },
         },
         {
-          id: expect.any(Number),
+          id: expect.stringMatching(/^\d+$/),
           table: 'issue',
           action: 'delete',
           deleted: { ...row, title: 'second', views: null },
         },
       ]);
-      expect(events.map((e) => e.id)).toEqual([...events.map((e) => e.id)].sort((a, b) => a - b));
+      expect(events.map((e) => e.id)).toEqual(
+        [...events.map((e) => e.id)].sort((a, b) => Number(a) - Number(b)),
+      );
     });
 
     it('an unnamed stream starts at now: earlier changes are not delivered', async () => {
@@ -164,7 +166,9 @@ for (const adapter of ADAPTERS) {
       const second = await open().stream({ name: 'indexer', table: 'issue' });
       seen.push(await nextEvent(second), await nextEvent(second), await nextEvent(second));
       expect(createdIDs(seen)).toEqual(['a', 'b', 'c', 'd', 'e']);
-      expect(seen.map((e) => e.id)).toEqual([...seen.map((e) => e.id)].sort((a, b) => a - b));
+      expect(seen.map((e) => e.id)).toEqual(
+        [...seen.map((e) => e.id)].sort((a, b) => Number(a) - Number(b)),
+      );
       expect(await staysQuiet(second)).toBe(true);
     });
 
@@ -194,15 +198,10 @@ for (const adapter of ADAPTERS) {
           holding = resolve;
         });
         const stream = await open().stream({ name: 'late', table: 'issue' });
-        // A transaction that takes a changelog id first and commits last.
-        const row = { id: 'late', title: 'late', ownerID: 'x', open: true };
+        // A transaction outside the engine that takes a changelog id first and commits last.
         const late = fx.db.transaction(
           async (tx) => {
-            await tx.query(
-              `INSERT INTO reprise.changes ("table", "action", "key", "after")
-               VALUES ('issue', 'create', $1::text::jsonb, $2::text::jsonb)`,
-              [JSON.stringify(encodeRich({ id: 'late' })), JSON.stringify(encodeRich(row))],
-            );
+            await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('late', 'late', 'x')`);
             holding();
             await gate;
           },
@@ -219,7 +218,7 @@ for (const adapter of ADAPTERS) {
         const resumed = await open().stream({ name: 'late', table: 'issue' });
         const events = [await nextEvent(resumed), await nextEvent(resumed)];
         expect(createdIDs(events)).toEqual(['b', 'late']);
-        expect(events[1]!.id).toBeLessThan(a.id);
+        expect(Number(events[1]!.id)).toBeLessThan(Number(a.id));
         expect(await staysQuiet(resumed)).toBe(true);
       },
     );

@@ -1,5 +1,5 @@
 import { migrate } from '@reprise/server';
-import { createMutatorDefiner, decodeRich, defineMutators } from '@reprise/shared';
+import { createMutatorDefiner, defineMutators } from '@reprise/shared';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import type { schema, TestContext } from './fixtures/app';
@@ -108,15 +108,16 @@ for (const adapter of ADAPTERS) {
         `SELECT "action", "key"::text AS "key", "before"::text AS "before", "after"::text AS "after"
          FROM reprise.changes ORDER BY "id"`,
       );
-      const decode = (text: string | null) => (text === null ? null : decodeRich(JSON.parse(text)));
+      const decode = (text: string | null) => (text === null ? null : JSON.parse(text));
       const changes = stored.map((row) => ({
         action: row.action,
         key: decode(row.key),
         before: decode(row.before),
         after: decode(row.after),
       }));
-      // toMatchObject: pg-mem's jsonb leaves out keys whose value is null.
-      const row = { id: 'a', ownerID: 'o', open: true, views: 5n };
+      // toMatchObject: pg-mem's jsonb leaves out keys whose value is null. int8 is stored
+      // as its text, exact beyond 2^53.
+      const row = { id: 'a', ownerID: 'o', open: true, views: '5' };
       expect(changes).toMatchObject([
         { action: 'create', key: { id: 'a' }, before: null, after: { ...row, title: 'A' } },
         {
@@ -149,7 +150,7 @@ for (const adapter of ADAPTERS) {
       const again = await migrate(fx.db);
       expect(again.applied).toEqual([]);
       const other = await migrate(fx.db, { schema: 'reprise_other' });
-      expect(other.applied).toEqual([1, 2]);
+      expect(other.applied).toEqual([1, 2, 3]);
       expect((await migrate(fx.db, { schema: 'reprise_other' })).applied).toEqual([]);
     });
   });

@@ -102,7 +102,7 @@ for (const adapter of ADAPTERS.filter((a) => a.concurrent)) {
 
         // A cursor of ids would have stopped at T2's id, past T1's: T1 would be lost.
         const ids = await fx.query<{ row: string; id: string | number }>(
-          `SELECT "key"->'json'->>'id' AS "row", "id" FROM reprise.changes ORDER BY "id"`,
+          `SELECT "key"->>'id' AS "row", "id" FROM reprise.changes ORDER BY "id"`,
         );
         expect(ids.map((r) => r.row)).toEqual(['early', 'late']);
         const [early, late] = ids.map((r) => Number(r.id));

@@ -13,10 +13,10 @@ import { mutators } from './shared/mutators';
 import { APP_DDL, schema } from './shared/schema';
 import { serveStatic } from './static-files';
 
-/** Creates the app's tables and the engine's, idempotently. */
+/** Creates the app's tables and the engine's, and captures the app's writes; idempotent. */
 export async function prepareDatabase(db: Database<any>) {
   for (const statement of APP_DDL) await db.query(statement);
-  await migrate(db);
+  await migrate(db, { capture: schema });
 }
 
 /**
@@ -58,7 +58,7 @@ const unauthorized = () =>
 export function createApp(options: AppOptions): App {
   const { db } = options;
   const assetsDir = options.assetsDir ?? DEFAULT_ASSETS;
-  const pokes = createPokeHub({ db });
+  const pokes = createPokeHub({ db, schema, visibility });
 
   async function route(request: Request): Promise<Response> {
     const { pathname } = new URL(request.url);
@@ -85,7 +85,6 @@ export function createApp(options: AppOptions): App {
         request,
         userID,
         context: { userID },
-        visibility,
       });
     }
     if (pathname === '/pull' && method === 'POST') {

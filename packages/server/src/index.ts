@@ -1,3 +1,5 @@
+export { CaptureMissingError } from './changes/capture';
+export { ENGINE_SCHEMA_VERSION, type MigrateOptions, migrate } from './changes/migrate';
 export { type PruneOptions, pruneChanges } from './changes/prune-changes';
 export {
   defineVisibility,
@@ -15,7 +17,6 @@ export {
 } from './db/database';
 export { DEFAULT_ENGINE_SCHEMA } from './db/engine-tables';
 export { consoleLogger, type Logger, silentLogger } from './db/logger';
-export { ENGINE_SCHEMA_VERSION, migrate } from './db/migrate';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './db/retry';
 export {
   createPokeHub,

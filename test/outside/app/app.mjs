@@ -27,10 +27,10 @@ const visibility = defineVisibility(schema, { note: 'ownerID' });
 
 const pglite = new PGlite();
 const db = createPGliteDatabase(pglite);
-await migrate(db);
 await pglite.exec(
   'CREATE TABLE note (id text PRIMARY KEY, body text NOT NULL, owner_id text NOT NULL)',
 );
+await migrate(db, { capture: schema });
 
 const post = (path, body) =>
   new Request(`http://app.test${path}`, {
@@ -43,7 +43,6 @@ const pushed = await handleMutateRequest({
   db,
   schema,
   mutators,
-  visibility,
   userID: 'ana',
   context: { userID: 'ana' },
   request: post('/mutate', {
@@ -87,5 +86,21 @@ assert.deepEqual(
   [{ id: 'n1', body: 'from a plain Node app', ownerID: 'ana' }],
 );
 
+// A write outside the engine (a script, psql) is captured too: the next pull has it.
+await pglite.exec(
+  `INSERT INTO note VALUES ('n2', 'by a script', 'ana'), ('n3', 'not yours', 'bob')`,
+);
+const next = await handlePullRequest({
+  db,
+  schema,
+  visibility,
+  userID: 'ana',
+  scopes: ['ana'],
+  request: post('/pull', { clientGroupID: 'g1', cookie: pull.cookie }),
+});
+assert.deepEqual((await next.json()).patch, [
+  { op: 'put', tableName: 'note', value: { id: 'n2', body: 'by a script', ownerID: 'ana' } },
+]);
+
 await pglite.close();
-console.log('app.mjs: pushed note.add through handleMutateRequest and pulled it back');
+console.log('app.mjs: pushed note.add, pulled it back, and pulled a raw write incrementally');

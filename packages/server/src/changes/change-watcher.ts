@@ -8,8 +8,8 @@ import { type ChangeCursor, changeChannel, currentCursor } from './changelog';
 // own. It LISTENs where the database has notifications, and otherwise polls for anything
 // committed since its last look.
 
-/** What committed: changes in these scopes, or anything at all. */
-export type ChangeNotice = { readonly all: true } | { readonly scopes: readonly string[] };
+/** What committed: changes to these tables (schema names), or anything at all. */
+export type ChangeNotice = { readonly all: true } | { readonly tables: readonly string[] };
 
 export interface ChangeWatcher {
   /** Counts notices; a reader notes it before reading, then waits for it to move. */
@@ -31,21 +31,9 @@ export interface ChangeWatcherOptions {
 
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
 
-/** Reads a `NOTIFY` payload from `writeChanges`; anything unexpected means "everything". */
+/** Reads a capture trigger's `NOTIFY` payload, the table's name; empty means "anything". */
 export function parseNotice(payload: string): ChangeNotice {
-  try {
-    const value = JSON.parse(payload) as { all?: unknown; scopes?: unknown };
-    if (
-      value.all !== true &&
-      Array.isArray(value.scopes) &&
-      value.scopes.every((scope) => typeof scope === 'string')
-    ) {
-      return { scopes: value.scopes };
-    }
-  } catch {
-    // Not JSON: fall through to waking everyone.
-  }
-  return { all: true };
+  return payload === '' ? { all: true } : { tables: [payload] };
 }
 
 /** True when changes committed after `since` are visible to `tx`. */

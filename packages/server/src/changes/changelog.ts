@@ -1,13 +1,17 @@
 // changes/: the changelog and who may see it (visibility), the watcher that hears each
 // commit once per process (LISTEN, or polling), and pruning of old history.
 
-import { decodeRich, encodeRich } from '@reprise/shared';
+import type { AnySchema, ColumnInfo } from '@reprise/shared';
 import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
-import { scopesOf, type Visibility } from './visibility';
+import { decodeStoredRow, encodeStoredRow, keyColumns } from './row-json';
 
-// The changelog: every write through tx.mutate leaves one row here, in the same
-// transaction. Pull, pokes and change streams all read it.
+// The changelog: every committed write to a captured table leaves one row here, in the
+// same transaction: the capture triggers write it (capture.ts), or on pg-mem, which has
+// no triggers, the engine does for each `tx.mutate` write. Pull, pokes and change streams
+// all read it, in commit order: each writing transaction takes a sequence number as it
+// commits (migrate.ts, step 3), so a transaction that started early and committed late
+// comes after everything that committed before it.
 //
 // Positions are Postgres snapshots, not ids: ids are handed out before commit, so a
 // transaction holding a lower id can commit after a higher one was read. A reader keeps the
@@ -18,7 +22,7 @@ import { scopesOf, type Visibility } from './visibility';
 export type ChangeAction = 'create' | 'update' | 'delete';
 type Row = Record<string, unknown>;
 
-/** A write as `tx.mutate` saw it, before it is stored. */
+/** A write as `tx.mutate` saw it, before it is stored (pg-mem). */
 export interface RecordedChange {
   readonly table: string;
   readonly action: ChangeAction;
@@ -37,9 +41,6 @@ export interface ChangeOrigin {
 /** A stored change, as readers get it. */
 export interface Change extends RecordedChange {
   readonly id: number;
-  /** Scopes of the row before and after; `undefined` when the table is not synced. */
-  readonly scopesBefore?: string[];
-  readonly scopesAfter?: string[];
   readonly clientGroupID: string | null;
   readonly clientID: string | null;
   readonly mutationID: number | null;
@@ -56,32 +57,28 @@ export function changeChannel(tables: EngineTables): string {
 }
 
 /**
- * Stores a transaction's changes with their scopes, in one statement, and announces them
- * with `NOTIFY` (delivered only if the transaction commits). Call it after the
- * transaction's other writes: where the adapter can, the statement travels with COMMIT.
+ * Stores a transaction's changes where the database has no triggers (pg-mem), in the form
+ * the capture triggers store them elsewhere (row-json.ts). Call it after the transaction's
+ * other writes.
  */
 export async function writeChanges(
   tx: DatabaseTransaction,
-  db: Database,
+  schema: AnySchema,
   tables: EngineTables,
-  visibility: Visibility | undefined,
   changes: readonly (RecordedChange & { readonly origin: ChangeOrigin })[],
 ): Promise<void> {
   if (changes.length === 0) return;
   const params: unknown[] = [];
-  const scopes = new Set<string>();
   const rows = changes.map((change) => {
-    const before = scopesOf(visibility, change.table, change.before);
-    const after = scopesOf(visibility, change.table, change.after);
-    for (const scope of [...(before ?? []), ...(after ?? [])]) scopes.add(scope);
+    const info = schema.tableInfo.get(change.table)!;
+    const stored = (row: Row | undefined, columns: Iterable<ColumnInfo>) =>
+      row ? JSON.stringify(encodeStoredRow(columns, row)) : null;
     const values = [
       change.table,
       change.action,
-      JSON.stringify(encodeRich(change.key)),
-      change.before ? JSON.stringify(encodeRich(change.before)) : null,
-      change.after ? JSON.stringify(encodeRich(change.after)) : null,
-      before ? JSON.stringify(before) : null,
-      after ? JSON.stringify(after) : null,
+      stored(change.key, keyColumns(info)),
+      stored(change.before, info.columns.values()),
+      stored(change.after, info.columns.values()),
       change.origin.clientGroupID,
       change.origin.clientID,
       change.origin.mutationID,
@@ -89,28 +86,14 @@ export async function writeChanges(
     const start = params.length;
     params.push(...values);
     const p = (i: number) => `$${start + i + 1}`;
-    return `(${p(0)}, ${p(1)}, ${p(2)}::text::jsonb, ${p(3)}::text::jsonb, ${p(4)}::text::jsonb, ${p(5)}::text::jsonb, ${p(6)}::text::jsonb, ${p(7)}, ${p(8)}, ${p(9)})`;
+    return `(${p(0)}, ${p(1)}, ${p(2)}::text::jsonb, ${p(3)}::text::jsonb, ${p(4)}::text::jsonb, ${p(5)}, ${p(6)}, ${p(7)})`;
   });
-  const insert = `INSERT INTO ${tables.changes} ("table", "action", "key", "before", "after",
-       "scopesBefore", "scopesAfter", "clientGroupID", "clientID", "mutationID")
-     VALUES ${rows.join(', ')}`;
-  if (db.capabilities.partialSQL) {
-    await tx.query(insert, params);
-    return;
-  }
-  // Listeners poke the clients whose scopes these are; a huge list just pokes everyone.
-  // The NOTIFY rides in the same statement, saving a round trip per push. Its payload limit
-  // (8000) is in bytes, and a non-ASCII scope takes up to 4 per character.
-  const list = [...scopes];
-  const payload = JSON.stringify(
-    Buffer.byteLength(JSON.stringify(list)) > 7000 ? { all: true } : { scopes: list },
+  await tx.query(
+    `INSERT INTO ${tables.changes} ("table", "action", "key", "before", "after",
+       "clientGroupID", "clientID", "mutationID")
+     VALUES ${rows.join(', ')}`,
+    params,
   );
-  params.push(changeChannel(tables), payload);
-  const statement = `WITH "inserted" AS (${insert} RETURNING 1)
-     SELECT pg_notify($${params.length - 1}, $${params.length}) FROM (SELECT count(*) FROM "inserted") AS "n"`;
-  // Nothing reads its result, so where the driver can, it goes out with the COMMIT.
-  if (tx.queryAtCommit) tx.queryAtCommit(statement, params);
-  else await tx.query(statement, params);
 }
 
 /** The reader's position now: call it in the transaction that reads. */
@@ -146,62 +129,69 @@ interface ChangeRecord {
   key: unknown;
   before: unknown;
   after: unknown;
-  scopesBefore: unknown;
-  scopesAfter: unknown;
   clientGroupID: string | null;
   clientID: string | null;
   mutationID: number | string | null;
 }
 
-const parse = (value: unknown) => (typeof value === 'string' ? JSON.parse(value) : value);
-
-function toChange(record: ChangeRecord): Change {
-  const optional = (name: 'before' | 'after' | 'scopesBefore' | 'scopesAfter', decode: boolean) => {
-    const value = parse(record[name]);
-    if (value === null || value === undefined) return {};
-    return { [name]: decode ? decodeRich(value) : value };
-  };
+function toChange(schema: AnySchema | undefined, record: ChangeRecord): Change {
+  const table = schema?.tableInfo.get(record.table);
+  const row = (name: 'before' | 'after') =>
+    record[name] === null || record[name] === undefined
+      ? {}
+      : { [name]: decodeStoredRow(table, record[name]) };
   return {
     id: Number(record.id),
     table: record.table,
     action: record.action,
-    key: decodeRich(parse(record.key)) as Row,
-    ...optional('before', true),
-    ...optional('after', true),
-    ...optional('scopesBefore', false),
-    ...optional('scopesAfter', false),
+    key: decodeStoredRow(table, record.key),
+    ...row('before'),
+    ...row('after'),
     clientGroupID: record.clientGroupID,
     clientID: record.clientID,
     mutationID: record.mutationID === null ? null : Number(record.mutationID),
-  } as Change;
+  };
 }
 
+const COLUMNS = `c."id", c."table", c."action", c."key", c."before", c."after",
+  c."clientGroupID", c."clientID", c."mutationID"`;
+
 /**
- * The changes that committed after `since` and are visible to `tx`, in id order (which
- * orders each row's changes as they committed). Read them in the transaction whose
- * `currentCursor` becomes the next position, at repeatable read or stricter.
+ * The changes that committed after `since` and, with `until`, no later than that snapshot,
+ * as `tx` sees them: in commit order, and in write order within a transaction. Read them
+ * in the transaction whose `currentCursor` becomes the next position, at repeatable read
+ * or stricter. `schema` decodes rows of the tables it knows; others come as stored.
  */
 export async function readChanges(
   tx: DatabaseTransaction,
   tables: EngineTables,
   since: ChangeCursor,
+  schema: AnySchema | undefined,
+  until?: ChangeCursor,
 ): Promise<Change[]> {
-  const columns = `"id", "table", "action", "key", "before", "after", "scopesBefore",
-    "scopesAfter", "clientGroupID", "clientID", "mutationID"`;
-  const records =
-    since.kind === 'id'
-      ? await tx.query<ChangeRecord>(
-          `SELECT ${columns} FROM ${tables.changes} WHERE "id" > $1 ORDER BY "id"`,
-          [since.id],
-        )
-      : await tx.query<ChangeRecord>(
-          `SELECT ${columns} FROM ${tables.changes}
-           WHERE "txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
-             AND NOT pg_visible_in_snapshot("txid", $1::text::pg_snapshot)
-           ORDER BY "id"`,
-          [since.snapshot],
-        );
-  return records.map(toChange);
+  let records: ChangeRecord[];
+  if (since.kind === 'id') {
+    const upTo = until?.kind === 'id' ? until.id : undefined;
+    records = await tx.query<ChangeRecord>(
+      `SELECT ${COLUMNS} FROM ${tables.changes} AS c WHERE c."id" > $1${
+        upTo === undefined ? '' : ' AND c."id" <= $2'
+      } ORDER BY c."id"`,
+      upTo === undefined ? [since.id] : [since.id, upTo],
+    );
+  } else {
+    const bounded = until?.kind === 'snapshot';
+    records = await tx.query<ChangeRecord>(
+      `SELECT ${COLUMNS} FROM ${tables.changes} AS c
+       LEFT JOIN ${tables.commits} AS k ON k."txid" = c."txid"
+       WHERE c."txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
+         AND NOT pg_visible_in_snapshot(c."txid", $1::text::pg_snapshot)${
+           bounded ? ' AND pg_visible_in_snapshot(c."txid", $2::text::pg_snapshot)' : ''
+         }
+       ORDER BY k."seq", c."id"`,
+      bounded ? [since.snapshot, until.snapshot] : [since.snapshot],
+    );
+  }
+  return records.map((record) => toChange(schema, record));
 }
 
 /**
@@ -281,6 +271,12 @@ export async function pruneChanges(
           `UPDATE ${tables.changelogState} SET "prunedThroughID" = greatest("prunedThroughID", $1),
              "prunedBeforeXid" = greatest(coalesce("prunedBeforeXid", '0'::xid8), ($2::text)::xid8)`,
           [maxID, String(maxXid + 1n)],
+        );
+        // A commit's number goes with the last of its changes.
+        await tx.query(
+          `DELETE FROM ${tables.commits} AS k WHERE k."txid" <= $1::text::xid8
+             AND NOT EXISTS (SELECT 1 FROM ${tables.changes} AS c WHERE c."txid" = k."txid")`,
+          [String(maxXid)],
         );
       }
       return { deleted: deleted.length, deletedResults };

@@ -16,6 +16,10 @@ export interface EngineTables {
   readonly changes: string;
   readonly changelogState: string;
   readonly streams: string;
+  /** Each transaction that wrote changes, with its commit sequence number. */
+  readonly commits: string;
+  /** The function a deferred trigger calls to number a transaction as it commits. */
+  readonly stampCommit: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -36,6 +40,8 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       changes: q('changes'),
       changelogState: q('changelogState'),
       streams: q('streams'),
+      commits: q('commits'),
+      stampCommit: q('stamp_commit'),
     };
     cache.set(schema, tables);
   }

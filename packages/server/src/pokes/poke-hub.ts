@@ -1,14 +1,17 @@
-// pokes/: the poke hub, one per process.
+// pokes/: the poke hub, one per process, and the reader that works out which scopes a
+// commit touched.
 
+import type { AnySchema } from '@reprise/shared';
 import {
   type ChangeNotice,
   type ChangeWatcher,
   createChangeWatcher,
 } from '../changes/change-watcher';
-import { PUBLIC_SCOPE } from '../changes/visibility';
+import { PUBLIC_SCOPE, type Visibility } from '../changes/visibility';
 import type { Database } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
+import { createScopeReader, type ScopeReader, type TouchedScopes } from './poke-scopes';
 
 // Pokes tell a client "pull now": a Server-Sent Events stream that says `poke` whenever a
 // committed change touches one of its scopes. The hub hears commits once per process (see
@@ -16,6 +19,13 @@ import { consoleLogger, type Logger } from '../db/logger';
 
 export interface PokeHubOptions {
   readonly db: Database<any>;
+  /**
+   * The app's schema and visibility rules, as for pull: each commit then pokes only the
+   * connections whose scopes its rows are (or were) in. Without them every commit pokes
+   * every connection, which is safe (a poke carries no data) but makes everyone pull.
+   */
+  readonly schema?: AnySchema;
+  readonly visibility?: Visibility<any>;
   /** Where the engine's own tables live (default `reprise`). */
   readonly engineSchema?: string;
   /** How often to look for commits where the database has no `LISTEN` (default 1000 ms). */
@@ -69,8 +79,10 @@ function wake(connection: Connection) {
   resolve?.();
 }
 
-function concerns(notice: ChangeNotice, connection: Connection): boolean {
-  return 'all' in notice || notice.scopes.some((scope) => connection.scopes.has(scope));
+function concerns(touched: TouchedScopes, connection: Connection): boolean {
+  if ('all' in touched) return true;
+  for (const scope of connection.scopes) if (touched.scopes.has(scope)) return true;
+  return false;
 }
 
 /**
@@ -91,25 +103,39 @@ export function createPokeHub(options: PokeHubOptions): PokeHub {
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let watcher: ChangeWatcher | undefined;
 
-  const onNotice = (notice: ChangeNotice) => {
+  const tables = engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA);
+  const { schema, visibility } = options;
+  const reader: ScopeReader | undefined =
+    schema && visibility
+      ? createScopeReader({ db: options.db, tables, schema, visibility, logger })
+      : undefined;
+
+  const poke = (touched: TouchedScopes) => {
     for (const connection of connections) {
-      if (!concerns(notice, connection)) continue;
+      if (!concerns(touched, connection)) continue;
       connection.poke = true;
       wake(connection);
     }
+  };
+  const onNotice = (notice: ChangeNotice) => {
+    if (!reader) return poke({ all: true });
+    const synced = (table: string) => (visibility as Record<string, unknown>)[table] !== undefined;
+    if ('tables' in notice && !notice.tables.some(synced)) return;
+    void reader.read().then(poke);
   };
 
   const ensureWatcher = () => {
     if (!watcher) {
       watcher = createChangeWatcher({
         db: options.db,
-        tables: engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA),
+        tables,
         logger,
         ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
       });
       watcher.subscribe(onNotice);
     }
-    return watcher.start();
+    // Listening first, then the position: a commit in between is read, not missed.
+    return watcher.start().then(() => reader?.start());
   };
 
   const add = (connection: Connection) => {

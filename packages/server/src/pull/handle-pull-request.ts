@@ -12,6 +12,7 @@ import {
   pullRequestSchema,
   toPlainJSON,
 } from '@reprise/shared';
+import { CaptureMissingError, ensureCaptured } from '../changes/capture';
 import type { Visibility } from '../changes/visibility';
 import {
   type Database,
@@ -115,6 +116,8 @@ export async function processPullRequest(
   };
   let outcome: PullOutcome;
   try {
+    const synced = Object.keys(options.visibility as Visibility);
+    await ensureCaptured(options.db, tables, options.schema, synced);
     outcome = await withRetries({ ...DEFAULT_RETRY_POLICY, ...options.retry }, () =>
       options.db.transaction((tx) => processPull(tx, pull.clientGroupID, cookie, config), {
         // The cookie's snapshot must be the one every read of the pull sees.
@@ -122,6 +125,11 @@ export async function processPullRequest(
       }),
     );
   } catch (error) {
+    if (error instanceof CaptureMissingError) {
+      // A setup mistake, said plainly: incremental pulls would silently miss writes.
+      logger.error({ event: 'pull.capture', error });
+      return failed(500, 'internal', error.message);
+    }
     if (error instanceof DatabaseError || isTransientError(error)) {
       logger.warn({ event: 'pull.database', clientGroupID: pull.clientGroupID, error });
       // The driver's message only: a DatabaseError's own message carries the SQL, which

@@ -19,18 +19,14 @@ function change(fields: Partial<Change> & Pick<Change, 'action'>): Change {
 }
 
 const row = (ownerID: string, title = 't') => ({ id: 'i1', ownerID, title });
-const created = (owner: string) =>
-  change({ action: 'create', after: row(owner), scopesAfter: [owner] });
+const created = (owner: string) => change({ action: 'create', after: row(owner) });
 const moved = (from: string, to: string) =>
   change({
     action: 'update',
     before: row(from),
     after: row(to),
-    scopesBefore: [from],
-    scopesAfter: [to],
   });
-const deleted = (owner: string) =>
-  change({ action: 'delete', before: row(owner), scopesBefore: [owner] });
+const deleted = (owner: string) => change({ action: 'delete', before: row(owner) });
 
 const patch = (changes: Change[], granted: string[]) =>
   patchFromChanges(changes, visibility, new Set(granted));
@@ -41,8 +37,6 @@ describe('patchFromChanges', () => {
       action: 'update',
       before: row('a'),
       after: row('a', 'new'),
-      scopesBefore: ['a'],
-      scopesAfter: ['a'],
     });
     expect(patch([created('a'), renamed], ['a'])).toEqual([
       { op: 'put', tableName: 'issue', value: row('a', 'new') },
@@ -77,9 +71,12 @@ describe('patchFromChanges', () => {
     ]);
   });
 
-  it("applies the pull's rules to a change stored without scopes", () => {
-    const unscoped = change({ action: 'create', after: row('a') });
-    expect(patch([unscoped], ['a'])).toEqual([{ op: 'put', tableName: 'issue', value: row('a') }]);
-    expect(patch([unscoped], ['b'])).toEqual([]);
+  it("works out scopes by the puller's rules, a function's too", () => {
+    const rule: Visibility = { issue: (r: Record<string, unknown>) => `team:${r.ownerID}` };
+    const changes = [created('a')];
+    expect(patchFromChanges(changes, rule, new Set(['team:a']))).toEqual([
+      { op: 'put', tableName: 'issue', value: row('a') },
+    ]);
+    expect(patchFromChanges(changes, rule, new Set(['a']))).toEqual([]);
   });
 });

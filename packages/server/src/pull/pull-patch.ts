@@ -10,7 +10,7 @@ import { canSee, scopesOf, type Visibility } from '../changes/visibility';
  * `visibility` are never sent. `changes` must be in id order.
  *
  * @example
- * const patch = patchFromChanges(await readChanges(tx, tables, since), visibility, new Set(['u1']));
+ * const patch = patchFromChanges(await readChanges(tx, tables, since, schema), visibility, new Set(['u1']));
  */
 export function patchFromChanges(
   changes: readonly Change[],
@@ -40,12 +40,12 @@ export function patchFromChanges(
   return patch;
 }
 
-// A change written by a push that was not given the visibility rules has no stored scopes;
-// the pull's rules then decide, so such rows are not silently never synced.
+// Scopes are worked out as the change is read, by the puller's rules: captured rows come
+// from any writer, and rules may be functions the database cannot run.
 function scopesBefore(change: Change, visibility: Visibility) {
-  return change.scopesBefore ?? scopesOf(visibility, change.table, change.before);
+  return scopesOf(visibility, change.table, change.before);
 }
 
 function scopesAfter(change: Change, visibility: Visibility) {
-  return change.scopesAfter ?? scopesOf(visibility, change.table, change.after);
+  return scopesOf(visibility, change.table, change.after);
 }

@@ -67,7 +67,7 @@ export async function processPull(
 
   let patch: PatchOperation[];
   if (since) {
-    const changes = await readChanges(tx, tables, since);
+    const changes = await readChanges(tx, tables, since, config.schema);
     patch = patchFromChanges(changes, config.visibility, config.granted);
   } else {
     const rows = await readVisibleRows(

@@ -18,7 +18,6 @@ import {
   pushRequestSchema,
   toPlainJSON,
 } from '@reprise/shared';
-import type { Visibility } from '../changes/visibility';
 import type { Database, IsolationLevel } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
@@ -51,11 +50,10 @@ export interface MutateOptions {
   readonly retry?: Partial<RetryPolicy>;
   readonly logger?: Logger;
   /**
-   * Who may see each table's rows; stored with every change so pulls and pokes reach only
-   * the users allowed. Use the same object for `handlePullRequest`.
+   * On pg-mem, which has no triggers, record tx.mutate writes in the changelog (default
+   * true; pull needs it). Elsewhere the capture triggers `migrate` installs record every
+   * write, and this has no effect.
    */
-  readonly visibility?: Visibility<any>;
-  /** Record tx.mutate writes in the changelog (default true); pull needs it. */
   readonly changelog?: boolean;
 }
 
@@ -167,7 +165,6 @@ export async function processMutateRequest(
       retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
       logger,
       changelog: options.changelog ?? true,
-      visibility: options.visibility as Visibility | undefined,
     });
   } catch (error) {
     logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });

@@ -11,8 +11,8 @@ import {
   runMutator,
   type ServerTransaction,
 } from '@reprise/shared';
+import { originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
-import type { Visibility } from '../changes/visibility';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
 import {
   type Database,
@@ -41,9 +41,11 @@ export interface PushConfig {
   readonly isolation: IsolationLevel;
   readonly retry: RetryPolicy;
   readonly logger: Logger;
-  /** Record every tx.mutate write in the changelog (the default). */
+  /**
+   * Record every tx.mutate write in the changelog (the default). Only where the database
+   * has no triggers (pg-mem): elsewhere the capture triggers record every write.
+   */
   readonly changelog: boolean;
-  readonly visibility: Visibility | undefined;
 }
 
 /** How a push ended, before it is put on the wire. */
@@ -200,16 +202,24 @@ async function applyChunk(
     } else {
       const mutationHooks: Array<() => void | Promise<void>> = [];
       const mutationChanges: RecordedChange[] = [];
-      const capture: WriteCapture | undefined = config.changelog
-        ? {
-            record: (change) => mutationChanges.push(change),
-            schema: config.schema,
-            partialSQL: config.db.capabilities.partialSQL,
-          }
-        : undefined;
-      const run = (dbTx: DatabaseTransaction) => {
+      const origin = { clientGroupID: push.clientGroupID, clientID: m.clientID, mutationID: m.id };
+      const recordsItself = config.db.capabilities.partialSQL;
+      const capture: WriteCapture | undefined =
+        recordsItself && config.changelog
+          ? {
+              record: (change) => mutationChanges.push(change),
+              schema: config.schema,
+              partialSQL: config.db.capabilities.partialSQL,
+            }
+          : undefined;
+      const run = async (dbTx: DatabaseTransaction) => {
         const mutator = mutatorsByName.get(m.name);
         if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
+        // Inside the savepoint: a mutation that rolls back takes its origin with it.
+        if (!recordsItself) {
+          const { text, params } = originStatement(origin);
+          await dbTx.query(text, params);
+        }
         const serverTx: ServerTransaction = {
           location: 'server',
           reason: 'authoritative',
@@ -236,11 +246,6 @@ async function applyChunk(
         // transaction rolls back and the next one records the failure.
         const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
         hooks.push(...mutationHooks);
-        const origin = {
-          clientGroupID: push.clientGroupID,
-          clientID: m.clientID,
-          mutationID: m.id,
-        };
         for (const change of mutationChanges) changes.push({ ...change, origin });
         result = data === undefined ? {} : { data };
       } catch (error) {
@@ -262,7 +267,7 @@ async function applyChunk(
     responses.push({ id, result });
   }
 
-  await writeChanges(tx, config.db, tables, config.visibility, changes);
+  await writeChanges(tx, config.schema, tables, changes);
 
   // The claim already wrote the LMID for the usual in-order push; only a push that went
   // past its first contiguous run needs another write.

@@ -39,8 +39,13 @@ export type RowFilter<Row = Record<string, unknown>> = string extends keyof Row
 export interface ActionFilters<Row = Record<string, unknown>> {
   /** Creates whose new row matches. `{}` takes every create. */
   readonly create?: RowFilter<Row>;
-  /** Updates whose row *after* the update matches. `{}` takes every update. */
-  readonly update?: RowFilter<Row>;
+  /**
+   * Updates whose row *after* the update matches: Pulse's `{after: {...}}`, or the row
+   * filter itself. `{before: {...}}` tests the row as it was. `{}` takes every update.
+   */
+  readonly update?:
+    | RowFilter<Row>
+    | { readonly after?: RowFilter<Row>; readonly before?: RowFilter<Row> };
   /** Deletes whose removed row matches. `{}` takes every delete. */
   readonly delete?: RowFilter<Row>;
 }
@@ -208,39 +213,68 @@ export function compileChangeFilter(
 ): (change: Change) => boolean {
   const known = columnsFor(schema, options.table);
   const given = ACTIONS.filter((action) => options[action] !== undefined);
-  const actions = new Map<ChangeAction, Test>();
+  const actions = new Map<ChangeAction, (change: Change) => boolean>();
   for (const action of given.length === 0 ? ACTIONS : given) {
-    const filter = (options[action] ?? {}) as Record<string, unknown>;
+    const filter = options[action] ?? {};
     if (!isOperators(filter)) throw new TypeError(`Change filter: "${action}" must be an object`);
-    const tests: Test[] = [];
-    for (const [column, condition] of Object.entries(filter)) {
-      if (condition === undefined) continue;
-      const where = `Change filter "${action}"`;
-      if (known) {
-        const kind = known.kinds.get(column);
-        if (kind === undefined) {
-          const owner = known.info ? `table "${known.info.name}"` : 'any table of the schema';
-          const names = known.info ? `; its columns are ${[...known.kinds.keys()].join(', ')}` : '';
-          throw new TypeError(`${where}: "${column}" is not a column of ${owner}${names}`);
-        }
-        if (kind === 'json') {
-          throw new TypeError(
-            `${where}: "${column}" is a json column; filters take scalar columns`,
-          );
-        }
-      }
-      const kind = known?.kinds.get(column);
-      const test = fieldTest(where, column, kind, condition);
-      // A row of a table without the column never matches a condition on it.
-      tests.push((row) => column in row && test(row));
+    if (action === 'update' && isBeforeAfter(filter, known)) {
+      const after = rowTest(`Change filter "update.after"`, filter.after ?? {}, known);
+      const before = rowTest(`Change filter "update.before"`, filter.before ?? {}, known);
+      actions.set(action, (change) => after(change.after ?? {}) && before(change.before ?? {}));
+    } else {
+      const test = rowTest(`Change filter "${action}"`, filter, known);
+      actions.set(action, (change) =>
+        test((action === 'delete' ? change.before : change.after) ?? {}),
+      );
     }
-    actions.set(action, (row) => tests.every((test) => test(row)));
   }
   return (change) => {
     if (options.table !== undefined && change.table !== options.table) return false;
     const test = actions.get(change.action);
-    if (!test) return false;
-    const row = change.action === 'delete' ? change.before : change.after;
-    return test(row ?? {});
+    return test ? test(change) : false;
   };
+}
+
+/**
+ * Pulse's update filter, `{after: {...}}` (and `{before: {...}}`), rather than conditions
+ * on columns: a key that is not a column of the schema, or whose value names columns,
+ * not operators.
+ */
+function isBeforeAfter(
+  filter: Record<string, unknown>,
+  known: ReturnType<typeof columnsFor>,
+): filter is { after?: Record<string, unknown>; before?: Record<string, unknown> } {
+  const keys = Object.keys(filter).filter((key) => filter[key] !== undefined);
+  if (keys.length === 0 || keys.some((key) => key !== 'after' && key !== 'before')) return false;
+  return keys.every((key) => {
+    const value = filter[key];
+    if (!isOperators(value)) return false;
+    if (known && !known.kinds.has(key)) return true;
+    const names = Object.keys(value);
+    return names.length > 0 && names.some((name) => !OPERATORS.has(name));
+  });
+}
+
+/** One test on a row from conditions on its columns, checked against the schema if known. */
+function rowTest(where: string, filter: unknown, known: ReturnType<typeof columnsFor>): Test {
+  if (!isOperators(filter)) throw new TypeError(`${where} must be an object`);
+  const tests: Test[] = [];
+  for (const [column, condition] of Object.entries(filter)) {
+    if (condition === undefined) continue;
+    if (known) {
+      const kind = known.kinds.get(column);
+      if (kind === undefined) {
+        const owner = known.info ? `table "${known.info.name}"` : 'any table of the schema';
+        const names = known.info ? `; its columns are ${[...known.kinds.keys()].join(', ')}` : '';
+        throw new TypeError(`${where}: "${column}" is not a column of ${owner}${names}`);
+      }
+      if (kind === 'json') {
+        throw new TypeError(`${where}: "${column}" is a json column; filters take scalar columns`);
+      }
+    }
+    const test = fieldTest(where, column, known?.kinds.get(column), condition);
+    // A row of a table without the column never matches a condition on it.
+    tests.push((row) => column in row && test(row));
+  }
+  return (row) => tests.every((test) => test(row));
 }

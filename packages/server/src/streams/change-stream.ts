@@ -3,6 +3,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { AnySchema, RowOf, TableName } from '@reprise/shared';
+import { ensureCaptured } from '../changes/capture';
 import { type ChangeWatcher, createChangeWatcher } from '../changes/change-watcher';
 import { type Change, type ChangeAction, currentCursor } from '../changes/changelog';
 import type { Database } from '../db/database';
@@ -13,12 +14,15 @@ import { type ChangeIterator, type Durable, openChangeIterator } from './stream-
 import { acquireLease } from './stream-lease';
 
 // Change streams for server code, after Prisma Pulse: `stream()` is resumable by name and
-// delivers at least once in changelog order; `subscribe()` is live only. Both read the
-// changelog that pull reads, so they see exactly the writes made through `tx.mutate`.
+// delivers at least once in commit order; `subscribe()` is live only. Both read the
+// changelog that pull reads, so they see every captured write, whoever made it.
 
 interface EventBase<T extends string> {
-  /** The change's id in the changelog: unique, usable as an idempotency key. */
-  readonly id: number;
+  /**
+   * The change's id in the changelog, as a string: unique and the same on every delivery,
+   * so a consumer can use it as an idempotency key.
+   */
+  readonly id: string;
   readonly table: T;
 }
 export interface CreateEvent<Row = Record<string, unknown>, T extends string = string>
@@ -86,7 +90,7 @@ export interface ChangeSubscription<E> extends AsyncIterable<E> {
 }
 
 /**
- * Events in changelog order, at least once. Asking for the next event acknowledges the
+ * Events in commit order, at least once. Asking for the next event acknowledges the
  * previous one; `ack()` acknowledges explicitly. Stopping (or breaking out of a loop) does
  * not acknowledge the last event handed out: a named stream delivers it again.
  */
@@ -141,7 +145,7 @@ const DEFAULT_LEASE_MS = 30_000;
 const OPTION_KEYS = new Set(['table', 'create', 'update', 'delete']);
 
 function toEvent(change: Change): ChangeEvent {
-  const base = { id: change.id, table: change.table };
+  const base = { id: String(change.id), table: change.table };
   switch (change.action) {
     case 'create':
       return { ...base, action: 'create', created: change.after ?? {} };
@@ -219,6 +223,10 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
       }
     }
     const match = compileChangeFilter(schema, filters);
+    if (schema) {
+      const wanted = filters.table === undefined ? schema.tableInfo.keys() : [filters.table];
+      await ensureCaptured(db, tables, schema, wanted);
+    }
     // Listening first: a commit after the starting position then always wakes the reader.
     const started = await startWatcher();
     let durable: Durable | undefined;
@@ -236,6 +244,7 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
     const iterator: ChangeIterator<ChangeEvent> = openChangeIterator({
       db,
       tables,
+      schema,
       watcher: started,
       logger,
       start,

@@ -1,3 +1,4 @@
+import type { AnySchema } from '@reprise/shared';
 import {
   type Change,
   type ChangeCursor,
@@ -14,20 +15,26 @@ import type { EngineTables } from '../db/engine-tables';
 export interface Batch {
   readonly from: ChangeCursor;
   readonly until: ChangeCursor;
-  /** In id order. */
+  /** In commit order. */
   readonly changes: readonly Change[];
   /** The changes `from` needs were pruned: the batch is empty and cannot be trusted. */
   readonly expired: boolean;
 }
 
 /** The changes committed after `from`, read at one snapshot, which becomes `until`. */
-export function readBatch(db: Database, tables: EngineTables, from: ChangeCursor): Promise<Batch> {
+export function readBatch(
+  db: Database,
+  tables: EngineTables,
+  from: ChangeCursor,
+  schema: AnySchema | undefined,
+): Promise<Batch> {
   return db.transaction(
     async (tx) => {
       // First statement: it fixes the snapshot that the reads below see.
       const until = await currentCursor(tx, db, tables);
       if (await isExpired(tx, tables, from)) return { from, until, changes: [], expired: true };
-      return { from, until, changes: await readChanges(tx, tables, from), expired: false };
+      const changes = await readChanges(tx, tables, from, schema);
+      return { from, until, changes, expired: false };
     },
     { isolation: 'repeatable read' },
   );
@@ -35,8 +42,9 @@ export function readBatch(db: Database, tables: EngineTables, from: ChangeCursor
 
 /**
  * The part of an earlier batch (`from` to `until`) after change `afterID`: where a stream
- * resumes when it stopped halfway through one. Those changes are fixed for good, as
- * visibility in a snapshot never changes, so exactly the unacknowledged rest comes back.
+ * resumes when it stopped halfway through one. Those changes and their order are fixed for
+ * good (visibility in a snapshot never changes, nor does a commit's number), so exactly
+ * the unacknowledged rest comes back.
  */
 export function readBatchRest(
   db: Database,
@@ -44,21 +52,14 @@ export function readBatchRest(
   from: ChangeCursor & { kind: 'snapshot' },
   until: ChangeCursor & { kind: 'snapshot' },
   afterID: number,
+  schema: AnySchema | undefined,
 ): Promise<Batch> {
   return db.transaction(
     async (tx) => {
       if (await isExpired(tx, tables, from)) return { from, until, changes: [], expired: true };
-      const since = await readChanges(tx, tables, from);
-      const inBatch = await tx.query<{ id: number | string }>(
-        `SELECT "id" FROM ${tables.changes}
-         WHERE "id" > $3
-           AND "txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
-           AND NOT pg_visible_in_snapshot("txid", $1::text::pg_snapshot)
-           AND pg_visible_in_snapshot("txid", $2::text::pg_snapshot)`,
-        [from.snapshot, until.snapshot, afterID],
-      );
-      const ids = new Set(inBatch.map((row) => Number(row.id)));
-      return { from, until, changes: since.filter((c) => ids.has(c.id)), expired: false };
+      const batch = await readChanges(tx, tables, from, schema, until);
+      const done = batch.findIndex((change) => change.id === afterID);
+      return { from, until, changes: batch.slice(done + 1), expired: false };
     },
     { isolation: 'repeatable read' },
   );

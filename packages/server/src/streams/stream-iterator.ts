@@ -1,3 +1,4 @@
+import type { AnySchema } from '@reprise/shared';
 import type { ChangeWatcher } from '../changes/change-watcher';
 import type { Change } from '../changes/changelog';
 import { type Database, isTransientError } from '../db/database';
@@ -23,6 +24,8 @@ export interface Durable {
 export interface IteratorConfig<E> {
   readonly db: Database;
   readonly tables: EngineTables;
+  /** Decodes the rows of the tables it knows. */
+  readonly schema: AnySchema | undefined;
   readonly watcher: ChangeWatcher;
   readonly logger: Logger;
   readonly start: StreamPosition;
@@ -108,9 +111,9 @@ export function openChangeIterator<E>(config: IteratorConfig<E>): ChangeIterator
   const read = async (): Promise<Batch> => {
     const { cursor, batch: half } = acked;
     if (half && cursor.kind === 'snapshot' && half.until.kind === 'snapshot') {
-      return readBatchRest(db, tables, cursor, half.until, half.afterID);
+      return readBatchRest(db, tables, cursor, half.until, half.afterID, config.schema);
     }
-    return readBatch(db, tables, cursor);
+    return readBatch(db, tables, cursor, config.schema);
   };
 
   /** Waits for a commit after `generation`, a stop, or a failure. */

@@ -9,7 +9,7 @@ import type { EngineTables } from '../db/engine-tables';
 /**
  * How far a named stream has been acknowledged. A batch is every change committed after
  * `cursor` and visible at `batch.until`; while one is half done, `afterID` says which of its
- * changes (in id order) are acknowledged.
+ * changes (in commit order) are acknowledged.
  */
 export interface StreamPosition {
   readonly cursor: ChangeCursor;

@@ -13,8 +13,8 @@ import {
   type PushRequest,
   pushResponseSchema,
 } from '@reprise/shared';
+import { migrate } from '../changes/migrate';
 import { silentLogger } from '../db/logger';
-import { migrate } from '../db/migrate';
 import { processMutateRequest } from '../push/handle-mutate-request';
 import { runQuery } from '../query/run-query';
 import { openTestEngine } from './testing-engine';
@@ -58,6 +58,8 @@ export async function createTestDatabase<S extends AnySchema, M extends AnyMutat
     async run(db, exec) {
       await migrate(db);
       for (const text of ddl) await exec(text);
+      // The app's tables exist now: capture their writes, as a production database would.
+      if (ddl.length > 0) await migrate(db, { capture: options.schema });
     },
   });
   const { db } = engine;

@@ -11,12 +11,14 @@ import postgres from 'postgres';
 import { mutators, schema } from './schema.js';
 
 const db = createPostgresJsDatabase(postgres(process.env.DATABASE_URL!));
-await migrate(db); // the engine's own tables, in schema "reprise"; idempotent
+// After the app's own migrations: the engine's tables (schema "reprise"), and a trigger on
+// each of the schema's tables that captures every write, whoever makes it. Idempotent.
+await migrate(db, { capture: schema });
 const visibility = defineVisibility(schema, {
   issue: 'ownerID', // a column holding the scope
   comment: (row) => `issue:${row.issueID}`, // or a function of the row
 }); // tables left out are never synced; `() => PUBLIC_SCOPE` means everyone
-const pokes = createPokeHub({ db });
+const pokes = createPokeHub({ db, schema, visibility }); // pokes only those a commit concerns
 
 /** One Web handler for the three routes; `userID` comes from your auth. */
 export async function sync(request: Request, userID: string): Promise<Response> {
@@ -27,7 +29,6 @@ export async function sync(request: Request, userID: string): Promise<Response> 
       db,
       schema,
       mutators,
-      visibility,
       request,
       userID,
       context: { userID },

@@ -1,5 +1,7 @@
-import { type Database, quoteIdent } from './database';
-import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from './engine-tables';
+import type { AnySchema } from '@reprise/shared';
+import { type Database, quoteIdent } from '../db/database';
+import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from '../db/engine-tables';
+import { installCapture } from './capture';
 
 /** One step of the engine's schema history. Steps are append-only. */
 interface MigrationStep {
@@ -78,23 +80,75 @@ const STEPS: readonly MigrationStep[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    // Capture moves into the database (changes/capture.ts) and rows are stored in one JSON
+    // form (changes/row-json.ts). Changes in the old form are dropped as if pruned, so a
+    // cookie or stream position from before gets a reset, never a misread row. Each
+    // transaction that writes changes takes a commit sequence number as it commits
+    // (a deferred trigger), and readers order by it: commit order, not id order.
+    statements: (t, db) =>
+      db.capabilities.partialSQL
+        ? [
+            `UPDATE ${t.changelogState} SET "prunedThroughID" = (SELECT coalesce(max("id"), 0) FROM ${t.changes})`,
+            `DELETE FROM ${t.changes}`,
+          ]
+        : [
+            // As pruning does: a position that could still need a dropped change expires.
+            `UPDATE ${t.changelogState} AS s SET
+               "prunedThroughID" = greatest(s."prunedThroughID", d."id"),
+               "prunedBeforeXid" = greatest(coalesce(s."prunedBeforeXid", '0'::xid8), d."next")
+             FROM (SELECT max("id") AS "id", (max("txid"::text::numeric) + 1)::text::xid8 AS "next"
+                   FROM ${t.changes}) AS d
+             WHERE d."id" IS NOT NULL`,
+            `DELETE FROM ${t.changes}`,
+            `CREATE TABLE ${t.commits} (
+              "txid" XID8 PRIMARY KEY,
+              "seq" BIGSERIAL NOT NULL
+            )`,
+            `CREATE FUNCTION ${t.stampCommit}() RETURNS trigger LANGUAGE plpgsql AS $reprise$
+            BEGIN
+              IF current_setting('${t.schema}.stamped', true) IS DISTINCT FROM 'on' THEN
+                PERFORM set_config('${t.schema}.stamped', 'on', true);
+                INSERT INTO ${t.commits} ("txid") VALUES (pg_current_xact_id())
+                  ON CONFLICT ("txid") DO NOTHING;
+              END IF;
+              RETURN NULL;
+            END
+            $reprise$`,
+            `CREATE CONSTRAINT TRIGGER "stamp_commit" AFTER INSERT ON ${t.changes}
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${t.stampCommit}()`,
+          ],
+  },
 ];
 
 /** The newest engine schema version this package knows. */
 export const ENGINE_SCHEMA_VERSION = STEPS.at(-1)!.version;
 
+export interface MigrateOptions {
+  /** The Postgres schema the engine's own tables live in (default `reprise`). */
+  readonly schema?: string;
+  /**
+   * The app's schema: every insert, update and delete of its tables is captured into the
+   * changelog by a trigger, whoever makes it. Create the app's tables first. Ignored on
+   * pg-mem, which has no triggers: there only `tx.mutate` writes are recorded.
+   */
+  readonly capture?: AnySchema;
+}
+
 /**
- * Creates or upgrades the engine's own tables (clients, client groups, mutation results)
- * in `schema`. Safe to run on every start and from several processes at once: it takes an
- * advisory lock where the database has them and skips steps already applied.
+ * Creates or upgrades the engine's own tables (clients, client groups, mutation results,
+ * the changelog) in `schema`, and with `capture` installs the capture triggers on the
+ * app's tables. Safe to run on every start and from several processes at once: it takes
+ * an advisory lock where the database has them and skips steps already applied.
  *
  * @example
- * await migrate(db);                      // schema "reprise"
- * await migrate(db, {schema: 'sync'});
+ * await migrate(db, {capture: schema});   // engine schema "reprise", app tables captured
+ * await migrate(db, {schema: 'sync', capture: schema});
  */
 export async function migrate(
   db: Database,
-  options: { schema?: string } = {},
+  options: MigrateOptions = {},
 ): Promise<{ version: number; applied: number[] }> {
   const tables = engineTables(options.schema ?? DEFAULT_ENGINE_SCHEMA);
   return db.transaction(
@@ -129,6 +183,9 @@ export async function migrate(
         for (const statement of step.statements(tables, db)) await tx.query(statement);
         await tx.query(`INSERT INTO ${tables.migrations} ("version") VALUES ($1)`, [step.version]);
         applied.push(step.version);
+      }
+      if (options.capture && !db.capabilities.partialSQL) {
+        await installCapture(tx, tables, options.capture);
       }
       return { version: ENGINE_SCHEMA_VERSION, applied };
     },

@@ -1,0 +1,89 @@
+import type { ColumnInfo, TableInfo } from '@reprise/shared';
+import { quoteIdent } from '../db/database';
+import { isTextType, nameLiteral } from '../query/query-sql';
+import { decodeValue } from '../query/row-decoder';
+
+// How the changelog stores a row: a JSON object keyed by the schema's column keys, each
+// value in the form a related row takes inside a query's JSON (row-decoder's `inJSON`):
+// json columns nested as JSON, booleans as JSON, timestamps as JSON's ISO 8601 text, and
+// every kind whose JSON form could lose something (int8, floats' NaN and -0, numeric) as
+// Postgres's text. The capture triggers build it in SQL; pg-mem's engine-side recording
+// builds the same thing in JavaScript; readers decode both alike.
+
+type Row = Record<string, unknown>;
+
+/** Columns per `jsonb_build_object` call: a function takes at most 100 arguments. */
+const PAIRS_PER_CALL = 40;
+
+/** The SQL expression for one column of `record` (`NEW` or `OLD`) in a stored row. */
+function valueSQL(record: string, column: ColumnInfo): string {
+  const ref = `${record}.${quoteIdent(column.sqlName)}`;
+  switch (column.kind) {
+    case 'json':
+      return ref;
+    case 'boolean':
+      return ref;
+    case 'date':
+      // JSON's form of a timestamp is ISO 8601 whatever the writer's DateStyle.
+      return `to_jsonb(${ref})`;
+    case 'string':
+      return isTextType(column) ? ref : `${ref}::text`;
+    default:
+      // number, bigint, other: text keeps NaN, -0 and int8 exact.
+      return `${ref}::text`;
+  }
+}
+
+/** `jsonb_build_object(...)` of `columns` of `record`, chunked for wide tables. */
+export function rowSQL(record: string, columns: readonly ColumnInfo[]): string {
+  const calls: string[] = [];
+  for (let i = 0; i < columns.length; i += PAIRS_PER_CALL) {
+    const pairs = columns
+      .slice(i, i + PAIRS_PER_CALL)
+      .map((c) => `${nameLiteral(c.key)}, ${valueSQL(record, c)}`);
+    calls.push(`jsonb_build_object(${pairs.join(', ')})`);
+  }
+  return calls.length ? calls.join(' || ') : `'{}'::jsonb`;
+}
+
+/** The table's key columns, in key order. */
+export function keyColumns(table: TableInfo): ColumnInfo[] {
+  return table.primaryKey.map((key) => table.columns.get(key)!);
+}
+
+function encodeValue(column: ColumnInfo, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  switch (column.kind) {
+    case 'json':
+    case 'boolean':
+      return value;
+    case 'number':
+      return Object.is(value, -0) ? '-0' : String(value);
+    case 'date':
+      return value instanceof Date ? value.toISOString() : String(value);
+    default:
+      return String(value);
+  }
+}
+
+/** `row` (in-memory types) as the changelog stores it; only `columns` are kept. */
+export function encodeStoredRow(columns: Iterable<ColumnInfo>, row: Row): Row {
+  const stored: Row = {};
+  for (const column of columns) stored[column.key] = encodeValue(column, row[column.key]);
+  return stored;
+}
+
+/**
+ * A stored row back in the in-memory types of SEMANTICS.md. Without the table's info (a
+ * table the reader's schema does not know) the stored JSON is returned as it is.
+ */
+export function decodeStoredRow(table: TableInfo | undefined, stored: unknown): Row {
+  const value = (typeof stored === 'string' ? JSON.parse(stored) : stored) as Row;
+  if (!table) return value;
+  const row: Row = {};
+  for (const [key, raw] of Object.entries(value)) {
+    const column = table.columns.get(key);
+    row[key] = column ? decodeValue(column, raw, true) : raw;
+  }
+  return row;
+}

@@ -1,0 +1,428 @@
+import {
+  type ChangeEvent,
+  createChangeStreams,
+  migrate,
+  processPullRequest,
+  silentLogger,
+} from '@reprise/server';
+import {
+  createMutatorDefiner,
+  decodeRich,
+  defineMutators,
+  encodeRich,
+  type PullResponse,
+  type PushResponse,
+} from '@reprise/shared';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
+import { schema, type TestContext } from './fixtures/app';
+import { mutators as pullMutators, visibility } from './fixtures/pull';
+import { post, pushBody } from './fixtures/push';
+
+// Capture of every committed write, whoever makes it: tx.mutate, raw SQL inside a mutator,
+// server code outside any mutator, another connection. Each reaches pull and change
+// streams with visibility applied, in commit order. pg-mem has no triggers: there only
+// tx.mutate writes are recorded, which the last suite pins down.
+
+const defineMutator = createMutatorDefiner<typeof schema, TestContext>();
+const mutators = {
+  ...pullMutators,
+  ...defineMutators({
+    raw: {
+      /** Inserts an issue with SQL on the driver's own transaction, not tx.mutate. */
+      createIssue: defineMutator(
+        z.object({ id: z.string(), title: z.string() }),
+        async ({ tx, args, ctx }) => {
+          if (tx.location !== 'server') return;
+          await ctx.raw(
+            tx.dbTransaction.wrappedTransaction,
+            'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)',
+            [args.id, args.title, ctx.userID],
+          );
+        },
+      ),
+    },
+  }),
+};
+
+type Row = { id: string; title: string; ownerID: string };
+
+async function push(fx: AdapterFixture, userID: string, id: number, name: string, args: unknown) {
+  const body = pushBody([{ id, name, args }], {
+    clientGroupID: `cg-${userID}`,
+    clientID: `c-${userID}`,
+  });
+  const res = await post(fx, encodeRich(body), { userID, mutators });
+  const response = decodeRich(res.body) as PushResponse;
+  if (response.kind !== 'MutateResponse') throw new Error(JSON.stringify(response));
+  expect(response.mutations[0]!.result).not.toHaveProperty('error');
+}
+
+async function pull(fx: AdapterFixture, userID: string, cookie: string | null) {
+  const { status, body } = await processPullRequest({
+    db: fx.db,
+    schema,
+    visibility,
+    userID,
+    scopes: [userID],
+    logger: silentLogger,
+    body: encodeRich({ clientGroupID: `pull-${userID}`, cookie }),
+  });
+  if (status !== 200) throw new Error(JSON.stringify(body));
+  return decodeRich(body as Parameters<typeof decodeRich>[0]) as PullResponse;
+}
+
+/** The issues a patch leaves on top of `rows`. */
+function applyPatch(rows: Map<string, Row>, response: PullResponse) {
+  for (const op of response.patch) {
+    if (op.op === 'clear') rows.clear();
+    else if (op.tableName !== 'issue') continue;
+    else if (op.op === 'put') rows.set(String(op.value.id), pick(op.value));
+    else rows.delete(String(op.id.id));
+  }
+  return rows;
+}
+
+const pick = (row: Record<string, unknown>): Row => ({
+  id: String(row.id),
+  title: String(row.title),
+  ownerID: String(row.ownerID),
+});
+
+async function tableRows(fx: AdapterFixture, owner?: string) {
+  const rows = await fx.query<{ id: string; title: string; owner_id: string }>(
+    `SELECT id, title, owner_id FROM issue${owner ? ' WHERE owner_id = $1' : ''} ORDER BY id`,
+    owner ? [owner] : [],
+  );
+  return new Map(rows.map((r) => [r.id, { id: r.id, title: r.title, ownerID: r.owner_id }]));
+}
+
+const sorted = (rows: Map<string, Row>) =>
+  [...rows.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+async function nextEvent(stream: { next(): Promise<IteratorResult<ChangeEvent, undefined>> }) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no event within 5 s')), 5000);
+  });
+  try {
+    const result = await Promise.race([stream.next(), timeout]);
+    if (result.done) throw new Error('the stream ended');
+    return result.value;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A transaction that writes now and commits when `commit` is called. */
+function heldTransaction(fx: AdapterFixture, statements: string[]) {
+  let commit!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    commit = resolve;
+  });
+  let written!: () => void;
+  const wrote = new Promise<void>((resolve) => {
+    written = resolve;
+  });
+  const done = fx.db.transaction(
+    async (tx) => {
+      for (const text of statements) await tx.query(text);
+      written();
+      await gate;
+    },
+    { isolation: 'read committed' },
+  );
+  return {
+    wrote,
+    commit: () => {
+      commit();
+      return done;
+    },
+  };
+}
+
+/** A small deterministic generator, so a failing mix can be replayed. */
+function random(seed: number) {
+  let state = seed >>> 0;
+  return (n: number) => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}
+
+for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
+  const title = adapter.unavailable
+    ? `${adapter.name} [skipped: ${adapter.unavailable}]`
+    : adapter.name;
+  describe.skipIf(adapter.unavailable !== undefined)(`capture: ${title}`, () => {
+    let fx: AdapterFixture;
+    beforeAll(async () => {
+      fx = await adapter.create();
+      return () => fx.close();
+    });
+    beforeEach(() => fx.reset());
+
+    it('raw SQL inside a mutator is captured, with the mutation as its origin', async () => {
+      const before = await pull(fx, 'ana', null);
+      await push(fx, 'ana', 1, 'raw.createIssue', { id: 'r1', title: 'raw' });
+      const changes = await fx.query(
+        `SELECT "table", "action", "clientGroupID", "clientID", "mutationID"::int AS "mutationID"
+         FROM reprise.changes`,
+      );
+      expect(changes).toEqual([
+        {
+          table: 'issue',
+          action: 'create',
+          clientGroupID: 'cg-ana',
+          clientID: 'c-ana',
+          mutationID: 1,
+        },
+      ]);
+      const after = await pull(fx, 'ana', before.cookie as string);
+      expect(sorted(applyPatch(new Map(), after))).toEqual([
+        { id: 'r1', title: 'raw', ownerID: 'ana' },
+      ]);
+    });
+
+    it('server code outside any mutator and another connection are captured, with no origin', async () => {
+      const start = await pull(fx, 'ana', null);
+      await fx.db.transaction(
+        (tx) => tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('s1', 'server', 'ana')`),
+        { isolation: 'read committed' },
+      );
+      await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('o1', 'outside', 'ana')`);
+      await fx.query(`UPDATE issue SET title = 'edited' WHERE id = 's1'`);
+      if (adapter.connect) {
+        const elsewhere = await adapter.connect(fx);
+        try {
+          await elsewhere.query(
+            `INSERT INTO issue (id, title, owner_id) VALUES ('e1', 'elsewhere', 'ana')`,
+          );
+        } finally {
+          await elsewhere.close();
+        }
+      }
+      const origins = await fx.query<{ clientID: string | null; mutationID: unknown }>(
+        `SELECT DISTINCT "clientID", "mutationID" FROM reprise.changes`,
+      );
+      expect(origins).toEqual([{ clientID: null, mutationID: null }]);
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+      expect(after.get('s1')?.title).toBe('edited');
+    });
+
+    it("a raw write of ana's row reaches ana and never bob, by pull and by a scoped read", async () => {
+      const ana = await pull(fx, 'ana', null);
+      const bob = await pull(fx, 'bob', null);
+      await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('a1', 'secret', 'ana')`);
+      await fx.query(`UPDATE issue SET title = 'still secret' WHERE id = 'a1'`);
+      const bobNext = await pull(fx, 'bob', bob.cookie as string);
+      expect(bobNext.patch).toEqual([]);
+      expect((await pull(fx, 'bob', null)).patch).toEqual([{ op: 'clear' }]);
+      const anaNext = await pull(fx, 'ana', ana.cookie as string);
+      expect(sorted(applyPatch(new Map(), anaNext))).toEqual([
+        { id: 'a1', title: 'still secret', ownerID: 'ana' },
+      ]);
+      // Moved to bob: ana gets a del, bob the row, both by raw SQL.
+      await fx.query(`UPDATE issue SET owner_id = 'bob' WHERE id = 'a1'`);
+      expect((await pull(fx, 'ana', anaNext.cookie as string)).patch).toEqual([
+        { op: 'del', tableName: 'issue', id: { id: 'a1' } },
+      ]);
+      expect(
+        sorted(applyPatch(new Map(), await pull(fx, 'bob', bobNext.cookie as string))),
+      ).toEqual([{ id: 'a1', title: 'still secret', ownerID: 'bob' }]);
+    });
+
+    it('update events carry both rows, delete events the whole row; a key change is a delete and a create', async () => {
+      await using streams = createChangeStreams({ db: fx.db, schema, logger: silentLogger });
+      const stream = await streams.subscribe({ table: 'issue' });
+      await fx.query(
+        `INSERT INTO issue (id, title, owner_id, views) VALUES ('k1', 'one', 'ana', 9007199254740993)`,
+      );
+      await fx.query(`UPDATE issue SET title = 'two' WHERE id = 'k1'`);
+      await fx.query(`UPDATE issue SET id = 'k2' WHERE id = 'k1'`);
+      await fx.query(`DELETE FROM issue WHERE id = 'k2'`);
+      const events = [];
+      for (let i = 0; i < 5; i++) events.push(await nextEvent(stream));
+      const full = { ownerID: 'ana', open: true, labels: null, createdAt: null };
+      const big = 9007199254740993n;
+      expect(events.map(({ id: _, ...event }) => event)).toEqual([
+        {
+          table: 'issue',
+          action: 'create',
+          created: { ...full, id: 'k1', title: 'one', views: big },
+        },
+        {
+          table: 'issue',
+          action: 'update',
+          before: { ...full, id: 'k1', title: 'one', views: big },
+          after: { ...full, id: 'k1', title: 'two', views: big },
+        },
+        {
+          table: 'issue',
+          action: 'delete',
+          deleted: { ...full, id: 'k1', title: 'two', views: big },
+        },
+        {
+          table: 'issue',
+          action: 'create',
+          created: { ...full, id: 'k2', title: 'two', views: big },
+        },
+        {
+          table: 'issue',
+          action: 'delete',
+          deleted: { ...full, id: 'k2', title: 'two', views: big },
+        },
+      ]);
+      expect(new Set(events.map((e) => e.id)).size).toBe(5);
+      expect(events.every((e) => typeof e.id === 'string')).toBe(true);
+    });
+
+    it("takes Pulse's update filter: {after: {...}}", async () => {
+      await using streams = createChangeStreams({ db: fx.db, schema, logger: silentLogger });
+      const stream = await streams.subscribe({
+        table: 'issue',
+        update: { after: { title: { startsWith: 'bug' } } },
+      });
+      await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('p1', 'x', 'ana')`);
+      await fx.query(`UPDATE issue SET title = 'feature' WHERE id = 'p1'`);
+      await fx.query(`UPDATE issue SET title = 'bug: crash' WHERE id = 'p1'`);
+      const event = await nextEvent(stream);
+      expect(event).toMatchObject({
+        action: 'update',
+        before: { title: 'feature' },
+        after: { title: 'bug: crash' },
+      });
+    });
+
+    it.skipIf(!adapter.concurrent)(
+      'a stream delivers in commit order: a transaction that started early and committed late comes last',
+      async () => {
+        await using streams = createChangeStreams({ db: fx.db, schema, logger: silentLogger });
+        const stream = await streams.stream({ name: 'order', table: 'issue' });
+        // Early: takes its changelog ids first, commits last. Its writes keep their order.
+        const early = heldTransaction(fx, [
+          `INSERT INTO issue (id, title, owner_id) VALUES ('e1', 'early', 'ana')`,
+          `UPDATE issue SET title = 'early, edited' WHERE id = 'e1'`,
+          `INSERT INTO issue (id, title, owner_id) VALUES ('e2', 'early', 'ana')`,
+        ]);
+        await early.wrote;
+        await push(fx, 'ana', 1, 'issue.create', { id: 'l1', title: 'late' });
+        await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('l2', 'late', 'ana')`);
+        await early.commit();
+        // Read only now, after both committed: the order must still be the commits'.
+        const events = [];
+        for (let i = 0; i < 5; i++) events.push(await nextEvent(stream));
+        expect(
+          events.map(
+            (e) =>
+              `${e.action} ${e.action === 'delete' ? '' : (e.action === 'create' ? e.created : e.after).id}`,
+          ),
+        ).toEqual(['create l1', 'create l2', 'create e1', 'update e1', 'create e2']);
+        const ids = events.map((e) => Number(e.id));
+        expect(ids[2]).toBeLessThan(ids[0]!); // the early transaction's ids are lower
+        await stream.stop();
+      },
+    );
+
+    it.skipIf(!adapter.concurrent)(
+      'a random mix of engine and raw writes, late commits included, ends the same by every reader',
+      async () => {
+        const seed = Number(process.env.CAPTURE_SEED ?? 20261203);
+        const rand = random(seed);
+        const users = ['ana', 'bob', 'cy'];
+        const ids = ['i0', 'i1', 'i2', 'i3', 'i4', 'i5', 'i6', 'i7'];
+        await using streams = createChangeStreams({ db: fx.db, schema, logger: silentLogger });
+        const stream = await streams.stream({ name: 'mix', table: 'issue' });
+        const starts = new Map<string, string>();
+        for (const user of users) starts.set(user, (await pull(fx, user, null)).cookie as string);
+        const next = new Map(users.map((u) => [u, 1]));
+        const held: { commit: () => Promise<unknown> }[] = [];
+        let written = 0;
+        for (let step = 0; step < 40; step++) {
+          const user = users[rand(users.length)]!;
+          const id = ids[rand(ids.length)]!;
+          const choice = rand(6);
+          const exists = (await fx.query(`SELECT 1 FROM issue WHERE id = $1`, [id])).length > 0;
+          if (choice === 0 && held.length < 2 && !exists) {
+            const late = heldTransaction(fx, [
+              `INSERT INTO issue (id, title, owner_id) VALUES ('${id}-late${step}', 'held', '${user}')`,
+            ]);
+            await late.wrote;
+            held.push(late);
+            written++;
+          } else if (choice === 1 && held.length) {
+            await held.shift()!.commit();
+          } else if (choice === 2 && !exists) {
+            const n = next.get(user)!;
+            next.set(user, n + 1);
+            await push(fx, user, n, 'issue.create', { id, title: `by ${user}` });
+            written++;
+          } else if (choice === 3 && exists) {
+            await fx.query(`UPDATE issue SET title = $2, owner_id = $3 WHERE id = $1`, [
+              id,
+              `raw ${step}`,
+              user,
+            ]);
+            written++;
+          } else if (choice === 4 && exists) {
+            await fx.query(`DELETE FROM issue WHERE id = $1`, [id]);
+            written++;
+          } else if (!exists) {
+            await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ($1, 'raw', $2)`, [
+              id,
+              user,
+            ]);
+            written++;
+          }
+        }
+        for (const late of held) await late.commit();
+        expect(written).toBeGreaterThan(10);
+
+        const final = await tableRows(fx);
+        for (const user of users) {
+          const own = await tableRows(fx, user);
+          expect(sorted(applyPatch(new Map(), await pull(fx, user, null)))).toEqual(sorted(own));
+          const incremental = applyPatch(new Map(), await pull(fx, user, starts.get(user)!));
+          expect(sorted(incremental)).toEqual(sorted(own));
+        }
+        // The stream, replayed from the start, ends at the table's state.
+        const replayed = new Map<string, Row>();
+        const total = Number(
+          (await fx.query<{ n: string }>(`SELECT count(*)::text AS n FROM reprise.changes`))[0]!.n,
+        );
+        for (let i = 0; i < total; i++) {
+          const event = await nextEvent(stream);
+          if (event.action === 'delete') replayed.delete(String(event.deleted.id));
+          else {
+            const row = event.action === 'create' ? event.created : event.after;
+            replayed.set(String(row.id), pick(row));
+          }
+        }
+        expect(sorted(replayed)).toEqual(sorted(final));
+        await stream.stop();
+      },
+    );
+  });
+}
+
+const pgMem = ADAPTERS.find((a) => a.name.startsWith('pg-mem'))!;
+describe('capture: pg-mem records tx.mutate writes only', () => {
+  let fx: AdapterFixture;
+  beforeAll(async () => {
+    fx = await pgMem.create();
+  });
+  afterAll(() => fx.close());
+
+  it('records a tx.mutate write and not a raw one, as the README says', async () => {
+    await migrate(fx.db, { capture: schema }); // a no-op there: pg-mem has no triggers
+    await push(fx, 'ana', 1, 'issue.create', { id: 'm1', title: 'engine' });
+    await push(fx, 'ana', 2, 'raw.createIssue', { id: 'm2', title: 'raw' });
+    const tables = await fx.query<{ key: unknown }>(`SELECT "key" FROM reprise.changes`);
+    expect(tables.map((row) => JSON.stringify(row.key))).toEqual([JSON.stringify({ id: 'm1' })]);
+  });
+});
