@@ -161,7 +161,7 @@ async function verify(
   if (Number(rows[0]?.n) !== expected) {
     throw new Error(`${side} run ${tag}: ${rows[0]?.n} rows in item, expected ${expected}`);
   }
-  const clients = side === 'engine' ? 'reprise.clients' : 'bench_clients';
+  const clients = side === 'baseline' ? 'bench_clients' : 'reprise.clients';
   const lmids = await target.db.query<{ lastMutationID: string | number }>(
     `SELECT "lastMutationID" FROM ${clients} WHERE "clientGroupID" LIKE $1`,
     [`${tag}-%`],

@@ -50,6 +50,11 @@ DECLARE
   cid text := nullif(current_setting(${client}, true), '');
   mid bigint := nullif(current_setting(${mutation}, true), '')::bigint;
 BEGIN
+  -- The transaction's first captured write registers it, to be numbered as it commits.
+  IF current_setting(${nameLiteral(`${tables.schema}.registered`)}, true) IS DISTINCT FROM 'on' THEN
+    PERFORM set_config(${nameLiteral(`${tables.schema}.registered`)}, 'on', true);
+    INSERT INTO ${tables.commits} ("txid") VALUES (pg_current_xact_id()) ON CONFLICT ("txid") DO NOTHING;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     ${insert('create', 'NEW', 'NULL', newRow)}
   ELSIF TG_OP = 'DELETE' THEN
@@ -163,6 +168,22 @@ export async function ensureCaptured(
       `Writes to ${missing.join(', ')} are not captured, so pulls and streams would miss them: run migrate(db, {capture: schema}) after creating the app's tables`,
     );
   }
+}
+
+/**
+ * The origin settings for `claimClient` to set in its statement: the client's next
+ * mutation, which is the one the push runs next unless it was already processed.
+ */
+export function originSettings(
+  clientGroupID: string,
+  clientID: string,
+): (readonly [string, string | 'next'])[] {
+  const [group, client, mutation] = ORIGIN_SETTINGS as [string, string, string];
+  return [
+    [group, clientGroupID],
+    [client, clientID],
+    [mutation, 'next'],
+  ];
 }
 
 /**

@@ -102,21 +102,20 @@ const STEPS: readonly MigrationStep[] = [
                    FROM ${t.changes}) AS d
              WHERE d."id" IS NOT NULL`,
             `DELETE FROM ${t.changes}`,
+            // One row per writing transaction, put there by its first captured write
+            // (capture.ts); the deferred trigger numbers it as the transaction commits.
             `CREATE TABLE ${t.commits} (
               "txid" XID8 PRIMARY KEY,
-              "seq" BIGSERIAL NOT NULL
+              "seq" BIGINT
             )`,
+            `CREATE SEQUENCE ${t.commitSeq}`,
             `CREATE FUNCTION ${t.stampCommit}() RETURNS trigger LANGUAGE plpgsql AS $reprise$
             BEGIN
-              IF current_setting('${t.schema}.stamped', true) IS DISTINCT FROM 'on' THEN
-                PERFORM set_config('${t.schema}.stamped', 'on', true);
-                INSERT INTO ${t.commits} ("txid") VALUES (pg_current_xact_id())
-                  ON CONFLICT ("txid") DO NOTHING;
-              END IF;
+              UPDATE ${t.commits} SET "seq" = nextval('${t.commitSeq}') WHERE "txid" = NEW."txid";
               RETURN NULL;
             END
             $reprise$`,
-            `CREATE CONSTRAINT TRIGGER "stamp_commit" AFTER INSERT ON ${t.changes}
+            `CREATE CONSTRAINT TRIGGER "stamp_commit" AFTER INSERT ON ${t.commits}
              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${t.stampCommit}()`,
           ],
   },

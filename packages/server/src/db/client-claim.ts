@@ -41,11 +41,32 @@ export async function claimClient(
   tx: DatabaseTransaction,
   db: Database,
   tables: EngineTables,
-  ids: { clientGroupID: string; clientID: string; userID: string | undefined; run: IdRun },
+  ids: {
+    clientGroupID: string;
+    clientID: string;
+    userID: string | undefined;
+    run: IdRun;
+    /**
+     * Settings to set in the same statement (transaction-local), each to a text value, or
+     * to `next` for the id of the client's next mutation: the capture triggers' origin.
+     */
+    settings?: readonly (readonly [name: string, value: string | 'next'])[];
+  },
 ): Promise<ClientClaim> {
   const userID = ids.userID ?? null;
   if (db.capabilities.partialSQL)
     return claimSimply(tx, tables, ids.clientGroupID, ids.clientID, userID);
+  const settingParams: string[] = [];
+  const settings = (ids.settings ?? [])
+    .map(([name, value]) => {
+      settingParams.push(name);
+      const nameParam = `$${5 + settingParams.length}`;
+      if (value === 'next')
+        return `, set_config(${nameParam}, ("previousMutationID" + 1)::text, true)`;
+      settingParams.push(value);
+      return `, set_config(${nameParam}, $${5 + settingParams.length}, true)`;
+    })
+    .join('');
   const [row] = await tx.query<ClaimRow>(
     `INSERT INTO ${tables.clients} AS c
        ("clientGroupID", "clientID", "lastMutationID", "previousMutationID", "userID")
@@ -57,8 +78,8 @@ export async function claimClient(
        "previousMutationID" = c."lastMutationID"
      RETURNING "previousMutationID", "lastMutationID",
        EXISTS (SELECT 1 FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupExists",
-       (SELECT g."userID" FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupOwner"`,
-    [ids.clientGroupID, ids.clientID, ids.run.first, ids.run.last, userID],
+       (SELECT g."userID" FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupOwner"${settings}`,
+    [ids.clientGroupID, ids.clientID, ids.run.first, ids.run.last, userID, ...settingParams],
   );
   const owner = row!.groupExists
     ? row!.groupOwner

@@ -20,6 +20,7 @@ export interface EngineTables {
   readonly commits: string;
   /** The function a deferred trigger calls to number a transaction as it commits. */
   readonly stampCommit: string;
+  readonly commitSeq: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -42,6 +43,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       streams: q('streams'),
       commits: q('commits'),
       stampCommit: q('stamp_commit'),
+      commitSeq: q('commit_seq'),
     };
     cache.set(schema, tables);
   }

@@ -11,7 +11,7 @@ import {
   runMutator,
   type ServerTransaction,
 } from '@reprise/shared';
-import { originStatement } from '../changes/capture';
+import { originSettings, originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
 import {
@@ -159,6 +159,10 @@ async function applyChunk(
   const mutatorsByName = flattenMutators(config.mutators);
   let applied = 0;
   let stop: Chunk['ooo'];
+  // Which mutation the capture triggers' origin settings name now, if known.
+  const recordsItself = config.db.capabilities.partialSQL;
+  let origin: string | undefined;
+  const originKey = (clientID: string, id: number) => `${clientID}\u0000${id}`;
   let index = start;
 
   for (; index < push.mutations.length; index++) {
@@ -177,7 +181,10 @@ async function applyChunk(
           m.clientID,
           index + MAX_MUTATIONS_PER_TRANSACTION - applied,
         ),
+        // Saves a statement: the claim names the client's next mutation as the origin.
+        ...(recordsItself ? {} : { settings: originSettings(push.clientGroupID, m.clientID) }),
       });
+      if (!recordsItself) origin = originKey(m.clientID, claim.previous + 1);
       lmid = { persisted: claim.persisted, current: claim.previous };
       lmids.set(m.clientID, lmid);
     }
@@ -202,8 +209,11 @@ async function applyChunk(
     } else {
       const mutationHooks: Array<() => void | Promise<void>> = [];
       const mutationChanges: RecordedChange[] = [];
-      const origin = { clientGroupID: push.clientGroupID, clientID: m.clientID, mutationID: m.id };
-      const recordsItself = config.db.capabilities.partialSQL;
+      const mutationOrigin = {
+        clientGroupID: push.clientGroupID,
+        clientID: m.clientID,
+        mutationID: m.id,
+      };
       const capture: WriteCapture | undefined =
         recordsItself && config.changelog
           ? {
@@ -216,8 +226,9 @@ async function applyChunk(
         const mutator = mutatorsByName.get(m.name);
         if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
         // Inside the savepoint: a mutation that rolls back takes its origin with it.
-        if (!recordsItself) {
-          const { text, params } = originStatement(origin);
+        const key = originKey(m.clientID, m.id);
+        if (!recordsItself && origin !== key) {
+          const { text, params } = originStatement(mutationOrigin);
           await dbTx.query(text, params);
         }
         const serverTx: ServerTransaction = {
@@ -245,10 +256,13 @@ async function applyChunk(
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
         // transaction rolls back and the next one records the failure.
         const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
+        origin = originKey(m.clientID, m.id);
         hooks.push(...mutationHooks);
-        for (const change of mutationChanges) changes.push({ ...change, origin });
+        for (const change of mutationChanges) changes.push({ ...change, origin: mutationOrigin });
         result = data === undefined ? {} : { data };
       } catch (error) {
+        // Rolled back to the savepoint: the settings are what they were before it.
+        origin = undefined;
         // A lost connection or serialization failure retries the whole transaction.
         if (isTransientError(error)) throw error;
         if (applied === 0 && !retried) throw new FirstMutationFailed(index, error, responses);
