@@ -237,6 +237,31 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       ).toEqual([{ id: 'a1', title: 'still secret', ownerID: 'bob' }]);
     });
 
+    it("a stream scoped to bob never shows him ana's raw writes; rows moving in and out come as creates and deletes", async () => {
+      await using streams = createChangeStreams({
+        db: fx.db,
+        schema,
+        visibility,
+        logger: silentLogger,
+      });
+      const bob = await streams.subscribe({ table: 'issue', scopes: ['bob'] });
+      const ana = await streams.subscribe({ table: 'issue', scopes: ['ana'] });
+      await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('s1', 'secret', 'ana')`);
+      await fx.query(`UPDATE issue SET title = 'still secret' WHERE id = 's1'`);
+      await fx.query(`UPDATE issue SET owner_id = 'bob' WHERE id = 's1'`);
+      await fx.query(`DELETE FROM issue WHERE id = 's1'`);
+      const seen = (e: ChangeEvent) =>
+        `${e.action} ${String((e.action === 'create' ? e.created : e.action === 'update' ? e.after : e.deleted).title)}`;
+      const bobs = [await nextEvent(bob), await nextEvent(bob)].map(seen);
+      expect(bobs).toEqual(['create still secret', 'delete still secret']);
+      const anas = [];
+      for (let i = 0; i < 3; i++) anas.push(seen(await nextEvent(ana)));
+      expect(anas).toEqual(['create secret', 'update still secret', 'delete still secret']);
+      await expect(
+        streams.subscribe({ table: 'issue', scopes: 'bob' as unknown as string[] }),
+      ).rejects.toThrow(/scopes/);
+    });
+
     it('update events carry both rows, delete events the whole row; a key change is a delete and a create', async () => {
       await using streams = createChangeStreams({ db: fx.db, schema, logger: silentLogger });
       const stream = await streams.subscribe({ table: 'issue' });

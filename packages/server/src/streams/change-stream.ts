@@ -6,6 +6,7 @@ import type { AnySchema, RowOf, TableName } from '@reprise/shared';
 import { ensureCaptured } from '../changes/capture';
 import { type ChangeWatcher, createChangeWatcher } from '../changes/change-watcher';
 import { type Change, type ChangeAction, currentCursor } from '../changes/changelog';
+import { canSee, scopesOf, type Visibility } from '../changes/visibility';
 import type { Database } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
@@ -56,13 +57,24 @@ export type ChangeFilters<S extends AnySchema = AnySchema> =
   | { [T in TableName<S>]: TableFilters<S, T> }[TableName<S>]
   | ({ readonly table?: undefined } & ActionFilters);
 
-export type ChangeStreamOptions<S extends AnySchema = AnySchema> = ChangeFilters<S> & {
+export type ChangeStreamOptions<S extends AnySchema = AnySchema> = ChangeFilters<S> &
+  ScopeOption & {
+    /**
+     * Makes the stream durable: its position is stored under this name, and a stream opened
+     * again with it (in this process or another) resumes where the last one was acknowledged.
+     */
+    readonly name?: string;
+  };
+
+interface ScopeOption {
   /**
-   * Makes the stream durable: its position is stored under this name, and a stream opened
-   * again with it (in this process or another) resumes where the last one was acknowledged.
+   * Only what a user holding these scopes may see, by the `visibility` given to
+   * `createChangeStreams`, as pull would send it: a row that moves into the scopes comes as
+   * a create, one that moves out as a delete of the row as it was, and nothing of a row
+   * outside them at any point.
    */
-  readonly name?: string;
-};
+  readonly scopes?: readonly string[];
+}
 
 /** Options that pick nothing out: every table, every action. */
 type NoFilters = { readonly table?: undefined };
@@ -108,6 +120,8 @@ export interface ChangeStreamsOptions<S extends AnySchema = AnySchema> {
   readonly db: Database<any>;
   /** The app's schema: types the events, and lets filters be checked against its columns. */
   readonly schema?: S;
+  /** Who may see each table's rows, as for pull; needed by streams opened with `scopes`. */
+  readonly visibility?: Visibility<S>;
   /** Where the engine's own tables live (default `reprise`). */
   readonly engineSchema?: string;
   /** How often to look for commits where the database has no `LISTEN` (default 1000 ms). */
@@ -130,7 +144,7 @@ export interface ChangeStreams<S extends AnySchema = AnySchema> {
     options?: O,
   ): Promise<ChangeStream<ChangeEventOf<S, O>>>;
   /** Opens a live subscription to change events from now on. */
-  subscribe<const O extends ChangeFilters<S> = NoFilters>(
+  subscribe<const O extends ChangeFilters<S> & ScopeOption = NoFilters>(
     filters?: O,
   ): Promise<ChangeSubscription<ChangeEventOf<S, O>>>;
   /**
@@ -142,7 +156,29 @@ export interface ChangeStreams<S extends AnySchema = AnySchema> {
 }
 
 const DEFAULT_LEASE_MS = 30_000;
-const OPTION_KEYS = new Set(['table', 'create', 'update', 'delete']);
+const OPTION_KEYS = new Set(['table', 'create', 'update', 'delete', 'scopes']);
+
+/**
+ * The change as a holder of `granted` sees it: pull's rule applied to one event, or
+ * undefined when it shows them nothing.
+ */
+function viewOf(visibility: Visibility, granted: ReadonlySet<string>) {
+  return (change: Change): Change | undefined => {
+    const sees = (row: Change['after']) => canSee(scopesOf(visibility, change.table, row), granted);
+    const before = change.before !== undefined && sees(change.before);
+    const after = change.after !== undefined && sees(change.after);
+    if (before && after) return change;
+    if (after) {
+      const { before: _, ...created } = change;
+      return { ...created, action: 'create' };
+    }
+    if (before) {
+      const { after: _, ...deleted } = change;
+      return { ...deleted, action: 'delete' };
+    }
+    return undefined;
+  };
+}
 
 function toEvent(change: Change): ChangeEvent {
   const base = { id: String(change.id), table: change.table };
@@ -207,7 +243,7 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
   };
 
   const openIterator = async (
-    filters: ChangeFilters<S>,
+    { scopes, ...filters }: ChangeFilters<S> & ScopeOption,
     name: string | undefined,
     onExpired: 'fail' | 'skip',
   ) => {
@@ -222,7 +258,25 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
         );
       }
     }
-    const match = compileChangeFilter(schema, filters);
+    const filter = compileChangeFilter(schema, filters);
+    let match = filter;
+    let event = toEvent;
+    if (scopes !== undefined) {
+      if (!options.visibility) {
+        throw new TypeError(
+          'A change stream with `scopes` needs `visibility` in createChangeStreams',
+        );
+      }
+      if (!Array.isArray(scopes) || scopes.some((scope) => typeof scope !== 'string')) {
+        throw new TypeError('Change stream option "scopes" must be an array of strings');
+      }
+      const view = viewOf(options.visibility as Visibility, new Set(scopes));
+      match = (change) => {
+        const seen = view(change);
+        return seen !== undefined && filter(seen);
+      };
+      event = (change) => toEvent(view(change)!);
+    }
     if (schema) {
       const wanted = filters.table === undefined ? schema.tableInfo.keys() : [filters.table];
       await ensureCaptured(db, tables, schema, wanted);
@@ -249,7 +303,7 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
       logger,
       start,
       match,
-      toEvent,
+      toEvent: event,
       durable,
       onExpired,
       onStop: () => open.delete(iterator),
@@ -262,7 +316,7 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
   return {
     async stream(streamOptions) {
       const { name, ...filters } = (streamOptions ?? {}) as ChangeStreamOptions<S>;
-      const iterator = await openIterator(filters as ChangeFilters<S>, name, 'fail');
+      const iterator = await openIterator(filters as ChangeFilters<S> & ScopeOption, name, 'fail');
       return wrap(iterator, name) as ChangeStream<never>;
     },
     async subscribe(filters) {
