@@ -37,6 +37,14 @@ export {
   type MutateResult,
   processMutateRequest,
 } from './push/handle-mutate-request';
+export { WriteForbiddenError } from './push/write-forbidden';
+export {
+  defineWritePolicy,
+  type ScopeKey,
+  type WritePolicy,
+  type WriteRule,
+  type WriteRuleContext,
+} from './push/write-policy';
 export { type CompiledQuery, type CompileOptions, compileQuery } from './query/query-compiler';
 export { runQuery } from './query/run-query';
 export type {

@@ -16,6 +16,8 @@ export interface EngineTables {
   readonly changes: string;
   readonly changelogState: string;
   readonly streams: string;
+  /** The CRUD operations already applied (or refused), so a resent one applies once. */
+  readonly crudReceipts: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -36,6 +38,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       changes: q('changes'),
       changelogState: q('changelogState'),
       streams: q('streams'),
+      crudReceipts: q('crudReceipts'),
     };
     cache.set(schema, tables);
   }

@@ -25,6 +25,7 @@ import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
 import { processPush } from './push-processor';
+import type { ScopeKey, WritePolicy } from './write-policy';
 
 /** Options shared by both entry points. */
 export interface MutateOptions {
@@ -57,6 +58,17 @@ export interface MutateOptions {
   readonly visibility?: Visibility<any>;
   /** Record tx.mutate writes in the changelog (default true); pull needs it. */
   readonly changelog?: boolean;
+  /**
+   * Who may write which rows (`defineWritePolicy`), checked on every `tx.mutate` write; a
+   * refused write fails its mutation with a `forbidden` app error. Without it, mutators
+   * alone decide.
+   */
+  readonly writePolicy?: WritePolicy<any>;
+  /**
+   * The scope keys writes are checked against (default: `userID`): a key, several (the
+   * user's tenants), or a function of the mutation being applied.
+   */
+  readonly scopeKey?: ScopeKey<CustomMutation>;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -168,6 +180,8 @@ export async function processMutateRequest(
       logger,
       changelog: options.changelog ?? true,
       visibility: options.visibility as Visibility | undefined,
+      writePolicy: options.writePolicy as WritePolicy | undefined,
+      scopeKey: options.scopeKey,
     });
   } catch (error) {
     logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });
