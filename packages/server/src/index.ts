@@ -5,6 +5,21 @@ export {
   type TableVisibility,
   type Visibility,
 } from './changes/visibility';
+export type {
+  CrudOutcome,
+  CrudRefusalReason,
+  CrudValidationContext,
+  CustomValidation,
+} from './crud/crud-processor';
+export type { CrudOperation, OutboxEvent, PowerSyncOp } from './crud/crud-protocol';
+export {
+  type CrudOptions,
+  type CrudRequestOptions,
+  handleCrudRequest,
+  type OutboxResult,
+  type PowerSyncResult,
+  processCrudRequest,
+} from './crud/handle-crud-request';
 export {
   type Database,
   DatabaseError,
