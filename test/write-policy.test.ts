@@ -236,6 +236,49 @@ for (const adapter of ADAPTERS) {
         expect((await rows('note')).map((r) => r.id)).toEqual(['n1']);
       });
 
+      /** Runs `sql` in another connection's transaction, held open until `release()`. */
+      async function holdOpen(other: AdapterFixture, sql: string) {
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let ready!: () => void;
+        const isReady = new Promise<void>((resolve) => {
+          ready = resolve;
+        });
+        const done = other.db.transaction(
+          async (tx) => {
+            await tx.query(sql);
+            ready();
+            await held;
+          },
+          { isolation: 'read committed' },
+        );
+        await isReady;
+        return { release, done };
+      }
+
+      it.skipIf(!adapter.concurrent)(
+        'under read committed, an upsert that meets a row committed after its check checks that row',
+        async () => {
+          const other = await adapter.connect!(fx);
+          try {
+            const ana = await holdOpen(other, `INSERT INTO project VALUES ('p5', 'ana', 'A5')`);
+            const upsert = script((tx) =>
+              tx.mutate.project.upsert({ id: 'p5', ownerID: 'bob', name: 'mine' }),
+            );
+            const pending = as('bob', upsert, { isolation: 'read committed' });
+            await new Promise((resolve) => setTimeout(resolve, 150));
+            ana.release();
+            await ana.done;
+            expect(await pending).toMatchObject({ details: { reason: 'forbidden' } });
+            expect(await rows('project')).toEqual([{ id: 'p5', owner_id: 'ana', name: 'A5' }]);
+          } finally {
+            await other.close();
+          }
+        },
+      );
+
       it.skipIf(!adapter.concurrent)(
         'under read committed, a write waits for a concurrent owner change and is then refused',
         async () => {

@@ -210,6 +210,7 @@ async function applyOne(
     schema: config.schema,
     scopeKeys,
     partialSQL: config.db.capabilities.partialSQL,
+    isolation: config.isolation,
   });
   const mutate = createSchemaMutate(config.schema, tx, capture, guard);
   await write(mutate[checked.write.table.name]!, checked.write);

@@ -289,6 +289,7 @@ function guardFor(m: CustomMutation, config: PushConfig) {
     schema: config.schema,
     scopeKeys: resolveScopeKeys(config.scopeKey ?? config.userID, m),
     partialSQL: config.db.capabilities.partialSQL,
+    isolation: config.isolation,
   });
 }
 

@@ -277,7 +277,8 @@ export function createSchemaMutate(
           );
         }
         mutator = createTableMutator(table, tx, capture);
-        if (guard) mutator = guard(table, mutator, tx);
+        if (guard)
+          mutator = guard(table, mutator, tx, (inner) => createTableMutator(table, inner, capture));
         built.set(prop, mutator);
       }
       return mutator;

@@ -1,5 +1,10 @@
 import type { AnySchema, ColumnInfo, TableInfo, TableMutator } from '@reprise/shared';
-import { type DatabaseTransaction, quoteIdent } from '../db/database';
+import {
+  DatabaseError,
+  type DatabaseTransaction,
+  type IsolationLevel,
+  quoteIdent,
+} from '../db/database';
 import { outputExpr, tableSQL } from '../query/query-sql';
 import { decodeRows } from '../query/row-decoder';
 import { WriteForbiddenError } from './write-forbidden';
@@ -14,6 +19,8 @@ export type WriteGuard = (
   table: TableInfo,
   mutator: AnyTableMutator,
   tx: DatabaseTransaction,
+  /** The same table's mutator over another transaction (a savepoint's). */
+  build: (tx: DatabaseTransaction) => AnyTableMutator,
 ) => AnyTableMutator;
 
 /** What the guard checks writes against. */
@@ -23,6 +30,11 @@ export interface WriteGuardOptions {
   readonly scopeKeys: ReadonlySet<string>;
   /** pg-mem: no row locks (it has no concurrency to guard against). */
   readonly partialSQL: boolean;
+  /**
+   * The transaction's isolation. Under read committed each statement sees rows committed
+   * since the check, so a write that found no row must not reach one committed later.
+   */
+  readonly isolation: IsolationLevel;
 }
 
 // A chain deeper than this is a data loop (a parent row pointing back down): refuse it.
@@ -44,6 +56,17 @@ function keyOf(table: TableInfo, row: Row): Row | undefined {
     key[name] = row[name];
   }
   return key;
+}
+
+function sqlStateOf(error: unknown): unknown {
+  return error instanceof DatabaseError ? error.sqlState : (error as { code?: unknown })?.code;
+}
+
+/** True when the row names a column the table lacks: the writer refuses it with its own message. */
+function hasUnknownColumn(table: TableInfo, row: Row): boolean {
+  return (
+    typeof row !== 'object' || row === null || Object.keys(row).some((k) => !table.columns.has(k))
+  );
 }
 
 /** The row as the write would leave it: the stored row with the given columns over it. */
@@ -68,11 +91,13 @@ function chainMayMove(rule: Rule, existing: Row, next: Row): boolean {
  * the write commits against.
  *
  * @example
- * const guard = createWriteGuard({policy, schema, scopeKeys: new Set(['ana']), partialSQL: false});
+ * const scopeKeys = new Set(['ana']);
+ * const guard = createWriteGuard({policy, schema, scopeKeys, partialSQL: false, isolation: 'serializable'});
  * const mutate = createSchemaMutate(schema, tx, capture, guard);
  */
 export function createWriteGuard(options: WriteGuardOptions): WriteGuard {
   const { policy, schema, scopeKeys, partialSQL } = options;
+  const statementSnapshots = options.isolation === 'read committed' && !partialSQL;
 
   const readRow = async (
     tx: DatabaseTransaction,
@@ -167,7 +192,7 @@ export function createWriteGuard(options: WriteGuardOptions): WriteGuard {
     if (chainMayMove(rule, existing, next)) await require(tx, table, next, key, 'update', 'new');
   };
 
-  return (table, mutator, tx) => ({
+  return (table, mutator, tx, build) => ({
     async insert(row) {
       const input = row as Row;
       await require(tx, table, input, keyOf(table, input) ?? {}, 'insert', 'new');
@@ -176,23 +201,43 @@ export function createWriteGuard(options: WriteGuardOptions): WriteGuard {
     async upsert(row) {
       const input = row as Row;
       const key = keyOf(table, input);
-      const existing = key && (await readRow(tx, table, key, 'FOR UPDATE'));
-      if (existing) await requireChange(tx, table, existing, input);
-      else await require(tx, table, input, key ?? {}, 'insert', 'new');
-      return mutator.upsert(row);
+      if (!key || hasUnknownColumn(table, input)) return mutator.upsert(row); // the writer refuses it
+      const existing = await readRow(tx, table, key, 'FOR UPDATE');
+      if (existing) {
+        await requireChange(tx, table, existing, input);
+        return mutator.upsert(row);
+      }
+      await require(tx, table, input, key, 'insert', 'new');
+      // Stricter levels fail an upsert that meets a row its snapshot cannot see (40001,
+      // retried). Read committed would overwrite it unchecked: insert, and if the key was
+      // taken meanwhile, check the row that took it.
+      if (!statementSnapshots) return mutator.upsert(row);
+      try {
+        return await tx.savepoint((inner) => build(inner).insert(row));
+      } catch (error) {
+        if (sqlStateOf(error) !== '23505') throw error; // unique_violation
+        const taken = await readRow(tx, table, key, 'FOR UPDATE');
+        if (!taken) throw error;
+        await requireChange(tx, table, taken, input);
+        return mutator.upsert(row);
+      }
     },
     async update(row) {
       const input = row as Row;
       const key = keyOf(table, input);
-      const existing = key && (await readRow(tx, table, key, 'FOR UPDATE'));
-      // No key: the writer refuses it. No row: the update changes nothing.
-      if (existing) await requireChange(tx, table, existing, input);
+      if (!key || hasUnknownColumn(table, input)) return mutator.update(row); // the writer refuses it
+      // No row: the update changes nothing, and must not reach one committed since.
+      const existing = await readRow(tx, table, key, 'FOR UPDATE');
+      if (!existing) return;
+      await requireChange(tx, table, existing, input);
       return mutator.update(row);
     },
     async delete(keyRow) {
       const key = keyOf(table, keyRow as Row);
-      const existing = key && (await readRow(tx, table, key, 'FOR UPDATE'));
-      if (existing) await require(tx, table, existing, key, 'delete', 'existing');
+      if (!key || hasUnknownColumn(table, keyRow as Row)) return mutator.delete(keyRow);
+      const existing = await readRow(tx, table, key, 'FOR UPDATE');
+      if (!existing) return;
+      await require(tx, table, existing, key, 'delete', 'existing');
       return mutator.delete(keyRow);
     },
   });
