@@ -1,6 +1,7 @@
 // push/: `/mutate`. The handler reads and checks the request; the processor applies each
 // mutation exactly once, in order, in transactions with a savepoint each; the table writer
-// is the server's `tx.mutate`, recording each write for the changelog.
+// is the server's `tx.mutate`, recording each write for the changelog; the write guard
+// checks each of its writes against the app's write policy.
 
 import {
   type AnyMutators,
