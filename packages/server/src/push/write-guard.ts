@@ -69,6 +69,34 @@ function hasUnknownColumn(table: TableInfo, row: Row): boolean {
   );
 }
 
+// Built once per table and lock: a guard is made for every mutation.
+const selects = new WeakMap<TableInfo, Map<string, string>>();
+
+/** `SELECT` every column of the row with the given primary key, in the decoder's form. */
+function selectSQL(table: TableInfo, lock: string, partialSQL: boolean): string {
+  let byLock = selects.get(table);
+  if (!byLock) {
+    byLock = new Map();
+    selects.set(table, byLock);
+  }
+  const cacheKey = `${partialSQL}${lock}`;
+  let text = byLock.get(cacheKey);
+  if (text === undefined) {
+    const columns = [...table.columns.values()]
+      .map((c) => `${outputExpr(table.sqlName, c, partialSQL, false)} AS ${quoteIdent(c.key)}`)
+      .join(', ');
+    const where = table.primaryKey
+      .map((name, i) => {
+        const column = table.columns.get(name)!;
+        return `${quoteIdent(table.sqlName)}.${quoteIdent(column.sqlName)} = $${i + 1}`;
+      })
+      .join(' AND ');
+    text = `SELECT ${columns} FROM ${tableSQL(table)} WHERE ${where}${lock}`;
+    byLock.set(cacheKey, text);
+  }
+  return text;
+}
+
 /** The row as the write would leave it: the stored row with the given columns over it. */
 function merged(existing: Row, row: Row): Row {
   const next = { ...existing };
@@ -86,9 +114,11 @@ function chainMayMove(rule: Rule, existing: Row, next: Row): boolean {
 
 /**
  * The write guard of one request: `tx.mutate` asks it before every insert, upsert, update
- * and delete. Stored rows are read under a row lock in the write's own transaction (the
- * row itself `FOR UPDATE`, its parents `FOR KEY SHARE`), so the chain checked is the chain
- * the write commits against.
+ * and delete. Stored rows are read in the write's own transaction, the row itself `FOR
+ * UPDATE`, so the chain checked is the chain the write commits against. Parents are read
+ * `FOR KEY SHARE` under read committed only: at repeatable read and serializable the
+ * snapshot already holds them still (a concurrent change fails one side with 40001), and
+ * a lock taken from each mutation's savepoint would cost a multixact on every shared parent.
  *
  * @example
  * const scopeKeys = new Set(['ana']);
@@ -103,17 +133,11 @@ export function createWriteGuard(options: WriteGuardOptions): WriteGuard {
     tx: DatabaseTransaction,
     table: TableInfo,
     key: Row,
-    lock: 'FOR UPDATE' | 'FOR KEY SHARE',
+    lock: 'FOR UPDATE' | 'FOR KEY SHARE' | '',
   ): Promise<Row | undefined> => {
-    const columns = [...table.columns.values()]
-      .map((c) => `${outputExpr(table.sqlName, c, partialSQL, false)} AS ${quoteIdent(c.key)}`)
-      .join(', ');
     const keys = table.primaryKey.map((name) => table.columns.get(name)!);
-    const where = keys
-      .map((c, i) => `${quoteIdent(table.sqlName)}.${quoteIdent(c.sqlName)} = $${i + 1}`)
-      .join(' AND ');
     const rows = await tx.query(
-      `SELECT ${columns} FROM ${tableSQL(table)} WHERE ${where}${partialSQL ? '' : ` ${lock}`}`,
+      selectSQL(table, partialSQL || !lock ? '' : ` ${lock}`, partialSQL),
       keys.map((c) => param(c, key[c.key])),
     );
     return rows.length ? decodeRows(schema, { table: table.name }, rows)[0] : undefined;
@@ -146,7 +170,7 @@ export function createWriteGuard(options: WriteGuardOptions): WriteGuard {
         tx,
         parent,
         { [parent.primaryKey[0]!]: parentKey },
-        'FOR KEY SHARE',
+        statementSnapshots ? 'FOR KEY SHARE' : '',
       );
       if (!parentRow)
         return `its parent ${parent.name} ${JSON.stringify(parentKey)} does not exist`;
