@@ -1,4 +1,10 @@
-import { type CrudOptions, handleCrudRequest, silentLogger } from '@reprise/server';
+import {
+  type CrudOptions,
+  defineVisibility,
+  handleCrudRequest,
+  handlePullRequest,
+  silentLogger,
+} from '@reprise/server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import {
@@ -394,6 +400,38 @@ for (const adapter of ADAPTERS) {
         'SELECT "table", "action" FROM reprise.changes ORDER BY id',
       );
       expect(changes).toEqual([{ table: 'task', action: 'update' }]);
+    });
+
+    it('CRUD writes reach the owner’s pull, and only the owner’s', async () => {
+      const visibility = defineVisibility(ownedSchema, { project: 'ownerID' });
+      const pullAs = async (userID: string, cookie: string | null) => {
+        const response = await handlePullRequest({
+          db: fx.db,
+          schema: ownedSchema,
+          visibility,
+          userID,
+          scopes: [userID],
+          logger: silentLogger,
+          request: new Request('http://localhost/pull', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ clientGroupID: `pull-${userID}`, cookie }),
+          }),
+        });
+        return (await response.json()) as any;
+      };
+      const anaStart = await pullAs('ana', null);
+      const bobStart = await pullAs('bob', null);
+      const put = { op: 'PUT', table: 'project', id: 'p7', data: { owner_id: 'ana', name: 'P7' } };
+      expect(statuses((await send('ana', { batch: [put] }, { visibility })).body)).toEqual([
+        'applied',
+      ]);
+      const ana = await pullAs('ana', anaStart.cookie);
+      expect(ana.patch.filter((op: any) => op.op === 'put')).toEqual([
+        { op: 'put', tableName: 'project', value: { id: 'p7', ownerID: 'ana', name: 'P7' } },
+      ]);
+      const bob = await pullAs('bob', bobStart.cookie);
+      expect(bob.patch).toEqual([]);
     });
 
     it('answers 413 past the limit (100 by default, configurable) and applies nothing', async () => {
