@@ -1,3 +1,4 @@
+import { defineWritePolicy } from '@reprise/server';
 import {
   createTestDatabase,
   type TestDatabase,
@@ -232,3 +233,34 @@ describe('createTestDatabase', () => {
     expectTypeOf(check).toBeFunction();
   });
 });
+
+describe.each<TestEngine>(['pglite', 'pg-mem'])(
+  'createTestDatabase with a write policy on %s',
+  (engine) => {
+    it('checks tx.mutate writes against the policy, as the push handler does', async () => {
+      const writePolicy = defineWritePolicy(schema, { issue: { owner: 'ownerID' } });
+      await using t = await createTestDatabase({
+        schema,
+        mutators,
+        ddl: APP_DDL,
+        engine,
+        writePolicy,
+      });
+      expect((await t.mutate(mutators.issue.create({ id: 'i1', title: 'First' }), ana)).ok).toBe(
+        true,
+      );
+      const outcome = await t.mutate(mutators.issue.close({ id: 'i1' }), bob);
+      expect(outcome.ok).toBe(false);
+      if (outcome.ok) return;
+      // The policy refuses the write before the mutator's own (late) check runs.
+      expect(outcome.error.message).toBe(
+        'forbidden: update of issue {"id":"i1"}: issue.ownerID is not one of your scope keys',
+      );
+      expect(outcome.error.details).toEqual({
+        reason: 'forbidden',
+        table: 'issue',
+        key: { id: 'i1' },
+      });
+    });
+  },
+);

@@ -7,6 +7,21 @@ export {
   type TableVisibility,
   type Visibility,
 } from './changes/visibility';
+export type {
+  CrudOutcome,
+  CrudRefusalReason,
+  CrudValidationContext,
+  CustomValidation,
+} from './crud/crud-processor';
+export type { CrudOperation, OutboxEvent, PowerSyncOp } from './crud/crud-protocol';
+export {
+  type CrudOptions,
+  type CrudRequestOptions,
+  handleCrudRequest,
+  type OutboxResult,
+  type PowerSyncResult,
+  processCrudRequest,
+} from './crud/handle-crud-request';
 export {
   type Database,
   DatabaseError,
@@ -38,6 +53,14 @@ export {
   type MutateResult,
   processMutateRequest,
 } from './push/handle-mutate-request';
+export { WriteForbiddenError } from './push/write-forbidden';
+export {
+  defineWritePolicy,
+  type ScopeKey,
+  type WritePolicy,
+  type WriteRule,
+  type WriteRuleContext,
+} from './push/write-policy';
 export { type CompiledQuery, type CompileOptions, compileQuery } from './query/query-compiler';
 export { runQuery } from './query/run-query';
 export type {

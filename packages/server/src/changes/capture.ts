@@ -193,6 +193,6 @@ export function originSettings(
 export function originStatement(origin: ChangeOrigin): { text: string; params: unknown[] } {
   return {
     text: `SELECT ${ORIGIN_SETTINGS.map((name, i) => `set_config(${nameLiteral(name)}, $${i + 1}, true)`).join(', ')}`,
-    params: [origin.clientGroupID, origin.clientID, String(origin.mutationID)],
+    params: [origin.clientGroupID, origin.clientID, String(origin.mutationID ?? '')],
   };
 }

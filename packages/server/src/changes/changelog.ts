@@ -31,11 +31,11 @@ export interface RecordedChange {
   readonly after?: Row;
 }
 
-/** The mutation that made a change. */
+/** The mutation (or CRUD operation) that made a change. */
 export interface ChangeOrigin {
   readonly clientGroupID: string;
   readonly clientID: string;
-  readonly mutationID: number;
+  readonly mutationID: number | null;
 }
 
 /** A stored change, as readers get it. */

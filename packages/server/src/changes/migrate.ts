@@ -119,6 +119,22 @@ const STEPS: readonly MigrationStep[] = [
              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${t.stampCommit}()`,
           ],
   },
+  {
+    version: 4,
+    // The CRUD endpoint's receipts: one row per operation it applied or refused, keyed by
+    // the pushing user, the client and the operation's own id (PowerSync's op_id, an
+    // outbox event's id), so a resent operation is answered "already processed".
+    statements: (t) => [
+      `CREATE TABLE ${t.crudReceipts} (
+        "userID" TEXT NOT NULL,
+        "clientID" TEXT NOT NULL,
+        "opID" TEXT NOT NULL,
+        "status" TEXT NOT NULL,
+        "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY ("userID", "clientID", "opID")
+      )`,
+    ],
+  },
 ];
 
 /** The newest engine schema version this package knows. */

@@ -21,6 +21,8 @@ export interface EngineTables {
   /** The function a deferred trigger calls to number a transaction as it commits. */
   readonly stampCommit: string;
   readonly commitSeq: string;
+  /** The CRUD operations already applied (or refused), so a resent one applies once. */
+  readonly crudReceipts: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -44,6 +46,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       commits: q('commits'),
       stampCommit: q('stamp_commit'),
       commitSeq: q('commit_seq'),
+      crudReceipts: q('crudReceipts'),
     };
     cache.set(schema, tables);
   }

@@ -1,6 +1,7 @@
 // push/: `/mutate`. The handler reads and checks the request; the processor applies each
 // mutation exactly once, in order, in transactions with a savepoint each; the table writer
-// is the server's `tx.mutate`, recording each write for the changelog.
+// is the server's `tx.mutate`, recording each write for the changelog; the write guard
+// checks each of its writes against the app's write policy.
 
 import {
   type AnyMutators,
@@ -24,6 +25,7 @@ import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
 import { processPush } from './push-processor';
+import type { ScopeKey, WritePolicy } from './write-policy';
 
 /** Options shared by both entry points. */
 export interface MutateOptions {
@@ -55,6 +57,17 @@ export interface MutateOptions {
    * write, and this has no effect.
    */
   readonly changelog?: boolean;
+  /**
+   * Who may write which rows (`defineWritePolicy`), checked on every `tx.mutate` write; a
+   * refused write fails its mutation with a `forbidden` app error. Without it, mutators
+   * alone decide.
+   */
+  readonly writePolicy?: WritePolicy<any>;
+  /**
+   * The scope keys writes are checked against (default: `userID`): a key, several (the
+   * user's tenants), or a function of the mutation being applied.
+   */
+  readonly scopeKey?: ScopeKey<CustomMutation>;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -165,6 +178,8 @@ export async function processMutateRequest(
       retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
       logger,
       changelog: options.changelog ?? true,
+      writePolicy: options.writePolicy as WritePolicy | undefined,
+      scopeKey: options.scopeKey,
     });
   } catch (error) {
     logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });

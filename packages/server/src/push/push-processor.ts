@@ -29,6 +29,8 @@ import { type RetryPolicy, withRetries } from '../db/retry';
 import { runQuery } from '../query/run-query';
 import { storableAppError, storableData } from './storable-result';
 import { createSchemaMutate, type WriteCapture } from './table-writer';
+import { createWriteGuard } from './write-guard';
+import { resolveScopeKeys, type ScopeKey, type WritePolicy } from './write-policy';
 
 /** Everything the processor needs, with defaults filled in. */
 export interface PushConfig {
@@ -46,6 +48,9 @@ export interface PushConfig {
    * has no triggers (pg-mem): elsewhere the capture triggers record every write.
    */
   readonly changelog: boolean;
+  /** Checked on every `tx.mutate` write when set; the scope keys come from `scopeKey`. */
+  readonly writePolicy?: WritePolicy | undefined;
+  readonly scopeKey?: ScopeKey<CustomMutation> | undefined;
 }
 
 /** How a push ended, before it is put on the wire. */
@@ -236,7 +241,7 @@ async function applyChunk(
           reason: 'authoritative',
           clientID: m.clientID,
           mutationID: m.id,
-          mutate: createSchemaMutate(config.schema, dbTx, capture),
+          mutate: createSchemaMutate(config.schema, dbTx, capture, guardFor(m, config)),
           // Queries run in the mutation's own transaction (or savepoint), so they see its writes.
           run: (query) =>
             runQuery(dbTx, config.schema, query, {
@@ -294,6 +299,17 @@ async function applyChunk(
     );
   }
   return stop ? { responses, hooks, next: index, ooo: stop } : { responses, hooks, next: index };
+}
+
+function guardFor(m: CustomMutation, config: PushConfig) {
+  if (!config.writePolicy) return undefined;
+  return createWriteGuard({
+    policy: config.writePolicy,
+    schema: config.schema,
+    scopeKeys: resolveScopeKeys(config.scopeKey ?? config.userID, m),
+    partialSQL: config.db.capabilities.partialSQL,
+    isolation: config.isolation,
+  });
 }
 
 function appErrorResult(error: unknown): MutationResult {

@@ -3,6 +3,7 @@ import type { RecordedChange } from '../changes/changelog';
 import { type DatabaseTransaction, quoteIdent } from '../db/database';
 import { outputExpr, tableSQL } from '../query/query-sql';
 import { decodeRows } from '../query/row-decoder';
+import type { WriteGuard } from './write-guard';
 
 type RowInput = Record<string, unknown>;
 
@@ -253,11 +254,15 @@ export function createTableMutator(
   };
 }
 
-/** `tx.mutate` for a schema: one table mutator per table, built on first use. */
+/**
+ * `tx.mutate` for a schema: one table mutator per table, built on first use. With `guard`,
+ * every write is first checked against the write policy (write-guard.ts).
+ */
 export function createSchemaMutate(
   schema: AnySchema,
   tx: DatabaseTransaction,
   capture?: WriteCapture,
+  guard?: WriteGuard,
 ): Record<string, TableMutator<TableInfo['table']>> {
   const built = new Map<string, TableMutator<TableInfo['table']>>();
   return new Proxy({} as Record<string, TableMutator<TableInfo['table']>>, {
@@ -272,6 +277,8 @@ export function createSchemaMutate(
           );
         }
         mutator = createTableMutator(table, tx, capture);
+        if (guard)
+          mutator = guard(table, mutator, tx, (inner) => createTableMutator(table, inner, capture));
         built.set(prop, mutator);
       }
       return mutator;

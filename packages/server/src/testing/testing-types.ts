@@ -9,6 +9,7 @@ import type {
 } from '@reprise/shared';
 import type { Database } from '../db/database';
 import type { Logger } from '../db/logger';
+import type { WritePolicy } from '../push/write-policy';
 import type { TestEngine } from './testing-engine';
 
 // The public types of `@reprise/server/testing`; `testing.ts` builds them.
@@ -76,6 +77,10 @@ export interface TestDatabaseOptions<S extends AnySchema, M extends AnyMutators>
   readonly engine?: TestEngine;
   /** Where the engine logs (default: nowhere; failures still reach the thrown error's `cause`). */
   readonly logger?: Logger;
+  /** The app's write policy, checked on every `tx.mutate` write as in production. */
+  readonly writePolicy?: WritePolicy<S>;
+  /** The scope keys writes are checked against (default: the mutation's `userID`). */
+  readonly scopeKey?: string | readonly string[];
 }
 
 /**

@@ -99,6 +99,8 @@ export async function createTestDatabase<S extends AnySchema, M extends AnyMutat
       mutators: options.mutators,
       context: 'context' in as ? as.context : options.context,
       userID,
+      ...(options.writePolicy ? { writePolicy: options.writePolicy } : {}),
+      ...(options.scopeKey === undefined ? {} : { scopeKey: options.scopeKey }),
       logger: {
         ...logger,
         warn: (entry) => {
