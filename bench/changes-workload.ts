@@ -3,7 +3,6 @@ import type { PushRequest } from '@reprise/shared';
 import {
   noteMutators,
   notesSchema,
-  notesVisibility,
   PULLER,
   seededNoteID,
   WRITER,
