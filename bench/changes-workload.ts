@@ -1,12 +1,6 @@
 import { type Database, handleMutateRequest, silentLogger } from '@reprise/server';
 import type { PushRequest } from '@reprise/shared';
-import {
-  noteMutators,
-  notesSchema,
-  PULLER,
-  seededNoteID,
-  WRITER,
-} from './changes-app';
+import { noteMutators, notesSchema, PULLER, seededNoteID, WRITER } from './changes-app';
 import type { RunResult } from './workload';
 
 /** What a mutation does: insert a new note, or update a seeded one. */
