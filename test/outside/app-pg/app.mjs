@@ -1,5 +1,6 @@
-// An app with only `pg` installed (and drizzle-orm, which @reprise/shared needs for the
-// schema): the main entry and the pg, drizzle and node entries load, and nothing else is here.
+// An app with only `pg` installed (with drizzle-orm, which @reprise/shared needs for the
+// schema, and kysely): the main entry and the pg, drizzle, kysely and node entries load, and
+// nothing else is here.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
@@ -30,11 +31,19 @@ await assert.rejects(
 // The driver's own subpath still says what is missing, rather than loading half.
 await assert.rejects(import('@reprise/server/pglite'), /@electric-sql\/pglite/);
 
+// README's Kysely block, as written.
+const kysely = await import('./kysely.mjs');
 if (process.env.DATABASE_URL) {
   const pg = (await import('pg')).default;
   const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
   const db = createPgDatabase(pool);
   assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
   await pool.end();
+  const rows = await kysely.db.transaction(
+    (tx) => tx.wrappedTransaction.selectNoFrom((eb) => eb.val(1).as('one')).execute(),
+    { isolation: 'serializable' },
+  );
+  assert.deepEqual(rows, [{ one: 1 }]);
 }
+await kysely.end();
 console.log('app-pg: @reprise/server with only pg installed');
