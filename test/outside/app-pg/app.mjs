@@ -17,6 +17,9 @@ assert.equal(typeof server.handleMutateRequest, 'function');
 const { createPgDatabase } = await import('@reprise/server/pg');
 const { createDrizzleDatabase } = await import('@reprise/server/drizzle');
 const { toNodeHandler } = await import('@reprise/server/node');
+// The Prisma entry imports nothing of Prisma's: it loads without @prisma/client installed.
+const { createPrismaDatabase } = await import('@reprise/server/prisma');
+assert.equal(typeof createPrismaDatabase, 'function');
 assert.equal(typeof createPgDatabase, 'function');
 assert.equal(typeof createDrizzleDatabase, 'function');
 assert.equal(typeof toNodeHandler, 'function');
