@@ -48,7 +48,8 @@ const PRISMA_ISOLATION: Record<IsolationLevel, string> = {
 /**
  * The pool client running the transaction whose backend is `pid`. Prisma does not hand out
  * the connection of an interactive transaction, so it is found by the one thing both sides
- * know: node-postgres keeps each client's backend pid.
+ * know: node-postgres keeps each client's backend pid (`processID`), and the pool its
+ * clients in `_clients` (pg-pool's own list, unchanged since pg-pool 2).
  */
 function clientOf(pool: Pool, pid: number): PoolClient {
   const clients = (pool as unknown as { _clients?: Array<PoolClient & { processID?: number }> })

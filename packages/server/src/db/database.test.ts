@@ -182,3 +182,13 @@ describe("Prisma's errors", () => {
     expect(publicDatabaseReason(duplicate)).toBe(wrapped.driverMessage);
   });
 });
+
+describe('PL/pgSQL SQLSTATEs', () => {
+  it("are the driver's own, not Prisma codes: RAISE EXCEPTION keeps its message", () => {
+    const raised = Object.assign(new Error('not allowed'), { code: 'P0001' });
+    const wrapped = toDatabaseError(Object.assign(new Error('wrapper'), { cause: raised }));
+    expect(wrapped.sqlState).toBe('P0001');
+    expect(wrapped.driverMessage).toBe('not allowed');
+    expect(isTransientError(raised)).toBe(false);
+  });
+});

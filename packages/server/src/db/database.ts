@@ -161,9 +161,12 @@ function rootCause(error: unknown): unknown {
   return current;
 }
 
-/** Prisma's own error codes (`P2010`, `P2034`), which stand above the driver's. */
+/**
+ * Prisma's own error codes (`P1001`, `P2010`, `P2034`), which stand above the driver's. Not
+ * PL/pgSQL's SQLSTATEs (`P0001` for `RAISE EXCEPTION`): those are the driver's own.
+ */
 function isPrismaCode(code: string): boolean {
-  return /^P\d{4}$/.test(code);
+  return /^P[1-9]\d{3}$/.test(code);
 }
 
 /**
