@@ -185,7 +185,11 @@ describe("Prisma's errors", () => {
 
 describe('PL/pgSQL SQLSTATEs', () => {
   it("are the driver's own, not Prisma codes: RAISE EXCEPTION keeps its message", () => {
-    const raised = Object.assign(new Error('not allowed'), { code: 'P0001' });
+    // With a cause of its own, as an app's wrapper may give it: the chain stops at P0001.
+    const raised = Object.assign(new Error('not allowed'), {
+      code: 'P0001',
+      cause: new Error('detail'),
+    });
     const wrapped = toDatabaseError(Object.assign(new Error('wrapper'), { cause: raised }));
     expect(wrapped.sqlState).toBe('P0001');
     expect(wrapped.driverMessage).toBe('not allowed');
