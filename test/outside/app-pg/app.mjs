@@ -43,7 +43,7 @@ if (process.env.DATABASE_URL) {
   assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
   await pool.end();
   const rows = await kysely.db.transaction(
-    (tx) => tx.wrappedTransaction.selectNoFrom((eb) => eb.val(1).as('one')).execute(),
+    (tx) => tx.wrappedTransaction.selectNoFrom((eb) => eb.lit(1).as('one')).execute(),
     { isolation: 'serializable' },
   );
   assert.deepEqual(rows, [{ one: 1 }]);
