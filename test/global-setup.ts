@@ -1,8 +1,12 @@
 import { existsSync } from 'node:fs';
+// @ts-expect-error: a plain script, with no types; it generates the Prisma adapter's client.
+import { generatePrismaClient } from './prisma/generate.mjs';
 
 // Says once, at the top of the run, whether the real-Postgres suites and the browser
 // end-to-end tests run or are skipped.
 export default function setup() {
+  // `npm ci` generated it already; this catches a schema edited since (a few seconds, once).
+  generatePrismaClient();
   const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   if (!existsSync(chromium)) {
     process.stdout.write(

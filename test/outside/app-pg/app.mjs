@@ -1,5 +1,6 @@
-// An app with only `pg` installed (and drizzle-orm, which @reprise/shared needs for the
-// schema): the main entry and the pg, drizzle and node entries load, and nothing else is here.
+// An app with only `pg` installed (with drizzle-orm, which @reprise/shared needs for the
+// schema, and kysely): the main entry and the pg, drizzle, kysely and node entries load, and
+// nothing else is here.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
@@ -16,6 +17,9 @@ assert.equal(typeof server.handleMutateRequest, 'function');
 const { createPgDatabase } = await import('@reprise/server/pg');
 const { createDrizzleDatabase } = await import('@reprise/server/drizzle');
 const { toNodeHandler } = await import('@reprise/server/node');
+// The Prisma entry imports nothing of Prisma's: it loads without @prisma/client installed.
+const { createPrismaDatabase } = await import('@reprise/server/prisma');
+assert.equal(typeof createPrismaDatabase, 'function');
 assert.equal(typeof createPgDatabase, 'function');
 assert.equal(typeof createDrizzleDatabase, 'function');
 assert.equal(typeof toNodeHandler, 'function');
@@ -30,11 +34,19 @@ await assert.rejects(
 // The driver's own subpath still says what is missing, rather than loading half.
 await assert.rejects(import('@reprise/server/pglite'), /@electric-sql\/pglite/);
 
+// README's Kysely block, as written.
+const kysely = await import('./kysely.mjs');
 if (process.env.DATABASE_URL) {
   const pg = (await import('pg')).default;
   const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
   const db = createPgDatabase(pool);
   assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
   await pool.end();
+  const rows = await kysely.db.transaction(
+    (tx) => tx.wrappedTransaction.selectNoFrom((eb) => eb.lit(1).as('one')).execute(),
+    { isolation: 'serializable' },
+  );
+  assert.deepEqual(rows, [{ one: 1 }]);
 }
+await kysely.end();
 console.log('app-pg: @reprise/server with only pg installed');

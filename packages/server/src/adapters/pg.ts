@@ -1,4 +1,4 @@
-import type { Client, ClientBase, Notification, Pool, PoolClient } from 'pg';
+import type { Client, ClientBase, Notification, Pool, PoolClient, QueryResult } from 'pg';
 import {
   type Database,
   type DatabaseTransaction,
@@ -114,9 +114,14 @@ export async function withPoolClient<T>(
   }
 }
 
-/** The connection a transaction runs on, failing fast once it is known to be broken. */
-class Connection {
+/**
+ * The connection a transaction runs on, failing fast once it is known to be broken. Each
+ * statement waits at most `timeoutMs`; past it the socket is destroyed.
+ */
+export class Connection {
   broken: Error | undefined;
+  /** Set when the transaction is over: the client may serve someone else by now. */
+  ended = false;
 
   constructor(
     readonly client: PoolClient | Client,
@@ -125,10 +130,19 @@ class Connection {
   ) {}
 
   async run<R>(text: string, params: readonly unknown[]): Promise<R[]> {
+    return (await this.result<R>(text, params)).rows;
+  }
+
+  /** Runs one statement and returns node-postgres's whole result (command, row count). */
+  async result<R>(text: string, params: readonly unknown[]): Promise<QueryResult<R & {}>> {
+    if (this.ended) {
+      throw new Error('This transaction is over: its connection has gone back to the pool');
+    }
     const lost = this.broken ?? connectionErrors.get(this.client);
     if (lost) throw toDatabaseError(lost, text);
     try {
-      return await withDeadline(run<R>(this.client, text, params), this.timeoutMs, 'a statement');
+      const sent = this.client.query<R & {}>(text, params as unknown[]);
+      return await withDeadline(sent, this.timeoutMs, 'a statement');
     } catch (error) {
       const failure = toDatabaseError(error, text);
       if (isConnectionLost(failure) && this.pooled) {
@@ -165,19 +179,40 @@ export function createPgDatabase(
   poolOrClient: Pool | Client,
   options: PgDatabaseOptions = {},
 ): Database<PoolClient | Client> {
+  return createPgDatabaseOf(poolOrClient, options, 'pg', (connection) => connection.client);
+}
+
+/**
+ * `createPgDatabase` with another object as `wrappedTransaction`, made from the connection
+ * the transaction runs on: the Kysely adapter hands mutators a Kysely transaction whose
+ * statements go through that connection, and so keep its bounds.
+ */
+export function createPgDatabaseOf<TWrapped>(
+  poolOrClient: Pool | Client,
+  options: PgDatabaseOptions,
+  name: string,
+  wrap: (connection: Connection) => TWrapped,
+): Database<TWrapped> {
   const timeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   const exclusive = createMutex();
   if (isPool(poolOrClient)) guardPool(poolOrClient);
+  const using = async <T>(connection: Connection, fn: (connection: Connection) => Promise<T>) => {
+    try {
+      return await fn(connection);
+    } finally {
+      connection.ended = true;
+    }
+  };
   const withConnection = isPool(poolOrClient)
     ? <T>(fn: (connection: Connection) => Promise<T>) =>
         withPoolClient(poolOrClient, timeoutMs, (client) =>
-          fn(new Connection(client, timeoutMs, true)),
+          using(new Connection(client, timeoutMs, true), fn),
         )
     : <T>(fn: (connection: Connection) => Promise<T>) =>
-        exclusive(() => fn(new Connection(poolOrClient, timeoutMs, false)));
+        exclusive(() => using(new Connection(poolOrClient, timeoutMs, false), fn));
 
   return {
-    name: 'pg',
+    name,
     capabilities: { advisoryLocks: true, partialSQL: false },
     transaction: (fn, { isolation }) =>
       withConnection((connection) =>
@@ -195,13 +230,13 @@ export function createPgDatabase(
             }
           },
           () => {
-            const tx: DatabaseTransaction<PoolClient | Client> = {
+            const tx: DatabaseTransaction<TWrapped> = {
               query: (text, params = []) => connection.run(text, params),
               savepoint: sqlSavepoint(
                 (text) => connection.run(text, []),
                 () => tx,
               ),
-              wrappedTransaction: connection.client,
+              wrappedTransaction: wrap(connection),
             };
             return fn(tx);
           },

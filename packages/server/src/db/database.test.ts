@@ -140,3 +140,59 @@ describe('isConnectionLost', () => {
     expect(isConnectionLost(withCode('protocol violation', '08P01'))).toBe(false);
   });
 });
+
+describe("Prisma's errors", () => {
+  // The shape Prisma 7 throws over @prisma/adapter-pg (seen against Postgres 15): a code of
+  // its own, and the driver's failure as a plain object under meta.driverAdapterError.
+  const prismaError = (code: string, cause: Record<string, unknown>) =>
+    Object.assign(new Error(`Invalid prisma invocation (${code})`), {
+      name: 'PrismaClientKnownRequestError',
+      code,
+      meta: { driverAdapterError: Object.assign(new Error('DriverAdapterError'), { cause }) },
+    });
+  const conflict = prismaError('P2034', { kind: 'TransactionWriteConflict' });
+  const killed = prismaError('P2010', {
+    kind: 'postgres',
+    code: '57P01',
+    originalCode: '57P01',
+    originalMessage: 'terminating connection due to administrator command',
+  });
+  const duplicate = prismaError('P2002', {
+    kind: 'UniqueConstraintViolation',
+    originalCode: '23505',
+    originalMessage: 'duplicate key value violates unique constraint "issue_pkey"',
+  });
+
+  it('classify by the SQLSTATE or kind Prisma keeps from the driver', () => {
+    expect(isTransientError(conflict)).toBe(true);
+    expect(isConnectionLost(conflict)).toBe(false);
+    expect(isTransientError(killed)).toBe(true);
+    expect(isConnectionLost(killed)).toBe(true);
+    expect(isTransientError(duplicate)).toBe(false);
+    expect(isTransientError(prismaError('P1017', {}))).toBe(true);
+    expect(isTransientError(Object.assign(new Error('expired'), { code: 'P2028' }))).toBe(true);
+  });
+
+  it("wrap with the driver's SQLSTATE and message, not Prisma's", () => {
+    const wrapped = toDatabaseError(duplicate, 'INSERT INTO issue');
+    expect(wrapped.sqlState).toBe('23505');
+    expect(wrapped.driverMessage).toBe(
+      'duplicate key value violates unique constraint "issue_pkey"',
+    );
+    expect(publicDatabaseReason(duplicate)).toBe(wrapped.driverMessage);
+  });
+});
+
+describe('PL/pgSQL SQLSTATEs', () => {
+  it("are the driver's own, not Prisma codes: RAISE EXCEPTION keeps its message", () => {
+    // With a cause of its own, as an app's wrapper may give it: the chain stops at P0001.
+    const raised = Object.assign(new Error('not allowed'), {
+      code: 'P0001',
+      cause: new Error('detail'),
+    });
+    const wrapped = toDatabaseError(Object.assign(new Error('wrapper'), { cause: raised }));
+    expect(wrapped.sqlState).toBe('P0001');
+    expect(wrapped.driverMessage).toBe('not allowed');
+    expect(isTransientError(raised)).toBe(false);
+  });
+});

@@ -151,17 +151,81 @@ export class DatabaseError extends Error {
 function rootCause(error: unknown): unknown {
   let current = error;
   for (let depth = 0; depth < 8; depth++) {
-    const next = (current as { cause?: unknown } | null)?.cause;
-    if (
-      next === undefined ||
-      next === null ||
-      typeof (current as { code?: unknown }).code === 'string'
-    ) {
+    const next = nextLink(current);
+    const code = (current as { code?: unknown } | null)?.code;
+    if (next === undefined || next === null || (typeof code === 'string' && !isPrismaCode(code))) {
       return current;
     }
     current = next;
   }
   return current;
+}
+
+/**
+ * Prisma's own error codes (`P1001`, `P2010`, `P2034`), which stand above the driver's. Not
+ * PL/pgSQL's SQLSTATEs (`P0001` for `RAISE EXCEPTION`): those are the driver's own.
+ */
+function isPrismaCode(code: string): boolean {
+  return /^P[1-9]\d{3}$/.test(code);
+}
+
+/**
+ * Prisma's codes for a server that cannot be reached, a connection that closed or timed out,
+ * a pool with no connection free, a transaction that could not start or expired (P2028), and
+ * a write conflict or deadlock (P2034). The first three also mean the connection is lost.
+ */
+const TRANSIENT_PRISMA_CODES = new Set([
+  'P1001',
+  'P1002',
+  'P1008',
+  'P1017',
+  'P2024',
+  'P2028',
+  'P2034',
+]);
+const CONNECTION_LOST_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1017']);
+
+/** Prisma's driver-adapter error kinds that carry no SQLSTATE, as the code they stand for. */
+const PRISMA_KIND_CODES: Record<string, string> = {
+  ConnectionClosed: 'ECONNRESET',
+  DatabaseNotReachable: 'ECONNREFUSED',
+  SocketTimeout: 'ETIMEDOUT',
+  TransactionWriteConflict: '40001',
+};
+
+const prismaCauses = new WeakMap<object, Error>();
+
+/**
+ * The next link of an error chain: its `cause`, or for a Prisma error the driver's failure,
+ * which Prisma keeps as a plain object in `meta.driverAdapterError.cause` (the SQLSTATE in
+ * `originalCode`), made an Error with that code so that it classifies as the driver's own.
+ */
+function nextLink(error: unknown): unknown {
+  if (error === null || typeof error !== 'object') return undefined;
+  const { cause, meta } = error as { cause?: unknown; meta?: { driverAdapterError?: unknown } };
+  if (cause !== undefined && cause !== null) return cause;
+  const driver = (meta?.driverAdapterError as { cause?: unknown } | undefined)?.cause as
+    | {
+        originalCode?: unknown;
+        originalMessage?: unknown;
+        code?: unknown;
+        message?: unknown;
+        kind?: unknown;
+      }
+    | undefined;
+  if (driver === null || typeof driver !== 'object') return undefined;
+  let link = prismaCauses.get(error);
+  if (!link) {
+    const text = [driver.originalMessage, driver.message, driver.kind].find(
+      (part) => typeof part === 'string',
+    );
+    const code = [driver.originalCode, driver.code, PRISMA_KIND_CODES[String(driver.kind)]].find(
+      (part) => typeof part === 'string',
+    );
+    link = Object.assign(new Error(String(text ?? 'database error')), { code });
+    prismaCauses.set(error, link);
+  }
+  return link;
 }
 
 /**
@@ -221,7 +285,7 @@ function isTransientCause(error: unknown): boolean {
   for (let depth = 0; depth < 8 && current !== null && current !== undefined; depth++) {
     if (current instanceof DatabaseError) return current.transient;
     if (isTransientLink(current)) return true;
-    current = (current as { cause?: unknown }).cause;
+    current = nextLink(current);
   }
   return false;
 }
@@ -230,6 +294,7 @@ function isTransientLink(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (TRANSIENT_CONNECTION_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
+    if (TRANSIENT_PRISMA_CODES.has(code)) return true;
     if (TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2)) && !PERMANENT_SQLSTATES.has(code)) {
       return true;
     }
@@ -255,10 +320,11 @@ export function isConnectionLost(error: unknown): boolean {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string') {
       if (TRANSIENT_CONNECTION_CODES.has(code) || CONNECTION_LOST_SQLSTATES.has(code)) return true;
+      if (CONNECTION_LOST_PRISMA_CODES.has(code)) return true;
       if (code.startsWith('08') && code !== '08P01') return true;
     }
     if (current instanceof Error && CONNECTION_LOST_MESSAGE.test(current.message)) return true;
-    current = (current as { cause?: unknown }).cause;
+    current = nextLink(current);
   }
   return false;
 }
