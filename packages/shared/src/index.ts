@@ -121,6 +121,7 @@ export {
   type AnyTables,
   type ColumnInfo,
   type ColumnKind,
+  type CompareKind,
   createSchema,
   type InsertRow,
   mustGetTable,

@@ -49,6 +49,20 @@ function zoneOffsetMs(zone: string | undefined): number {
   return (zone[0] === '-' ? -seconds : seconds) * 1000;
 }
 
+const INT8_TYPE = /^(bigint|bigserial)$/;
+
+/**
+ * A number column's text. An int8 beyond 2^53 (a bigint column in mode 'number') becomes a
+ * bigint, not the nearest double: rounding would make two stored values equal, or a value
+ * equal to a literal, on the client but not in Postgres. Refusing it here would stop every
+ * pull over data already stored; SEMANTICS.md steers such columns to mode 'bigint'.
+ */
+function decodeNumber(column: ColumnInfo, text: string): number | bigint {
+  const number = Number(text);
+  if (Number.isSafeInteger(number) || !INT8_TYPE.test(column.sqlType)) return number;
+  return BigInt(text);
+}
+
 /**
  * One column's value in its in-memory type. `inJSON` says the value came out of a JSON
  * document (a related row), where json columns are already parsed.
@@ -60,7 +74,7 @@ export function decodeValue(column: ColumnInfo, value: unknown, inJSON: boolean)
     case 'other':
       return typeof value === 'string' ? value : String(value);
     case 'number':
-      return typeof value === 'number' ? value : Number(value);
+      return typeof value === 'number' ? value : decodeNumber(column, String(value));
     case 'bigint':
       return typeof value === 'bigint' ? value : BigInt(value as string | number);
     case 'boolean':

@@ -27,7 +27,7 @@ function compileIn(
   values: readonly LiteralValue[],
   negated: boolean,
 ): RowPredicate {
-  const { key, kind } = column;
+  const { key, compareAs: kind } = column;
   // keyOf(null) is null, which the set never holds: a null column is in no list.
   const keys = new Set(values.filter((v) => v !== null).map((v) => keyOf(kind, v)));
   if (!negated) return (row) => keys.has(keyOf(kind, row[key]));
@@ -39,7 +39,7 @@ function compileIn(
 function compileSimple(table: TableInfo, c: SimpleCondition): RowPredicate {
   const where = `where(${c.column} ${c.op})`;
   const column = mustColumn(table, c.column, where);
-  const { key, kind } = column;
+  const { key, compareAs: kind } = column;
   if (!OPERATORS_BY_KIND[kind].includes(c.op)) {
     throw new QueryError(`${where}: operator ${c.op} does not apply to ${kind} column "${key}"`);
   }

@@ -1,9 +1,11 @@
-import type { ColumnKind, TableInfo } from '../schema';
+import type { CompareKind, TableInfo } from '../schema';
+import { compareDecimals, decimalKey } from './decimal';
 import { QueryError } from './validate';
 
 // How the in-memory evaluator compares column values so that it agrees with Postgres
 // (see SEMANTICS.md): strings in code point order (collation "C"), NaN equal to itself and
 // above every number, dates by instant, and LIKE / ILIKE with Postgres's escape rules.
+// `real` compares as float4, `numeric` as exact decimals, `char` without trailing spaces.
 
 /**
  * Compares two strings by Unicode code point, as Postgres's collation "C" does (byte order
@@ -30,6 +32,7 @@ export function compareStrings(a: string, b: string): number {
   return a.length < b.length ? -1 : 1;
 }
 
+// JS compares a number with a bigint exactly, so a bigint-mode-number column may hold both.
 function compareNumbers(a: number | bigint, b: number | bigint): number {
   if (a < b) return -1;
   if (a > b) return 1;
@@ -39,6 +42,16 @@ function compareNumbers(a: number | bigint, b: number | bigint): number {
   const bNaN = typeof b === 'number' && Number.isNaN(b);
   return aNaN === bNaN ? 0 : aNaN ? 1 : -1;
 }
+
+/** Postgres ignores trailing spaces when it compares `char(n)` values (and only spaces). */
+function trimPadding(value: string): string {
+  let end = value.length;
+  while (end > 0 && value.charCodeAt(end - 1) === 0x20) end--;
+  return end === value.length ? value : value.slice(0, end);
+}
+
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 const timeOf = (value: unknown): number =>
   value instanceof Date ? value.getTime() : new Date(value as string | number).getTime();
@@ -50,16 +63,22 @@ const timeOf = (value: unknown): number =>
  * @example
  * [3, null, 1].sort((a, b) => compareValues('number', a, b)); // [1, 3, null]
  */
-export function compareValues(kind: ColumnKind, a: unknown, b: unknown): number {
+export function compareValues(kind: CompareKind, a: unknown, b: unknown): number {
   const aNull = a == null;
   const bNull = b == null;
   if (aNull || bNull) return aNull === bNull ? 0 : aNull ? 1 : -1;
   switch (kind) {
     case 'string':
       return compareStrings(a as string, b as string);
+    case 'char':
+      return compareStrings(trimPadding(a as string), trimPadding(b as string));
     case 'number':
     case 'bigint':
       return compareNumbers(a as number | bigint, b as number | bigint);
+    case 'real':
+      return compareNumbers(Math.fround(a as number), Math.fround(b as number));
+    case 'numeric':
+      return compareDecimals(a, b);
     case 'boolean':
       return a === b ? 0 : a ? 1 : -1;
     case 'date':
@@ -76,7 +95,7 @@ export function compareValues(kind: ColumnKind, a: unknown, b: unknown): number 
  * valuesEqual('date', new Date(0), new Date(0)); // true
  * valuesEqual('number', null, null); // false: use isNotDistinct for IS
  */
-export function valuesEqual(kind: ColumnKind, a: unknown, b: unknown): boolean {
+export function valuesEqual(kind: CompareKind, a: unknown, b: unknown): boolean {
   return a != null && b != null && compareValues(kind, a, b) === 0;
 }
 
@@ -86,7 +105,7 @@ export function valuesEqual(kind: ColumnKind, a: unknown, b: unknown): boolean {
  * @example
  * isNotDistinct('string', null, null); // true
  */
-export function isNotDistinct(kind: ColumnKind, a: unknown, b: unknown): boolean {
+export function isNotDistinct(kind: CompareKind, a: unknown, b: unknown): boolean {
   const aNull = a == null;
   const bNull = b == null;
   return aNull || bNull ? aNull === bNull : compareValues(kind, a, b) === 0;
@@ -95,12 +114,13 @@ export function isNotDistinct(kind: ColumnKind, a: unknown, b: unknown): boolean
 /**
  * A value of a column of `kind` as a `Map` / `Set` key: two non-null values are equal under
  * `=` exactly when their keys are (`SameValueZero`, so NaN finds NaN and -0 finds 0). Dates
- * become their instant; bigint columns take integral numbers as bigints, and vice versa.
+ * become their instant; integers beyond 2^53 are bigints and others numbers, whichever type
+ * they came in; reals their float4 value, decimals a canonical string, chars lose padding.
  *
  * @example
  * new Set([keyOf('date', new Date(5))]).has(keyOf('date', new Date(5))); // true
  */
-export function keyOf(kind: ColumnKind, value: unknown): unknown {
+export function keyOf(kind: CompareKind, value: unknown): unknown {
   if (value == null) return null;
   switch (kind) {
     case 'date':
@@ -108,7 +128,19 @@ export function keyOf(kind: ColumnKind, value: unknown): unknown {
     case 'bigint':
       return typeof value === 'number' && Number.isInteger(value) ? BigInt(value) : value;
     case 'number':
-      return typeof value === 'bigint' ? Number(value) : value;
+      // Exact: a bigint-mode-number column holds a value beyond 2^53 as a bigint.
+      if (typeof value === 'bigint') {
+        return value >= MIN_SAFE && value <= MAX_SAFE ? Number(value) : value;
+      }
+      return typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)
+        ? BigInt(value)
+        : value;
+    case 'real':
+      return Math.fround(value as number);
+    case 'numeric':
+      return decimalKey(value);
+    case 'char':
+      return trimPadding(value as string);
     default:
       return value;
   }
@@ -121,7 +153,7 @@ export function keyOf(kind: ColumnKind, value: unknown): unknown {
  * @example
  * tupleKeyOf(['string', 'number'], ['a', 1]); // 'string1:anumber1:1'
  */
-export function tupleKeyOf(kinds: readonly ColumnKind[], values: readonly unknown[]): unknown {
+export function tupleKeyOf(kinds: readonly CompareKind[], values: readonly unknown[]): unknown {
   if (kinds.length === 1) return keyOf(kinds[0]!, values[0]);
   let key = '';
   for (let i = 0; i < kinds.length; i++) {
@@ -255,7 +287,7 @@ export function compileLike(pattern: string, caseInsensitive = false): (value: s
   return matcher;
 }
 
-const primaryKinds = new WeakMap<TableInfo, readonly ColumnKind[]>();
+const primaryKinds = new WeakMap<TableInfo, readonly CompareKind[]>();
 
 /**
  * The primary key of `row` in `info`'s table, encoded as the store keys its rows: one
@@ -271,7 +303,7 @@ export function encodePrimaryKey(
 ): unknown {
   let kinds = primaryKinds.get(info);
   if (!kinds) {
-    kinds = info.primaryKey.map((column) => info.columns.get(column)!.kind);
+    kinds = info.primaryKey.map((column) => info.columns.get(column)!.compareAs);
     primaryKinds.set(info, kinds);
   }
   const values = info.primaryKey.map((column) => {
