@@ -1,3 +1,5 @@
+import { microsecondOf, Timestamp } from '@reprise/shared';
+
 /**
  * Structural equality for query results: plain objects, arrays, Dates, BigInts and
  * primitives (rows hold nothing else).
@@ -9,7 +11,14 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (a instanceof Date || b instanceof Date) {
-    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+    // A Timestamp also has microseconds, and may be an infinity.
+    return (
+      a instanceof Date &&
+      b instanceof Date &&
+      a.getTime() === b.getTime() &&
+      microsecondOf(a) === microsecondOf(b) &&
+      (a instanceof Timestamp ? a.infinity : 0) === (b instanceof Timestamp ? b.infinity : 0)
+    );
   }
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   const keysA = Object.keys(a);

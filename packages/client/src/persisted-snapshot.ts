@@ -5,6 +5,9 @@ import {
   type MemoryStore,
   mustGetTable,
   type PatchOperation,
+  parseTimestamp,
+  type TableInfo,
+  Timestamp,
 } from '@reprise/shared';
 import { type ClientStorage, type GroupRecord, groupKey, type StorageWrite } from './storage';
 
@@ -32,6 +35,48 @@ function bucketOf(key: unknown): number {
   return (hash >>> 0) % BUCKETS;
 }
 
+type Row = Record<string, unknown>;
+const dateColumns = new WeakMap<TableInfo, readonly string[]>();
+
+/** The keys of a table's date columns, whose Timestamps storage cannot clone. */
+function datesOf(info: TableInfo): readonly string[] {
+  let keys = dateColumns.get(info);
+  if (!keys) {
+    keys = [...info.columns.values()].filter((c) => c.kind === 'date').map((c) => c.key);
+    dateColumns.set(info, keys);
+  }
+  return keys;
+}
+
+/**
+ * A row as storage keeps it. Structured clone turns a Timestamp into a plain Date, dropping
+ * its microseconds and infinity, so a Timestamp is stored as its text; a date column holds
+ * nothing else that is a string, so `loadedRow` knows to read it back.
+ */
+function storableRow(info: TableInfo, row: Row): Row {
+  let copy: Row | undefined;
+  for (const key of datesOf(info)) {
+    const value = row[key];
+    if (value instanceof Timestamp) {
+      copy ??= { ...row };
+      copy[key] = value.toISOString();
+    }
+  }
+  return copy ?? row;
+}
+
+function loadedRow(info: TableInfo, row: Row): Row {
+  let copy: Row | undefined;
+  for (const key of datesOf(info)) {
+    const value = row[key];
+    if (typeof value === 'string') {
+      copy ??= { ...row };
+      copy[key] = parseTimestamp(value);
+    }
+  }
+  return copy ?? row;
+}
+
 /** Reads the snapshot: its buckets, and the rows a group record of the old shape holds. */
 export async function loadSnapshot(
   schema: AnySchema,
@@ -42,15 +87,17 @@ export async function loadSnapshot(
 ): Promise<MemoryStore> {
   const store = createMemoryStore(schema);
   for (const [table, rows] of Object.entries(group?.rows ?? {})) {
-    if (schema.tableInfo.has(table)) for (const row of rows) store.put(table, row);
+    if (!schema.tableInfo.has(table)) continue;
+    for (const row of rows) store.put(table, loadedRow(mustGetTable(schema, table), row));
   }
   const prefix = bucketPrefix(groupID);
   for (const key of keys) {
     if (!key.startsWith(prefix)) continue;
     const table = key.slice(prefix.length, key.lastIndexOf('/'));
     if (!schema.tableInfo.has(table)) continue;
-    const rows = (await storage.get(key)) as readonly Record<string, unknown>[] | undefined;
-    for (const row of rows ?? []) store.put(table, row);
+    const rows = (await storage.get(key)) as readonly Row[] | undefined;
+    const info = mustGetTable(schema, table);
+    for (const row of rows ?? []) store.put(table, loadedRow(info, row));
   }
   return store;
 }
@@ -84,13 +131,14 @@ export function snapshotWrites(
     const wanted = all ? undefined : touched.get(table);
     if (!all && !wanted) continue;
     const info = mustGetTable(schema, table);
-    const rows = new Map<number, Record<string, unknown>[]>();
+    const rows = new Map<number, Row[]>();
     for (const row of snapshot.scan(table)) {
       const bucket = bucketOf(encodePrimaryKey(info, row, 'store'));
       if (wanted && !wanted.has(bucket)) continue;
       const list = rows.get(bucket);
-      if (list) list.push(row);
-      else rows.set(bucket, [row]);
+      const stored = storableRow(info, row);
+      if (list) list.push(stored);
+      else rows.set(bucket, [stored]);
     }
     for (const bucket of wanted ?? Array.from({ length: BUCKETS }, (_, i) => i)) {
       writes.push([bucketKey(group.clientGroupID, table, bucket), rows.get(bucket)]);

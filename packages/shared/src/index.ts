@@ -133,6 +133,14 @@ export {
   type TableInfo,
   type UpdateRow,
 } from './schema';
+export {
+  compareInstants,
+  formatTimestamp,
+  instantKey,
+  microsecondOf,
+  parseTimestamp,
+  Timestamp,
+} from './timestamp';
 export type {
   ClientTransaction,
   SchemaMutate,

@@ -1,4 +1,16 @@
 import superjson from 'superjson';
+import { parseTimestamp, Timestamp } from './timestamp';
+
+// A Timestamp crosses the wire as its text, microseconds and infinity included; superjson's
+// own Date rule would cut it to a millisecond Date. Custom rules are tried before it.
+superjson.registerCustom<Timestamp, string>(
+  {
+    isApplicable: (value): value is Timestamp => value instanceof Timestamp,
+    serialize: (value) => value.toISOString(),
+    deserialize: (text) => parseTimestamp(text),
+  },
+  'reprise.timestamp',
+);
 
 /**
  * A body in superjson's envelope. Reprise's own client sends pushes this way so that

@@ -1,4 +1,10 @@
-import { type ColumnInfo, type LiteralValue, QueryError, type TableInfo } from '@reprise/shared';
+import {
+  type ColumnInfo,
+  formatTimestamp,
+  type LiteralValue,
+  QueryError,
+  type TableInfo,
+} from '@reprise/shared';
 import { quoteIdent } from '../db/database';
 
 // The SQL pieces the query compiler builds from: column references, comparison forms and
@@ -201,13 +207,17 @@ export class Params {
     }
     const cast = paramType(column, value, asText);
     const placeholder = this.add(encodeLiteral(value));
+    // A timestamp goes as text: postgres.js re-reads a date-typed parameter with
+    // `new Date(text)`, losing its microseconds and refusing infinity and BC years.
+    if (column.kind === 'date') return `${placeholder}::text::${cast}`;
     return cast ? `${placeholder}::${cast}` : placeholder;
   }
 }
 
 /** Text for everything but booleans, so every driver sends the same thing. */
 function encodeLiteral(value: Exclude<LiteralValue, null>): unknown {
-  if (value instanceof Date) return value.toISOString();
+  // Not toISOString: a plain Date writes years outside 1–9999 in a form Postgres refuses.
+  if (value instanceof Date) return formatTimestamp(value);
   if (typeof value === 'boolean') return value;
   return String(value);
 }

@@ -1,6 +1,7 @@
 import {
   type AnySchema,
   type ColumnInfo,
+  parseTimestamp,
   type QueryAST,
   QueryError,
   type TableInfo,
@@ -13,41 +14,8 @@ import {
 
 type Row = Record<string, unknown>;
 
-const TIMESTAMP =
-  /^(\d{4,})-(\d\d)-(\d\d)(?:[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?)?(?:\s*(Z|[+-]\d\d(?::?\d\d)?(?::?\d\d)?))?( BC)?$/;
-
-/**
- * Parses Postgres's text form of a timestamp, timestamptz or date (ISO `DateStyle`, also
- * with a `T`). Without a zone the wall clock is read as UTC; precision stops at the
- * millisecond. `infinity` maps to the latest and earliest instants a `Date` can hold.
- */
-export function parseTimestamp(text: string): Date {
-  if (text === 'infinity') return new Date(8.64e15);
-  if (text === '-infinity') return new Date(-8.64e15);
-  const match = TIMESTAMP.exec(text.trim());
-  if (!match) throw new TypeError(`Cannot read ${JSON.stringify(text)} as a timestamp`);
-  const [, year, month, day, hour, minute, second, fraction, zone, bc] = match;
-  const date = new Date(0);
-  // setUTCFullYear, not Date.UTC: the latter reads years 0–99 as 1900–1999.
-  date.setUTCFullYear(bc ? 1 - Number(year) : Number(year), Number(month) - 1, Number(day));
-  date.setUTCHours(
-    Number(hour ?? 0),
-    Number(minute ?? 0),
-    Number(second ?? 0),
-    Number((fraction ?? '').padEnd(3, '0').slice(0, 3)),
-  );
-  return new Date(date.getTime() - zoneOffsetMs(zone));
-}
-
-function zoneOffsetMs(zone: string | undefined): number {
-  if (zone === undefined || zone === 'Z') return 0;
-  const digits = zone.slice(1).replace(/:/g, '');
-  const seconds =
-    Number(digits.slice(0, 2)) * 3600 +
-    Number(digits.slice(2, 4) || 0) * 60 +
-    Number(digits.slice(4, 6) || 0);
-  return (zone[0] === '-' ? -seconds : seconds) * 1000;
-}
+// Timestamps are read to the microsecond, infinities included: see Timestamp.
+export { parseTimestamp };
 
 const INT8_TYPE = /^(bigint|bigserial)$/;
 
@@ -80,6 +48,7 @@ export function decodeValue(column: ColumnInfo, value: unknown, inJSON: boolean)
     case 'boolean':
       return typeof value === 'boolean' ? value : value === 't' || value === 'true';
     case 'date':
+      // Drivers' Date objects (pg-mem) are only as precise as a millisecond anyway.
       if (value instanceof Date) return new Date(value.getTime());
       return typeof value === 'number' ? new Date(value) : parseTimestamp(String(value));
     case 'json':

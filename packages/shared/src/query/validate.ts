@@ -1,5 +1,6 @@
 import { describeIssues } from '../protocol';
 import type { AnySchema, ColumnInfo, CompareKind, TableInfo } from '../schema';
+import { parseTimestamp, Timestamp } from '../timestamp';
 import {
   type Condition,
   type Cursor,
@@ -76,10 +77,14 @@ export function coerceLiteral(column: ColumnInfo, value: unknown, where: string)
       const date =
         value instanceof Date
           ? value
-          : typeof value === 'string' || typeof value === 'number'
+          : typeof value === 'number'
             ? new Date(value)
-            : undefined;
-      return date && !Number.isNaN(date.getTime()) ? date : fail();
+            : typeof value === 'string'
+              ? readDate(value)
+              : undefined;
+      if (!date || Number.isNaN(date.getTime())) return fail();
+      const infinite = date instanceof Timestamp && date.infinity !== 0;
+      return !infinite && date.getTime() < EARLIEST_TIMESTAMP ? tooEarly(column, where) : date;
     }
     default:
       return fail();
@@ -87,6 +92,24 @@ export function coerceLiteral(column: ColumnInfo, value: unknown, where: string)
 }
 
 const INT8 = /^(bigint|bigserial)$/;
+
+// Postgres's first timestamp, 4714-11-24 BC: it refuses an earlier one as out of range.
+const EARLIEST_TIMESTAMP = new Date(Date.UTC(2000, 10, 24)).setUTCFullYear(-4713);
+
+/** Text as Postgres writes timestamps (to the microsecond, infinity) or as `Date` reads it. */
+function readDate(text: string): Date {
+  try {
+    return parseTimestamp(text);
+  } catch {
+    return new Date(text);
+  }
+}
+
+function tooEarly(column: ColumnInfo, where: string): never {
+  throw new QueryError(
+    `${where}: a date before 4714-11-24 BC is out of Postgres's range for column "${column.key}"`,
+  );
+}
 
 /**
  * A literal for a `real` column must be one float4 can hold: Postgres refuses `1e39::real`

@@ -1,4 +1,5 @@
 import type { CompareKind, TableInfo } from '../schema';
+import { compareInstants, instantKey, parseTimestamp } from '../timestamp';
 import { compareDecimals, decimalKey } from './decimal';
 import { QueryError } from './validate';
 
@@ -53,8 +54,16 @@ function trimPadding(value: string): string {
 const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-const timeOf = (value: unknown): number =>
-  value instanceof Date ? value.getTime() : new Date(value as string | number).getTime();
+/** A date column's value as a Date: rows hold Dates, literals may be text or milliseconds. */
+function dateOf(value: unknown): Date {
+  if (value instanceof Date) return value;
+  if (typeof value === 'number') return new Date(value);
+  try {
+    return parseTimestamp(String(value));
+  } catch {
+    return new Date(String(value));
+  }
+}
 
 /**
  * Orders two values of a column of `kind` ascending, NULLs (and `undefined`) last, as
@@ -82,7 +91,7 @@ export function compareValues(kind: CompareKind, a: unknown, b: unknown): number
     case 'boolean':
       return a === b ? 0 : a ? 1 : -1;
     case 'date':
-      return compareNumbers(timeOf(a), timeOf(b));
+      return compareInstants(dateOf(a), dateOf(b));
     default:
       throw new QueryError(`${kind} values cannot be compared or ordered`);
   }
@@ -124,7 +133,7 @@ export function keyOf(kind: CompareKind, value: unknown): unknown {
   if (value == null) return null;
   switch (kind) {
     case 'date':
-      return timeOf(value);
+      return instantKey(dateOf(value));
     case 'bigint':
       return typeof value === 'number' && Number.isInteger(value) ? BigInt(value) : value;
     case 'number':
