@@ -1,5 +1,11 @@
 import { pruneChanges } from '@reprise/server';
-import { microsecondOf, type PullResponse, parseTimestamp, Timestamp } from '@reprise/shared';
+import {
+  JSON_NULL,
+  microsecondOf,
+  type PullResponse,
+  parseTimestamp,
+  Timestamp,
+} from '@reprise/shared';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import { ops, pull, pullOK, push } from './fixtures/pull';
@@ -93,6 +99,17 @@ for (const adapter of ADAPTERS) {
       expect(reset.patch.slice(1).map((op) => (op as { value: unknown }).value)).toEqual(
         (await pullOK(fx, cookie)).patch.map((op) => (op as { value: unknown }).value),
       );
+    });
+
+    it('a pull tells a JSON null from SQL NULL in a jsonb column', async () => {
+      await fx.query(
+        `INSERT INTO issue (id, title, owner_id, labels) VALUES ('j1', 'J', 'alice', 'null'::jsonb), ('j2', 'K', 'alice', NULL)`,
+      );
+      const labels = (await pullOK(fx, null)).patch
+        .slice(1)
+        .map((op) => (op as unknown as { value: { labels: unknown } }).value.labels);
+      expect(labels[0]).toBe(JSON_NULL);
+      expect(labels[1]).toBeNull();
     });
 
     it('a plain JSON pull gets Dates as ISO text and BigInts as decimal text', async () => {

@@ -4,6 +4,7 @@ import {
   decodeRich,
   encodeRich,
   evaluateQuery,
+  JSON_NULL,
   type MemoryStore,
   Query,
   type QueryAST,
@@ -31,6 +32,7 @@ const TABLES = ['measure', 'comment', 'issue', 'user'] as const;
 function normalise(value: unknown): unknown {
   if (value instanceof Date) return `date:${value.toISOString()}`;
   if (typeof value === 'bigint') return `bigint:${value}`;
+  if (value === JSON_NULL) return 'json:null';
   if (Array.isArray(value)) return value.map(normalise);
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normalise(v)]));

@@ -1,4 +1,4 @@
-import { microsecondOf, Timestamp } from '@reprise/shared';
+import { JSON_NULL, microsecondOf, Timestamp } from '@reprise/shared';
 
 /**
  * Structural equality for query results: plain objects, arrays, Dates, BigInts and
@@ -10,6 +10,8 @@ import { microsecondOf, Timestamp } from '@reprise/shared';
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  // JSON_NULL has no keys, but is not an empty object.
+  if (a === JSON_NULL || b === JSON_NULL) return false;
   if (a instanceof Date || b instanceof Date) {
     // A Timestamp also has microseconds, and may be an infinity.
     return (

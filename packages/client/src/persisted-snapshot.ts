@@ -2,6 +2,7 @@ import {
   type AnySchema,
   createMemoryStore,
   encodePrimaryKey,
+  JSON_NULL,
   type MemoryStore,
   mustGetTable,
   type PatchOperation,
@@ -36,30 +37,40 @@ function bucketOf(key: unknown): number {
 }
 
 type Row = Record<string, unknown>;
-const dateColumns = new WeakMap<TableInfo, readonly string[]>();
+type Special = readonly (readonly [key: string, kind: 'date' | 'json'])[];
+const specialColumns = new WeakMap<TableInfo, Special>();
 
-/** The keys of a table's date columns, whose Timestamps storage cannot clone. */
-function datesOf(info: TableInfo): readonly string[] {
-  let keys = dateColumns.get(info);
-  if (!keys) {
-    keys = [...info.columns.values()].filter((c) => c.kind === 'date').map((c) => c.key);
-    dateColumns.set(info, keys);
+/** A table's date and json columns, whose values structured clone would not keep. */
+function specialOf(info: TableInfo): Special {
+  let columns = specialColumns.get(info);
+  if (!columns) {
+    columns = [...info.columns.values()].flatMap((c) =>
+      c.kind === 'date' || c.kind === 'json' ? [[c.key, c.kind] as const] : [],
+    );
+    specialColumns.set(info, columns);
   }
-  return keys;
+  return columns;
 }
 
 /**
  * A row as storage keeps it. Structured clone turns a Timestamp into a plain Date, dropping
- * its microseconds and infinity, so a Timestamp is stored as its text; a date column holds
- * nothing else that is a string, so `loadedRow` knows to read it back.
+ * its microseconds and infinity, and JSON_NULL into `{}`. So a Timestamp is stored as its
+ * text (a date column holds no other string) and JSON_NULL as `undefined` (a json column
+ * of a pulled row is never undefined); `loadedRow` reads both back.
  */
 function storableRow(info: TableInfo, row: Row): Row {
   let copy: Row | undefined;
-  for (const key of datesOf(info)) {
+  for (const [key, kind] of specialOf(info)) {
     const value = row[key];
-    if (value instanceof Timestamp) {
+    const stored =
+      kind === 'date' && value instanceof Timestamp
+        ? value.toISOString()
+        : kind === 'json' && value === JSON_NULL
+          ? undefined
+          : value;
+    if (stored !== value) {
       copy ??= { ...row };
-      copy[key] = value.toISOString();
+      copy[key] = stored;
     }
   }
   return copy ?? row;
@@ -67,11 +78,17 @@ function storableRow(info: TableInfo, row: Row): Row {
 
 function loadedRow(info: TableInfo, row: Row): Row {
   let copy: Row | undefined;
-  for (const key of datesOf(info)) {
+  for (const [key, kind] of specialOf(info)) {
     const value = row[key];
-    if (typeof value === 'string') {
+    const loaded =
+      kind === 'date' && typeof value === 'string'
+        ? parseTimestamp(value)
+        : kind === 'json' && value === undefined && key in row
+          ? JSON_NULL
+          : value;
+    if (loaded !== value) {
       copy ??= { ...row };
-      copy[key] = parseTimestamp(value);
+      copy[key] = loaded;
     }
   }
   return copy ?? row;

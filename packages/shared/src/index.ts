@@ -5,6 +5,7 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors';
+export { isJSONNull, JSON_NULL } from './json-null';
 export {
   type AnyMutators,
   createMutatorDefiner,

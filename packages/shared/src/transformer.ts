@@ -1,4 +1,5 @@
 import superjson from 'superjson';
+import { JSON_NULL } from './json-null';
 import { parseTimestamp, Timestamp } from './timestamp';
 
 // A Timestamp crosses the wire as its text, microseconds and infinity included; superjson's
@@ -10,6 +11,16 @@ superjson.registerCustom<Timestamp, string>(
     deserialize: (text) => parseTimestamp(text),
   },
   'reprise.timestamp',
+);
+
+// JSON_NULL as JSON is `null`; the rule's annotation tells it from SQL NULL.
+superjson.registerCustom<unknown, null>(
+  {
+    isApplicable: (value): value is unknown => value === JSON_NULL,
+    serialize: () => null,
+    deserialize: () => JSON_NULL,
+  },
+  'reprise.json-null',
 );
 
 /**

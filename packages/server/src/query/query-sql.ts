@@ -155,6 +155,16 @@ export function outputExpr(
   }
 }
 
+/**
+ * The column as a related row's JSON object holds it: as `outputExpr` with `inJSON`, but
+ * json columns as their text, since nested as JSON a JSON null and SQL NULL are both null.
+ */
+export function nestedOutputExpr(alias: string, column: ColumnInfo, partialSQL: boolean): string {
+  return column.kind === 'json'
+    ? `${columnRef(alias, column)}::text`
+    : outputExpr(alias, column, partialSQL, true);
+}
+
 // NUL never occurs in SQL text or in identifiers, so a marker cannot collide with either.
 const MARK = String.fromCharCode(0);
 const MARKERS = new RegExp(`${MARK}(\\d+)${MARK}`, 'g');

@@ -1,3 +1,4 @@
+import { JSON_NULL, microsecondOf, Timestamp } from '@reprise/shared';
 import { describe, expect, it } from 'vitest';
 import { querySchema } from '../../../../test/fixtures/query-schema';
 import { decodeRows, decodeValue } from './row-decoder';
@@ -20,6 +21,25 @@ describe('decodeValue', () => {
     expect(decodeValue(column('meta'), '"text"', false)).toBe('text');
     expect(decodeValue(column('meta'), { a: 1 }, false)).toEqual({ a: 1 });
     expect(decodeValue(column('meta'), '"text"', true)).toBe('"text"');
+  });
+
+  it('reads a json column holding JSON null as JSON_NULL, and SQL NULL as null', () => {
+    expect(decodeValue(column('meta'), 'null', false)).toBe(JSON_NULL);
+    expect(decodeValue(column('meta'), null, false)).toBeNull();
+    // Nested in a JSON document the two are both null: it reads as SQL NULL.
+    expect(decodeValue(column('meta'), null, true)).toBeNull();
+  });
+
+  it('reads every kind as it is nested in a JSON document (timestamps as their text)', () => {
+    const at = decodeValue(column('createdAt'), '2026-01-02T03:04:05.123456+00:00', true);
+    expect(at).toBeInstanceOf(Timestamp);
+    expect(microsecondOf(at as Date)).toBe(456);
+    expect(decodeValue(column('createdAt'), 'infinity', true)).toBe(Timestamp.POSITIVE_INFINITY);
+    expect(decodeValue(column('votes'), '9007199254740993', true)).toBe(9007199254740993n);
+    expect(decodeValue(column('votes'), 5, true)).toBe(5n);
+    expect(decodeValue(column('priority'), 3, true)).toBe(3);
+    expect(decodeValue(column('open'), false, true)).toBe(false);
+    expect(decodeValue(column('title'), 'x', true)).toBe('x');
   });
 });
 

@@ -1,6 +1,7 @@
 import {
   type AnySchema,
   type ColumnInfo,
+  JSON_NULL,
   parseTimestamp,
   type QueryAST,
   QueryError,
@@ -51,15 +52,22 @@ export function decodeValue(column: ColumnInfo, value: unknown, inJSON: boolean)
       // Drivers' Date objects (pg-mem) are only as precise as a millisecond anyway.
       if (value instanceof Date) return new Date(value.getTime());
       return typeof value === 'number' ? new Date(value) : parseTimestamp(String(value));
-    case 'json':
-      return !inJSON && typeof value === 'string' ? JSON.parse(value) : value;
+    case 'json': {
+      // Nested in JSON, a JSON null cannot be told from SQL NULL (both are null): it reads
+      // as SQL NULL. As text it can: 'null' is JSON_NULL.
+      if (inJSON || typeof value !== 'string') return value;
+      const parsed: unknown = JSON.parse(value);
+      return parsed === null ? JSON_NULL : parsed;
+    }
   }
 }
 
 function decodeRow(schema: AnySchema, table: TableInfo, ast: QueryAST, row: Row, inJSON: boolean) {
   const decoded: Row = {};
   for (const column of table.columns.values()) {
-    decoded[column.key] = decodeValue(column, row[column.key], inJSON);
+    // The compiler nests json columns as text (nestedOutputExpr), to keep JSON null.
+    const asText = inJSON && column.kind === 'json' && typeof row[column.key] === 'string';
+    decoded[column.key] = decodeValue(column, row[column.key], inJSON && !asText);
   }
   for (const { relationship, subquery } of ast.related ?? []) {
     const rel = schema.relationships[table.name]?.[relationship];
