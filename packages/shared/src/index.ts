@@ -83,6 +83,7 @@ export {
   type SimpleOperator,
 } from './query/ast';
 export { evaluateQuery, runQuery } from './query/evaluate';
+export { compileLike } from './query/like-pattern';
 export { createMemoryStore } from './query/memory-store';
 export {
   type ColumnName,
@@ -103,7 +104,6 @@ export { coerceLiteral, OPERATORS_BY_KIND, parseQueryAST, QueryError } from './q
 export {
   compareStrings,
   compareValues,
-  compileLike,
   encodePrimaryKey,
   isNotDistinct,
   keyOf,

@@ -1,9 +1,10 @@
 import type { AnySchema, ColumnInfo, TableInfo } from '../schema';
 import type { Condition, ExistsCondition, LiteralValue, SimpleCondition } from './ast';
+import { compileLike } from './like-pattern';
 import { compileCursor, fullOrdering, type RowPredicate } from './ordering';
 import type { RelatedLookup } from './related-rows';
 import { coerceLiteral, OPERATORS_BY_KIND, QueryError } from './validate';
-import { compareValues, compileLike, isNotDistinct, keyOf, valuesEqual } from './values';
+import { compareValues, isNotDistinct, keyOf, valuesEqual } from './values';
 
 // Compiles a `where` tree to a row predicate once per query. Every leaf is two-valued: a
 // comparison involving NULL is false, so `not` is plain negation (SEMANTICS.md).
