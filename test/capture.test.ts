@@ -10,6 +10,8 @@ import {
   decodeRich,
   defineMutators,
   encodeRich,
+  formatTimestamp,
+  JSON_NULL,
   type PullResponse,
   type PushResponse,
 } from '@reprise/shared';
@@ -305,6 +307,32 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       ]);
       expect(new Set(events.map((e) => e.id)).size).toBe(5);
       expect(events.every((e) => typeof e.id === 'string')).toBe(true);
+    });
+
+    it('a captured row decodes exactly as a reset reads it: microseconds, infinity, int8, JSON null', async () => {
+      const start = await pull(fx, 'ana', null);
+      await fx.query(
+        `INSERT INTO issue (id, title, owner_id, labels, created_at, views) VALUES
+           ('t1', 'micro', 'ana', 'null'::jsonb, '2026-01-02 03:04:05.123456+00', 9007199254740993),
+           ('t2', 'inf', 'ana', NULL, 'infinity', NULL),
+           ('t3', 'bc', 'ana', '["a"]', '0044-03-15 10:00:00.5+00 BC', -1)`,
+      );
+      const puts = (response: PullResponse) =>
+        response.patch
+          .flatMap((op) => (op.op === 'put' && op.tableName === 'issue' ? [op.value] : []))
+          .sort((a, b) => String(a.id).localeCompare(String(b.id)));
+      const incremental = puts(await pull(fx, 'ana', start.cookie as string));
+      const reset = puts(await pull(fx, 'ana', null));
+      expect(incremental).toHaveLength(3);
+      expect(incremental).toEqual(reset);
+      expect(incremental.map((row) => formatTimestamp(row.createdAt as Date))).toEqual([
+        '2026-01-02T03:04:05.123456Z',
+        'infinity',
+        formatTimestamp(reset[2]!.createdAt as Date),
+      ]);
+      expect(incremental[0]!.labels).toBe(JSON_NULL);
+      expect(incremental[1]!.labels).toBeNull();
+      expect(incremental[0]!.views).toBe(9007199254740993n);
     });
 
     it("takes Pulse's update filter: {after: {...}}", async () => {

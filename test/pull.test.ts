@@ -1,5 +1,11 @@
 import { pruneChanges } from '@reprise/server';
-import type { PullResponse } from '@reprise/shared';
+import {
+  JSON_NULL,
+  microsecondOf,
+  type PullResponse,
+  parseTimestamp,
+  Timestamp,
+} from '@reprise/shared';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import { ops, pull, pullOK, push } from './fixtures/pull';
@@ -64,6 +70,46 @@ for (const adapter of ADAPTERS) {
       expect(value.createdAt).toBeInstanceOf(Date);
       expect(typeof value.views).toBe('bigint');
       expect(res.lastMutationIDChanges).toEqual({ 'alice-c1': 2 });
+    });
+
+    it('a timestamp keeps its microseconds and infinity through push, the database and pull', async () => {
+      // pg-mem stores timestamps as JavaScript Dates: milliseconds only, no infinity.
+      if (fx.db.capabilities.partialSQL) return;
+      const cookie = await start();
+      const precise = parseTimestamp('2026-01-02 03:04:05.678901+00');
+      await push(fx, 'issue.create', { id: 'i1', title: 'T', createdAt: precise });
+      await push(fx, 'issue.create', {
+        id: 'i2',
+        title: 'U',
+        createdAt: Timestamp.POSITIVE_INFINITY,
+      });
+      const [row] = await fx.query<{ at: string }>(
+        `SELECT created_at::text AS at FROM issue WHERE id = 'i1'`,
+      );
+      expect(row!.at).toBe('2026-01-02 03:04:05.678901+00');
+      const values = (await pullOK(fx, cookie)).patch.map(
+        (op) => (op as unknown as { value: { createdAt: Date } }).value.createdAt,
+      );
+      expect(values[0]).toBeInstanceOf(Timestamp);
+      expect(values[0]?.toISOString()).toBe('2026-01-02T03:04:05.678901Z');
+      expect(microsecondOf(values[0]!)).toBe(901);
+      expect(values[1]).toBe(Timestamp.POSITIVE_INFINITY);
+      // A reset reads the table itself, and must give the same values.
+      const reset = await pullOK(fx, null);
+      expect(reset.patch.slice(1).map((op) => (op as { value: unknown }).value)).toEqual(
+        (await pullOK(fx, cookie)).patch.map((op) => (op as { value: unknown }).value),
+      );
+    });
+
+    it('a pull tells a JSON null from SQL NULL in a jsonb column', async () => {
+      await fx.query(
+        `INSERT INTO issue (id, title, owner_id, labels) VALUES ('j1', 'J', 'alice', 'null'::jsonb), ('j2', 'K', 'alice', NULL)`,
+      );
+      const labels = (await pullOK(fx, null)).patch
+        .slice(1)
+        .map((op) => (op as unknown as { value: { labels: unknown } }).value.labels);
+      expect(labels[0]).toBe(JSON_NULL);
+      expect(labels[1]).toBeNull();
     });
 
     it('a plain JSON pull gets Dates as ISO text and BigInts as decimal text', async () => {

@@ -1,3 +1,5 @@
+import { JSON_NULL, microsecondOf, Timestamp } from '@reprise/shared';
+
 /**
  * Structural equality for query results: plain objects, arrays, Dates, BigInts and
  * primitives (rows hold nothing else).
@@ -8,8 +10,17 @@
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  // JSON_NULL has no keys, but is not an empty object.
+  if (a === JSON_NULL || b === JSON_NULL) return false;
   if (a instanceof Date || b instanceof Date) {
-    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+    // A Timestamp also has microseconds, and may be an infinity.
+    return (
+      a instanceof Date &&
+      b instanceof Date &&
+      a.getTime() === b.getTime() &&
+      microsecondOf(a) === microsecondOf(b) &&
+      (a instanceof Timestamp ? a.infinity : 0) === (b instanceof Timestamp ? b.infinity : 0)
+    );
   }
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   const keysA = Object.keys(a);

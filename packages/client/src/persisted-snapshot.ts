@@ -2,9 +2,13 @@ import {
   type AnySchema,
   createMemoryStore,
   encodePrimaryKey,
+  JSON_NULL,
   type MemoryStore,
   mustGetTable,
   type PatchOperation,
+  parseTimestamp,
+  type TableInfo,
+  Timestamp,
 } from '@reprise/shared';
 import { type ClientStorage, type GroupRecord, groupKey, type StorageWrite } from './storage';
 
@@ -32,6 +36,64 @@ function bucketOf(key: unknown): number {
   return (hash >>> 0) % BUCKETS;
 }
 
+type Row = Record<string, unknown>;
+type Special = readonly (readonly [key: string, kind: 'date' | 'json'])[];
+const specialColumns = new WeakMap<TableInfo, Special>();
+
+/** A table's date and json columns, whose values structured clone would not keep. */
+function specialOf(info: TableInfo): Special {
+  let columns = specialColumns.get(info);
+  if (!columns) {
+    columns = [...info.columns.values()].flatMap((c) =>
+      c.kind === 'date' || c.kind === 'json' ? [[c.key, c.kind] as const] : [],
+    );
+    specialColumns.set(info, columns);
+  }
+  return columns;
+}
+
+/**
+ * A row as storage keeps it. Structured clone turns a Timestamp into a plain Date, dropping
+ * its microseconds and infinity, and JSON_NULL into `{}`. So a Timestamp is stored as its
+ * text (a date column holds no other string) and JSON_NULL as `undefined` (a json column
+ * of a pulled row is never undefined); `loadedRow` reads both back.
+ */
+function storableRow(info: TableInfo, row: Row): Row {
+  let copy: Row | undefined;
+  for (const [key, kind] of specialOf(info)) {
+    const value = row[key];
+    const stored =
+      kind === 'date' && value instanceof Timestamp
+        ? value.toISOString()
+        : kind === 'json' && value === JSON_NULL
+          ? undefined
+          : value;
+    if (stored !== value) {
+      copy ??= { ...row };
+      copy[key] = stored;
+    }
+  }
+  return copy ?? row;
+}
+
+function loadedRow(info: TableInfo, row: Row): Row {
+  let copy: Row | undefined;
+  for (const [key, kind] of specialOf(info)) {
+    const value = row[key];
+    const loaded =
+      kind === 'date' && typeof value === 'string'
+        ? parseTimestamp(value)
+        : kind === 'json' && value === undefined && key in row
+          ? JSON_NULL
+          : value;
+    if (loaded !== value) {
+      copy ??= { ...row };
+      copy[key] = loaded;
+    }
+  }
+  return copy ?? row;
+}
+
 /** Reads the snapshot: its buckets, and the rows a group record of the old shape holds. */
 export async function loadSnapshot(
   schema: AnySchema,
@@ -42,15 +104,17 @@ export async function loadSnapshot(
 ): Promise<MemoryStore> {
   const store = createMemoryStore(schema);
   for (const [table, rows] of Object.entries(group?.rows ?? {})) {
-    if (schema.tableInfo.has(table)) for (const row of rows) store.put(table, row);
+    if (!schema.tableInfo.has(table)) continue;
+    for (const row of rows) store.put(table, loadedRow(mustGetTable(schema, table), row));
   }
   const prefix = bucketPrefix(groupID);
   for (const key of keys) {
     if (!key.startsWith(prefix)) continue;
     const table = key.slice(prefix.length, key.lastIndexOf('/'));
     if (!schema.tableInfo.has(table)) continue;
-    const rows = (await storage.get(key)) as readonly Record<string, unknown>[] | undefined;
-    for (const row of rows ?? []) store.put(table, row);
+    const rows = (await storage.get(key)) as readonly Row[] | undefined;
+    const info = mustGetTable(schema, table);
+    for (const row of rows ?? []) store.put(table, loadedRow(info, row));
   }
   return store;
 }
@@ -84,13 +148,14 @@ export function snapshotWrites(
     const wanted = all ? undefined : touched.get(table);
     if (!all && !wanted) continue;
     const info = mustGetTable(schema, table);
-    const rows = new Map<number, Record<string, unknown>[]>();
+    const rows = new Map<number, Row[]>();
     for (const row of snapshot.scan(table)) {
       const bucket = bucketOf(encodePrimaryKey(info, row, 'store'));
       if (wanted && !wanted.has(bucket)) continue;
       const list = rows.get(bucket);
-      if (list) list.push(row);
-      else rows.set(bucket, [row]);
+      const stored = storableRow(info, row);
+      if (list) list.push(stored);
+      else rows.set(bucket, [stored]);
     }
     for (const bucket of wanted ?? Array.from({ length: BUCKETS }, (_, i) => i)) {
       writes.push([bucketKey(group.clientGroupID, table, bucket), rows.get(bucket)]);

@@ -5,6 +5,7 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors';
+export { isJSONNull, JSON_NULL } from './json-null';
 export {
   type AnyMutators,
   createMutatorDefiner,
@@ -82,6 +83,7 @@ export {
   type SimpleOperator,
 } from './query/ast';
 export { evaluateQuery, runQuery } from './query/evaluate';
+export { compileLike } from './query/like-pattern';
 export { createMemoryStore } from './query/memory-store';
 export {
   type ColumnName,
@@ -102,7 +104,6 @@ export { coerceLiteral, OPERATORS_BY_KIND, parseQueryAST, QueryError } from './q
 export {
   compareStrings,
   compareValues,
-  compileLike,
   encodePrimaryKey,
   isNotDistinct,
   keyOf,
@@ -121,6 +122,7 @@ export {
   type AnyTables,
   type ColumnInfo,
   type ColumnKind,
+  type CompareKind,
   createSchema,
   type InsertRow,
   mustGetTable,
@@ -132,6 +134,14 @@ export {
   type TableInfo,
   type UpdateRow,
 } from './schema';
+export {
+  compareInstants,
+  formatTimestamp,
+  instantKey,
+  microsecondOf,
+  parseTimestamp,
+  Timestamp,
+} from './timestamp';
 export type {
   ClientTransaction,
   SchemaMutate,

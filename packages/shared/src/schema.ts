@@ -1,8 +1,8 @@
 import { getTableColumns } from 'drizzle-orm';
 import { getTableConfig, type PgTable } from 'drizzle-orm/pg-core';
+import { type ColumnKind, type CompareKind, describeColumn } from './column-types';
 
-/** The kind of value a column holds, as both sides of Reprise need to treat it. */
-export type ColumnKind = 'string' | 'number' | 'bigint' | 'boolean' | 'date' | 'json' | 'other';
+export type { ColumnKind, CompareKind } from './column-types';
 
 /** What Reprise knows about one column of a table. */
 export interface ColumnInfo {
@@ -11,6 +11,10 @@ export interface ColumnInfo {
   /** The column's name in SQL. */
   readonly sqlName: string;
   readonly kind: ColumnKind;
+  /** How its values compare: `kind`, or the SQL type's own rule (see `CompareKind`). */
+  readonly compareAs: CompareKind;
+  /** A `pgEnum` column's labels; a literal compared with the column must be one of them. */
+  readonly enumValues?: readonly string[];
   /** The SQL type as drizzle declares it, e.g. `timestamp with time zone`. */
   readonly sqlType: string;
   /** Drizzle's column class name, e.g. `PgBigInt53`: it says how values are decoded. */
@@ -90,25 +94,6 @@ export type PrimaryKey<T extends PgTable> = [PrimaryKeyColumns<T>] extends [neve
 /** An update: the primary key plus any columns to change. */
 export type UpdateRow<T extends PgTable> = PrimaryKey<T> & Partial<Row<T>>;
 
-function kindOf(dataType: string, columnType: string): ColumnKind {
-  switch (dataType) {
-    case 'string':
-      return 'string';
-    case 'number':
-      return 'number';
-    case 'bigint':
-      return 'bigint';
-    case 'boolean':
-      return 'boolean';
-    case 'date':
-      return 'date';
-    case 'json':
-      return 'json';
-    default:
-      return columnType === 'PgJson' || columnType === 'PgJsonb' ? 'json' : 'other';
-  }
-}
-
 function describeTable(name: string, table: PgTable): TableInfo {
   const config = getTableConfig(table);
   // By SQL name: the columns `primaryKey()` holds are copies, not the table's own objects.
@@ -119,7 +104,7 @@ function describeTable(name: string, table: PgTable): TableInfo {
     columns.set(key, {
       key,
       sqlName: column.name,
-      kind: kindOf(column.dataType, column.columnType),
+      ...describeColumn(name, key, column),
       sqlType: column.getSQLType(),
       columnType: column.columnType,
       notNull: column.notNull,

@@ -1,4 +1,27 @@
 import superjson from 'superjson';
+import { JSON_NULL } from './json-null';
+import { parseTimestamp, Timestamp } from './timestamp';
+
+// A Timestamp crosses the wire as its text, microseconds and infinity included; superjson's
+// own Date rule would cut it to a millisecond Date. Custom rules are tried before it.
+superjson.registerCustom<Timestamp, string>(
+  {
+    isApplicable: (value): value is Timestamp => value instanceof Timestamp,
+    serialize: (value) => value.toISOString(),
+    deserialize: (text) => parseTimestamp(text),
+  },
+  'reprise.timestamp',
+);
+
+// JSON_NULL as JSON is `null`; the rule's annotation tells it from SQL NULL.
+superjson.registerCustom<unknown, null>(
+  {
+    isApplicable: (value): value is unknown => value === JSON_NULL,
+    serialize: () => null,
+    deserialize: () => JSON_NULL,
+  },
+  'reprise.json-null',
+);
 
 /**
  * A body in superjson's envelope. Reprise's own client sends pushes this way so that

@@ -60,6 +60,7 @@ export function createPostgresJsDatabase(
 ): Database<TransactionSql> {
   const timeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   if (!(timeoutMs > 0)) throw new RangeError('queryTimeoutMs must be a positive number');
+  passDateTextThrough(sql);
 
   // Ends a backend stuck in a driver statement (COMMIT) from another pool connection; bounded
   // too, and best effort: if the server cannot be reached, TCP keepalive ends it instead.
@@ -98,6 +99,26 @@ export function createPostgresJsDatabase(
     listen: (channel, onPayload, listenOptions) =>
       listen(sql, channel, onPayload, listenOptions ?? {}, timeoutMs),
   };
+}
+
+const DATE_TYPES = ['1082', '1114', '1184']; // date, timestamp, timestamptz
+
+/**
+ * postgres.js serializes a parameter of a date type with `new Date(value).toISOString()`,
+ * even when it is text: microseconds are lost and `infinity` or a BC year throws. The engine
+ * sends timestamps as Postgres's own text (`formatTimestamp`), so text goes as it is; other
+ * values keep the driver's serializer. drizzle's postgres.js driver does the same.
+ */
+function passDateTextThrough(sql: Sql) {
+  const serializers = (sql.options as { serializers?: Record<string, (value: unknown) => unknown> })
+    .serializers;
+  if (!serializers) return;
+  for (const type of DATE_TYPES) {
+    const serialize = serializers[type];
+    if (!serialize || (serialize as { passesText?: true }).passesText) continue;
+    const passing = (value: unknown) => (typeof value === 'string' ? value : serialize(value));
+    serializers[type] = Object.assign(passing, { passesText: true as const });
+  }
 }
 
 /** Cancels a statement, best effort: the server may be unreachable. */

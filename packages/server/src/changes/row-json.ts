@@ -1,13 +1,13 @@
-import type { ColumnInfo, TableInfo } from '@reprise/shared';
+import { type ColumnInfo, formatTimestamp, type TableInfo } from '@reprise/shared';
 import { quoteIdent } from '../db/database';
 import { isTextType, nameLiteral } from '../query/query-sql';
 import { decodeValue } from '../query/row-decoder';
 
 // How the changelog stores a row: a JSON object keyed by the schema's column keys, each
 // value in the form a related row takes inside a query's JSON (row-decoder's `inJSON`):
-// json columns nested as JSON, booleans as JSON, timestamps as JSON's ISO 8601 text, and
-// every kind whose JSON form could lose something (int8, floats' NaN and -0, numeric) as
-// Postgres's text. The capture triggers build it in SQL; pg-mem's engine-side recording
+// booleans as JSON, timestamps as JSON's ISO 8601 text (microseconds, BC and infinity
+// kept), and every kind whose JSON form could lose something as Postgres's text: int8,
+// floats' NaN and -0, numeric, and json itself (nested, a JSON null would read as SQL NULL). The capture triggers build it in SQL; pg-mem's engine-side recording
 // builds the same thing in JavaScript; readers decode both alike.
 
 type Row = Record<string, unknown>;
@@ -19,8 +19,6 @@ const PAIRS_PER_CALL = 40;
 function valueSQL(record: string, column: ColumnInfo): string {
   const ref = `${record}.${quoteIdent(column.sqlName)}`;
   switch (column.kind) {
-    case 'json':
-      return ref;
     case 'boolean':
       return ref;
     case 'date':
@@ -29,7 +27,8 @@ function valueSQL(record: string, column: ColumnInfo): string {
     case 'string':
       return isTextType(column) ? ref : `${ref}::text`;
     default:
-      // number, bigint, other: text keeps NaN, -0 and int8 exact.
+      // number, bigint, other: text keeps NaN, -0 and int8 exact; json: text keeps a JSON
+      // null apart from SQL NULL.
       return `${ref}::text`;
   }
 }
@@ -55,12 +54,13 @@ function encodeValue(column: ColumnInfo, value: unknown): unknown {
   if (value === null || value === undefined) return null;
   switch (column.kind) {
     case 'json':
+      return JSON.stringify(value);
     case 'boolean':
       return value;
     case 'number':
       return Object.is(value, -0) ? '-0' : String(value);
     case 'date':
-      return value instanceof Date ? value.toISOString() : String(value);
+      return value instanceof Date ? formatTimestamp(value) : String(value);
     default:
       return String(value);
   }
@@ -83,7 +83,8 @@ export function decodeStoredRow(table: TableInfo | undefined, stored: unknown): 
   const row: Row = {};
   for (const [key, raw] of Object.entries(value)) {
     const column = table.columns.get(key);
-    row[key] = column ? decodeValue(column, raw, true) : raw;
+    // json is stored as text, which decodes as a column's own value does.
+    row[key] = column ? decodeValue(column, raw, column.kind !== 'json') : raw;
   }
   return row;
 }

@@ -1,4 +1,10 @@
-import type { AnySchema, ColumnInfo, TableInfo, TableMutator } from '@reprise/shared';
+import {
+  type AnySchema,
+  type ColumnInfo,
+  formatTimestamp,
+  type TableInfo,
+  type TableMutator,
+} from '@reprise/shared';
 import type { RecordedChange } from '../changes/changelog';
 import { type DatabaseTransaction, quoteIdent } from '../db/database';
 import { outputExpr, tableSQL } from '../query/query-sql';
@@ -13,8 +19,8 @@ function encode(column: ColumnInfo, value: unknown): unknown {
   if (column.kind === 'json') return JSON.stringify(value);
   if (typeof value === 'bigint') return value.toString();
   // ISO text, not Date objects: drizzle's postgres.js setup passes date parameters through
-  // unserialised, and every driver accepts the text form.
-  if (value instanceof Date) return value.toISOString();
+  // unserialised, and every driver accepts the text form (microseconds, BC, infinity too).
+  if (value instanceof Date) return formatTimestamp(value);
   return value;
 }
 

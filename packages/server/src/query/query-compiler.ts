@@ -16,7 +16,15 @@ import {
   mustTable,
   orderBySQL,
 } from './query-conditions';
-import { columnRef, nameLiteral, outputExpr, Params, requireFullSQL, tableSQL } from './query-sql';
+import {
+  columnRef,
+  nameLiteral,
+  nestedOutputExpr,
+  outputExpr,
+  Params,
+  requireFullSQL,
+  tableSQL,
+} from './query-sql';
 
 // Query ASTs to one parameterised SQL statement, by the rules in
 // packages/shared/src/query/SEMANTICS.md. Related rows nest as JSON built by correlated
@@ -135,7 +143,7 @@ class Compiler implements ConditionContext {
     const pairs = [
       ...[...table.columns.values()].map(
         (column) =>
-          `${nameLiteral(column.key)}, ${outputExpr(alias, column, this.partialSQL, true)}`,
+          `${nameLiteral(column.key)}, ${nestedOutputExpr(alias, column, this.partialSQL)}`,
       ),
       ...(ast.related ?? []).map(
         (r) => `${nameLiteral(r.relationship)}, ${this.related(table, alias, r)}`,

@@ -204,8 +204,10 @@ function compileSimple(
     default:
       break;
   }
-  // Ordered comparisons and patterns: strings by code point, under collation "C".
-  return `${orderedExpr(alias, column, ctx.partialSQL)} ${op} ${ctx.params.literal(column, v, true)}`;
+  // Ordered comparisons and patterns: strings by code point, under collation "C"; char
+  // values compare as bpchar (no trailing spaces) but match patterns padded.
+  const asText = column.compareAs !== 'char' || op === 'LIKE' || op === 'ILIKE';
+  return `${orderedExpr(alias, column, ctx.partialSQL)} ${op} ${ctx.params.literal(column, v, asText)}`;
 }
 
 /**

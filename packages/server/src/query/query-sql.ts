@@ -1,10 +1,18 @@
-import { type ColumnInfo, type LiteralValue, QueryError, type TableInfo } from '@reprise/shared';
+import {
+  type ColumnInfo,
+  formatTimestamp,
+  type LiteralValue,
+  QueryError,
+  type TableInfo,
+} from '@reprise/shared';
 import { quoteIdent } from '../db/database';
 
 // The SQL pieces the query compiler builds from: column references, comparison forms and
 // typed parameters. Values only ever enter the statement as `$n` parameters.
 
 const TEXT_TYPE = /^(text|varchar|character varying|char|character|bpchar)\b/;
+const INT8_TYPE = /^(bigint|bigserial)$/;
+const NUMERIC_TYPE = /^(numeric|decimal)\b/;
 const INTEGRAL_TYPE = /^(smallint|integer|bigint|smallserial|serial|bigserial)$/;
 const INT8_MIN = -(2n ** 63n);
 const INT8_MAX = 2n ** 63n - 1n;
@@ -24,6 +32,22 @@ export function columnRef(alias: string, column: ColumnInfo): string {
 /** True for the SQL string types whose values need no cast to compare as text. */
 export function isTextType(column: ColumnInfo): boolean {
   return TEXT_TYPE.test(column.sqlType);
+}
+
+/**
+ * String kinds that are neither SQL text nor uuid or enum (inet, interval, time, dates in
+ * mode 'string'…): the rows hold Postgres's text form, so equality compares that text, as
+ * ordering does. The type's own `=` would hold '10.0.0.1' equal to '10.0.0.1/32' and fail
+ * on a literal it cannot parse; the client can do neither.
+ */
+export function comparesAsText(column: ColumnInfo): boolean {
+  return (
+    column.kind === 'string' &&
+    column.compareAs === 'string' &&
+    !isTextType(column) &&
+    column.sqlType !== 'uuid' &&
+    column.enumValues === undefined
+  );
 }
 
 /**
@@ -50,12 +74,17 @@ export function requireFullSQL(partialSQL: boolean, feature: string, reason: str
 /**
  * The expression that orders and range-compares a column as SEMANTICS.md says: strings
  * by code point (collation "C"), other kinds natively. String kinds that are not SQL text
- * (numeric, uuid, enums) compare by their text form, as the in-memory rows hold it.
+ * (uuid, enums, inet…) compare by their text form, as the in-memory rows hold it; numeric
+ * in mode 'number' as the doubles the rows hold.
  */
 export function orderedExpr(alias: string, column: ColumnInfo, partialSQL: boolean): string {
   const ref = columnRef(alias, column);
   // pg-mem cannot parse COLLATE; it compares JavaScript strings, by UTF-16 code unit.
   const collate = partialSQL ? '' : ' COLLATE "C"';
+  if (column.compareAs === 'numeric') return ref;
+  if (column.kind === 'number' && NUMERIC_TYPE.test(column.sqlType)) {
+    return `${ref}::double precision`;
+  }
   switch (column.kind) {
     case 'string':
       return isTextType(column) ? `${ref}${collate}` : `${ref}::text${collate}`;
@@ -75,6 +104,7 @@ export function orderedExpr(alias: string, column: ColumnInfo, partialSQL: boole
  */
 export function exactRef(alias: string, column: ColumnInfo, partialSQL: boolean): string {
   const ref = columnRef(alias, column);
+  if (comparesAsText(column)) return partialSQL ? `${ref}::text` : `${ref}::text COLLATE "C"`;
   return column.kind === 'string' && isTextType(column) && !partialSQL ? `${ref} COLLATE "C"` : ref;
 }
 
@@ -93,6 +123,7 @@ export function equalSQL(
 ): string {
   const ref = columnRef(alias, column);
   const exact = exactRef(alias, column, partialSQL);
+  if (comparesAsText(column)) return `${exact} ${op} ${rhs}`;
   return exact === ref ? `${ref} ${op} ${rhs}` : `(${ref} ${op} ${rhs} AND ${exact} ${op} ${rhs})`;
 }
 
@@ -108,6 +139,9 @@ export function outputExpr(
     case 'bigint':
     case 'other':
       return `${ref}::text`;
+    case 'number':
+      // int8 as text: drivers (and JSON) would round a value beyond 2^53 to a double.
+      return INT8_TYPE.test(column.sqlType) ? `${ref}::text` : ref;
     case 'date':
       // pg-mem cannot cast timestamps to text; it hands out Date objects, which decode as-is.
       return partialSQL ? ref : `${ref}::text`;
@@ -119,6 +153,16 @@ export function outputExpr(
     default:
       return ref;
   }
+}
+
+/**
+ * The column as a related row's JSON object holds it: as `outputExpr` with `inJSON`, but
+ * json columns as their text, since nested as JSON a JSON null and SQL NULL are both null.
+ */
+export function nestedOutputExpr(alias: string, column: ColumnInfo, partialSQL: boolean): string {
+  return column.kind === 'json'
+    ? `${columnRef(alias, column)}::text`
+    : outputExpr(alias, column, partialSQL, true);
 }
 
 // NUL never occurs in SQL text or in identifiers, so a marker cannot collide with either.
@@ -160,7 +204,8 @@ export class Params {
 
   /**
    * `$n::type` for a literal compared with `column`. `asText` is for string kinds compared
-   * by their text form; otherwise a string kind's parameter takes the column's own type.
+   * by their text form, and LIKE patterns; otherwise a string kind's parameter takes the
+   * column's own type.
    */
   literal(column: ColumnInfo, value: Exclude<LiteralValue, null>, asText: boolean): string {
     if (column.sqlType === 'date') {
@@ -172,13 +217,17 @@ export class Params {
     }
     const cast = paramType(column, value, asText);
     const placeholder = this.add(encodeLiteral(value));
+    // A timestamp goes as text: postgres.js re-reads a date-typed parameter with
+    // `new Date(text)`, losing its microseconds and refusing infinity and BC years.
+    if (column.kind === 'date') return `${placeholder}::text::${cast}`;
     return cast ? `${placeholder}::${cast}` : placeholder;
   }
 }
 
 /** Text for everything but booleans, so every driver sends the same thing. */
 function encodeLiteral(value: Exclude<LiteralValue, null>): unknown {
-  if (value instanceof Date) return value.toISOString();
+  // Not toISOString: a plain Date writes years outside 1–9999 in a form Postgres refuses.
+  if (value instanceof Date) return formatTimestamp(value);
   if (typeof value === 'boolean') return value;
   return String(value);
 }
@@ -186,9 +235,14 @@ function encodeLiteral(value: Exclude<LiteralValue, null>): unknown {
 function paramType(column: ColumnInfo, value: LiteralValue, asText: boolean): string | undefined {
   switch (column.kind) {
     case 'string':
+      // numeric compares as numbers, char without trailing spaces (bpchar), except LIKE,
+      // which Postgres runs on the padded value as the rows hold it.
+      if (column.compareAs === 'numeric') return 'numeric';
+      if (column.compareAs === 'char' && !asText) return 'bpchar';
       // Equality on uuid or enum columns keeps the column's type, so indexes still apply.
-      return asText || isTextType(column) ? 'text' : undefined;
+      return asText || isTextType(column) || comparesAsText(column) ? 'text' : undefined;
     case 'number':
+      if (column.compareAs === 'real') return 'real';
       if (!INTEGRAL_TYPE.test(column.sqlType)) return 'double precision';
       return Number.isSafeInteger(value) ? 'bigint' : 'numeric';
     case 'bigint': {

@@ -1,37 +1,10 @@
+import { JSON_NULL, microsecondOf, Timestamp } from '@reprise/shared';
 import { describe, expect, it } from 'vitest';
 import { querySchema } from '../../../../test/fixtures/query-schema';
-import { decodeRows, decodeValue, parseTimestamp } from './row-decoder';
+import { decodeRows, decodeValue } from './row-decoder';
 
 const issue = querySchema.tableInfo.get('issue')!;
 const column = (key: string) => issue.columns.get(key)!;
-
-describe('parseTimestamp', () => {
-  it.each([
-    ['2026-01-02 03:04:05.123+00', '2026-01-02T03:04:05.123Z'],
-    ['2026-01-01 22:04:05.123456-05', '2026-01-02T03:04:05.123Z'],
-    ['2026-01-02 08:34:05+05:30', '2026-01-02T03:04:05.000Z'],
-    ['1883-11-18 12:00:00-04:56:02', '1883-11-18T16:56:02.000Z'],
-    ['2026-01-02T03:04:05.1+00:00', '2026-01-02T03:04:05.100Z'],
-    ['2026-01-02 03:04:05.5', '2026-01-02T03:04:05.500Z'],
-    ['2026-01-02', '2026-01-02T00:00:00.000Z'],
-    ['0044-03-15 00:00:00+00', '0044-03-15T00:00:00.000Z'],
-  ])('reads %s as %s', (text, iso) => {
-    expect(parseTimestamp(text).toISOString()).toBe(iso);
-  });
-
-  it('reads years before Christ', () => {
-    expect(parseTimestamp('0044-03-15 00:00:00+00 BC').getUTCFullYear()).toBe(-43);
-  });
-
-  it('maps infinity to the extreme instants a Date holds', () => {
-    expect(parseTimestamp('infinity').getTime()).toBe(8.64e15);
-    expect(parseTimestamp('-infinity').getTime()).toBe(-8.64e15);
-  });
-
-  it('refuses text that is no timestamp', () => {
-    expect(() => parseTimestamp('yesterday')).toThrow(/Cannot read "yesterday"/);
-  });
-});
 
 describe('decodeValue', () => {
   it('takes each driver form of int8, timestamptz and booleans to one in-memory value', () => {
@@ -48,6 +21,25 @@ describe('decodeValue', () => {
     expect(decodeValue(column('meta'), '"text"', false)).toBe('text');
     expect(decodeValue(column('meta'), { a: 1 }, false)).toEqual({ a: 1 });
     expect(decodeValue(column('meta'), '"text"', true)).toBe('"text"');
+  });
+
+  it('reads a json column holding JSON null as JSON_NULL, and SQL NULL as null', () => {
+    expect(decodeValue(column('meta'), 'null', false)).toBe(JSON_NULL);
+    expect(decodeValue(column('meta'), null, false)).toBeNull();
+    // Nested in a JSON document the two are both null: it reads as SQL NULL.
+    expect(decodeValue(column('meta'), null, true)).toBeNull();
+  });
+
+  it('reads every kind as it is nested in a JSON document (timestamps as their text)', () => {
+    const at = decodeValue(column('createdAt'), '2026-01-02T03:04:05.123456+00:00', true);
+    expect(at).toBeInstanceOf(Timestamp);
+    expect(microsecondOf(at as Date)).toBe(456);
+    expect(decodeValue(column('createdAt'), 'infinity', true)).toBe(Timestamp.POSITIVE_INFINITY);
+    expect(decodeValue(column('votes'), '9007199254740993', true)).toBe(9007199254740993n);
+    expect(decodeValue(column('votes'), 5, true)).toBe(5n);
+    expect(decodeValue(column('priority'), 3, true)).toBe(3);
+    expect(decodeValue(column('open'), false, true)).toBe(false);
+    expect(decodeValue(column('title'), 'x', true)).toBe('x');
   });
 });
 

@@ -1,6 +1,8 @@
 import {
   type AnySchema,
   type ColumnInfo,
+  JSON_NULL,
+  parseTimestamp,
   type QueryAST,
   QueryError,
   type TableInfo,
@@ -13,40 +15,21 @@ import {
 
 type Row = Record<string, unknown>;
 
-const TIMESTAMP =
-  /^(\d{4,})-(\d\d)-(\d\d)(?:[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?)?(?:\s*(Z|[+-]\d\d(?::?\d\d)?(?::?\d\d)?))?( BC)?$/;
+// Timestamps are read to the microsecond, infinities included: see Timestamp.
+export { parseTimestamp };
+
+const INT8_TYPE = /^(bigint|bigserial)$/;
 
 /**
- * Parses Postgres's text form of a timestamp, timestamptz or date (ISO `DateStyle`, also
- * with a `T`). Without a zone the wall clock is read as UTC; precision stops at the
- * millisecond. `infinity` maps to the latest and earliest instants a `Date` can hold.
+ * A number column's text. An int8 beyond 2^53 (a bigint column in mode 'number') becomes a
+ * bigint, not the nearest double: rounding would make two stored values equal, or a value
+ * equal to a literal, on the client but not in Postgres. Refusing it here would stop every
+ * pull over data already stored; SEMANTICS.md steers such columns to mode 'bigint'.
  */
-export function parseTimestamp(text: string): Date {
-  if (text === 'infinity') return new Date(8.64e15);
-  if (text === '-infinity') return new Date(-8.64e15);
-  const match = TIMESTAMP.exec(text.trim());
-  if (!match) throw new TypeError(`Cannot read ${JSON.stringify(text)} as a timestamp`);
-  const [, year, month, day, hour, minute, second, fraction, zone, bc] = match;
-  const date = new Date(0);
-  // setUTCFullYear, not Date.UTC: the latter reads years 0–99 as 1900–1999.
-  date.setUTCFullYear(bc ? 1 - Number(year) : Number(year), Number(month) - 1, Number(day));
-  date.setUTCHours(
-    Number(hour ?? 0),
-    Number(minute ?? 0),
-    Number(second ?? 0),
-    Number((fraction ?? '').padEnd(3, '0').slice(0, 3)),
-  );
-  return new Date(date.getTime() - zoneOffsetMs(zone));
-}
-
-function zoneOffsetMs(zone: string | undefined): number {
-  if (zone === undefined || zone === 'Z') return 0;
-  const digits = zone.slice(1).replace(/:/g, '');
-  const seconds =
-    Number(digits.slice(0, 2)) * 3600 +
-    Number(digits.slice(2, 4) || 0) * 60 +
-    Number(digits.slice(4, 6) || 0);
-  return (zone[0] === '-' ? -seconds : seconds) * 1000;
+function decodeNumber(column: ColumnInfo, text: string): number | bigint {
+  const number = Number(text);
+  if (Number.isSafeInteger(number) || !INT8_TYPE.test(column.sqlType)) return number;
+  return BigInt(text);
 }
 
 /**
@@ -60,23 +43,31 @@ export function decodeValue(column: ColumnInfo, value: unknown, inJSON: boolean)
     case 'other':
       return typeof value === 'string' ? value : String(value);
     case 'number':
-      return typeof value === 'number' ? value : Number(value);
+      return typeof value === 'number' ? value : decodeNumber(column, String(value));
     case 'bigint':
       return typeof value === 'bigint' ? value : BigInt(value as string | number);
     case 'boolean':
       return typeof value === 'boolean' ? value : value === 't' || value === 'true';
     case 'date':
+      // Drivers' Date objects (pg-mem) are only as precise as a millisecond anyway.
       if (value instanceof Date) return new Date(value.getTime());
       return typeof value === 'number' ? new Date(value) : parseTimestamp(String(value));
-    case 'json':
-      return !inJSON && typeof value === 'string' ? JSON.parse(value) : value;
+    case 'json': {
+      // Nested in JSON, a JSON null cannot be told from SQL NULL (both are null): it reads
+      // as SQL NULL. As text it can: 'null' is JSON_NULL.
+      if (inJSON || typeof value !== 'string') return value;
+      const parsed: unknown = JSON.parse(value);
+      return parsed === null ? JSON_NULL : parsed;
+    }
   }
 }
 
 function decodeRow(schema: AnySchema, table: TableInfo, ast: QueryAST, row: Row, inJSON: boolean) {
   const decoded: Row = {};
   for (const column of table.columns.values()) {
-    decoded[column.key] = decodeValue(column, row[column.key], inJSON);
+    // The compiler nests json columns as text (nestedOutputExpr), to keep JSON null.
+    const asText = inJSON && column.kind === 'json' && typeof row[column.key] === 'string';
+    decoded[column.key] = decodeValue(column, row[column.key], inJSON && !asText);
   }
   for (const { relationship, subquery } of ast.related ?? []) {
     const rel = schema.relationships[table.name]?.[relationship];

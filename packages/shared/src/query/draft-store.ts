@@ -95,7 +95,7 @@ export class DraftStore implements MemoryDraft<AnySchema> {
     for (const row of found) {
       if (!changes.has(encodePrimaryKey(info, row, 'lookup'))) rows.add(row);
     }
-    const kind = info.columns.get(column)!.kind;
+    const kind = info.columns.get(column)!.compareAs;
     const wanted = keyOf(kind, value);
     for (const { row } of changes.values()) {
       if (row && row[column] != null && keyOf(kind, row[column]) === wanted) rows.add(row);

@@ -1,9 +1,10 @@
 import type { AnySchema, ColumnInfo, TableInfo } from '../schema';
 import type { Condition, ExistsCondition, LiteralValue, SimpleCondition } from './ast';
+import { compileLike } from './like-pattern';
 import { compileCursor, fullOrdering, type RowPredicate } from './ordering';
 import type { RelatedLookup } from './related-rows';
 import { coerceLiteral, OPERATORS_BY_KIND, QueryError } from './validate';
-import { compareValues, compileLike, isNotDistinct, keyOf, valuesEqual } from './values';
+import { compareValues, isNotDistinct, keyOf, valuesEqual } from './values';
 
 // Compiles a `where` tree to a row predicate once per query. Every leaf is two-valued: a
 // comparison involving NULL is false, so `not` is plain negation (SEMANTICS.md).
@@ -27,7 +28,7 @@ function compileIn(
   values: readonly LiteralValue[],
   negated: boolean,
 ): RowPredicate {
-  const { key, kind } = column;
+  const { key, compareAs: kind } = column;
   // keyOf(null) is null, which the set never holds: a null column is in no list.
   const keys = new Set(values.filter((v) => v !== null).map((v) => keyOf(kind, v)));
   if (!negated) return (row) => keys.has(keyOf(kind, row[key]));
@@ -39,7 +40,7 @@ function compileIn(
 function compileSimple(table: TableInfo, c: SimpleCondition): RowPredicate {
   const where = `where(${c.column} ${c.op})`;
   const column = mustColumn(table, c.column, where);
-  const { key, kind } = column;
+  const { key, compareAs: kind } = column;
   if (!OPERATORS_BY_KIND[kind].includes(c.op)) {
     throw new QueryError(`${where}: operator ${c.op} does not apply to ${kind} column "${key}"`);
   }

@@ -108,7 +108,7 @@ function indexedCandidates(store: MemoryStore, table: TableInfo, where: Conditio
     const rows: StoreRow[] = [];
     for (const value of values) {
       const coerced = coerceLiteral(column, value, `where(${c.column} ${c.op})`);
-      const key = keyOf(column.kind, coerced);
+      const key = keyOf(column.compareAs, coerced);
       if (coerced === null || seen.has(key)) continue;
       seen.add(key);
       for (const row of store.lookup(table.name, column.key, coerced)) rows.push(row);

@@ -80,10 +80,10 @@ class InMemoryStore {
     return data;
   }
 
-  private kindOf(table: string, column: string) {
+  private columnOf(table: string, column: string) {
     const info = this.mustMeta(table).info.columns.get(column);
     if (!info) throw new TypeError(`${table} has no column "${column}"`);
-    return info.kind;
+    return info;
   }
 
   put(table: string, row: Readonly<Record<string, unknown>>): void {
@@ -96,7 +96,7 @@ class InMemoryStore {
     const old = data.rows.get(pk);
     data.rows.set(pk, stored);
     for (const [column, index] of data.indexes) {
-      const kind = meta.info.columns.get(column)!.kind;
+      const kind = meta.info.columns.get(column)!.compareAs;
       if (old) removeFromIndex(index, keyOf(kind, old[column]), old);
       addToIndex(index, keyOf(kind, stored[column]), stored);
     }
@@ -110,7 +110,7 @@ class InMemoryStore {
     const data = this.write(table);
     data.rows.delete(pk);
     for (const [column, index] of data.indexes) {
-      removeFromIndex(index, keyOf(meta.info.columns.get(column)!.kind, old[column]), old);
+      removeFromIndex(index, keyOf(meta.info.columns.get(column)!.compareAs, old[column]), old);
     }
     return true;
   }
@@ -128,14 +128,14 @@ class InMemoryStore {
   }
 
   createIndex(table: string, column: string): void {
-    const kind = this.kindOf(table, column);
+    const { kind, compareAs } = this.columnOf(table, column);
     if (kind === 'json' || kind === 'other') {
       throw new TypeError(`${table}.${column} is a ${kind} column: it cannot be indexed`);
     }
     if (this.hasIndex(table, column)) return;
     const data = this.write(table);
     const index = new Map<unknown, Set<StoreRow>>();
-    for (const row of data.rows.values()) addToIndex(index, keyOf(kind, row[column]), row);
+    for (const row of data.rows.values()) addToIndex(index, keyOf(compareAs, row[column]), row);
     data.indexes.set(column, index);
   }
 
@@ -158,7 +158,9 @@ class InMemoryStore {
     const index = this.read(table).indexes.get(column);
     if (!index) throw new TypeError(`${table}.${column} has no index; call createIndex first`);
     if (value == null) return EMPTY;
-    return index.get(keyOf(this.mustMeta(table).info.columns.get(column)!.kind, value)) ?? EMPTY;
+    return (
+      index.get(keyOf(this.mustMeta(table).info.columns.get(column)!.compareAs, value)) ?? EMPTY
+    );
   }
 
   fork(): MemoryDraft {

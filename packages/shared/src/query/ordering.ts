@@ -41,7 +41,7 @@ function orderColumns(table: TableInfo, ordering: Ordering): OrderColumn[] {
 /** Compares by each column in turn: ascending NULLS LAST, descending NULLS FIRST. */
 function compareBy(columns: readonly OrderColumn[], a: StoreRow, b: StoreRow): number {
   for (const { column, descending } of columns) {
-    const c = compareValues(column.kind, a[column.key], b[column.key]);
+    const c = compareValues(column.compareAs, a[column.key], b[column.key]);
     if (c !== 0) return descending ? -c : c;
   }
   return 0;

@@ -1,4 +1,4 @@
-import type { AnySchema, ColumnKind, Relationship } from '../schema';
+import type { AnySchema, CompareKind, Relationship } from '../schema';
 import type { MemoryStore, StoreRow } from './store';
 import { keyOf, tupleKeyOf } from './values';
 
@@ -15,7 +15,7 @@ const NONE: readonly StoreRow[] = [];
 /** The rows related to `parent`. */
 type Finder = (parent: StoreRow) => Iterable<StoreRow>;
 
-function groupRows(store: MemoryStore, relationship: Relationship, kinds: readonly ColumnKind[]) {
+function groupRows(store: MemoryStore, relationship: Relationship, kinds: readonly CompareKind[]) {
   const { table, destField } = relationship;
   const groups = new Map<unknown, StoreRow[]>();
   for (const row of store.scan(table) as Iterable<StoreRow>) {
@@ -32,7 +32,7 @@ function groupRows(store: MemoryStore, relationship: Relationship, kinds: readon
 function finderFor(store: MemoryStore, schema: AnySchema, relationship: Relationship): Finder {
   const { table, sourceField, destField } = relationship;
   const columns = schema.tableInfo.get(table)!.columns;
-  const kinds = destField.map((field) => columns.get(field)!.kind);
+  const kinds = destField.map((field) => columns.get(field)!.compareAs);
   if (sourceField.length === 1) {
     const source = sourceField[0]!;
     const dest = destField[0]!;

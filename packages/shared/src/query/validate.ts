@@ -1,5 +1,6 @@
 import { describeIssues } from '../protocol';
-import type { AnySchema, ColumnInfo, ColumnKind, TableInfo } from '../schema';
+import type { AnySchema, ColumnInfo, CompareKind, TableInfo } from '../schema';
+import { parseTimestamp, Timestamp } from '../timestamp';
 import {
   type Condition,
   type Cursor,
@@ -8,6 +9,7 @@ import {
   queryASTSchema,
   type SimpleOperator,
 } from './ast';
+import { isDecimal } from './decimal';
 
 /** A query that does not fit the schema: unknown names, or an operator a column cannot take. */
 export class QueryError extends Error {
@@ -18,10 +20,16 @@ export class QueryError extends Error {
 const EQUALITY: readonly SimpleOperator[] = ['=', '!=', 'IN', 'NOT IN', 'IS', 'IS NOT'];
 const ORDERED: readonly SimpleOperator[] = [...EQUALITY, '<', '<=', '>', '>='];
 
-/** Which operators each kind of column takes. Json columns can only be tested for null. */
-export const OPERATORS_BY_KIND: Readonly<Record<ColumnKind, readonly SimpleOperator[]>> = {
+/**
+ * Which operators each kind of column takes (by its `compareAs`). Json columns can only be
+ * tested for null; numeric values are numbers to Postgres, so they take no LIKE.
+ */
+export const OPERATORS_BY_KIND: Readonly<Record<CompareKind, readonly SimpleOperator[]>> = {
   string: [...ORDERED, 'LIKE', 'ILIKE'],
+  char: [...ORDERED, 'LIKE', 'ILIKE'],
   number: ORDERED,
+  real: ORDERED,
+  numeric: ORDERED,
   bigint: ORDERED,
   date: ORDERED,
   boolean: EQUALITY,
@@ -40,10 +48,23 @@ export function coerceLiteral(column: ColumnInfo, value: unknown, where: string)
       `${where}: ${JSON.stringify(String(value))} is not a valid ${column.kind} for column "${column.key}"`,
     );
   };
-  switch (column.kind) {
+  switch (column.compareAs) {
     case 'string':
-      return typeof value === 'string' ? value : fail();
+    case 'char':
+      if (typeof value !== 'string') return fail();
+      if (column.sqlType === 'uuid') return canonicalUUID(value) ?? fail();
+      return column.enumValues ? enumLabel(column, value, where) : value;
+    case 'numeric':
+      // Postgres takes text or a number's digits; anything else would be an SQL error.
+      if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+      return typeof value === 'string' && isDecimal(value) ? value : fail();
+    case 'real':
+      return typeof value === 'number' && Number.isFinite(value)
+        ? checkFloat4(column, value, where)
+        : fail();
     case 'number':
+      // A bigint-mode-number column holds integers beyond 2^53 as bigints (row-decoder).
+      if (typeof value === 'bigint' && INT8.test(column.sqlType)) return value;
       return typeof value === 'number' && Number.isFinite(value) ? value : fail();
     case 'boolean':
       return typeof value === 'boolean' ? value : fail();
@@ -56,14 +77,69 @@ export function coerceLiteral(column: ColumnInfo, value: unknown, where: string)
       const date =
         value instanceof Date
           ? value
-          : typeof value === 'string' || typeof value === 'number'
+          : typeof value === 'number'
             ? new Date(value)
-            : undefined;
-      return date && !Number.isNaN(date.getTime()) ? date : fail();
+            : typeof value === 'string'
+              ? readDate(value)
+              : undefined;
+      if (!date || Number.isNaN(date.getTime())) return fail();
+      const infinite = date instanceof Timestamp && date.infinity !== 0;
+      return !infinite && date.getTime() < EARLIEST_TIMESTAMP ? tooEarly(column, where) : date;
     }
     default:
       return fail();
   }
+}
+
+const INT8 = /^(bigint|bigserial)$/;
+
+// Postgres's first timestamp, 4714-11-24 BC: it refuses an earlier one as out of range.
+const EARLIEST_TIMESTAMP = new Date(Date.UTC(2000, 10, 24)).setUTCFullYear(-4713);
+
+/** Text as Postgres writes timestamps (to the microsecond, infinity) or as `Date` reads it. */
+function readDate(text: string): Date {
+  try {
+    return parseTimestamp(text);
+  } catch {
+    return new Date(text);
+  }
+}
+
+function tooEarly(column: ColumnInfo, where: string): never {
+  throw new QueryError(
+    `${where}: a date before 4714-11-24 BC is out of Postgres's range for column "${column.key}"`,
+  );
+}
+
+/**
+ * A literal for a `real` column must be one float4 can hold: Postgres refuses `1e39::real`
+ * as out of range, where `Math.fround` would make it Infinity.
+ */
+function checkFloat4(column: ColumnInfo, value: number, where: string): number {
+  const single = Math.fround(value);
+  if (Number.isFinite(single) && (single !== 0 || value === 0)) return value;
+  throw new QueryError(
+    `${where}: ${value} is outside the range of real (float4) column "${column.key}"`,
+  );
+}
+
+const UUID = /^\{?([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})\}?$/i;
+
+/**
+ * A uuid literal in the form Postgres writes uuids (lower case, hyphenated), so the client
+ * compares it with the rows' text as Postgres compares uuids. Not a uuid: `undefined`.
+ */
+function canonicalUUID(value: string): string | undefined {
+  const match = UUID.exec(value);
+  return match ? match.slice(1).join('-').toLowerCase() : undefined;
+}
+
+/** A `pgEnum` literal must be one of its labels: Postgres refuses any other as input. */
+function enumLabel(column: ColumnInfo, value: string, where: string): string {
+  if (column.enumValues?.includes(value)) return value;
+  throw new QueryError(
+    `${where}: ${JSON.stringify(value)} is not a label of enum column "${column.key}" (${column.enumValues?.join(', ')})`,
+  );
 }
 
 function mustColumn(table: TableInfo, key: string, where: string): ColumnInfo {
@@ -116,7 +192,7 @@ function checkCondition(schema: AnySchema, table: TableInfo, c: Condition): Cond
     case 'simple': {
       const where = `where(${c.column} ${c.op})`;
       const column = mustColumn(table, c.column, where);
-      if (!OPERATORS_BY_KIND[column.kind].includes(c.op)) {
+      if (!OPERATORS_BY_KIND[column.compareAs].includes(c.op)) {
         throw new QueryError(
           `${where}: operator ${c.op} does not apply to ${column.kind} column "${c.column}"`,
         );

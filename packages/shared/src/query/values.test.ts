@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { compileLike } from './like-pattern';
 import { QueryError } from './validate';
 import {
   compareStrings,
   compareValues,
-  compileLike,
   isNotDistinct,
   keyOf,
   tupleKeyOf,
