@@ -1,4 +1,10 @@
-import { type AnySchema, type ColumnKind, compareValues, type TableInfo } from '@reprise/shared';
+import {
+  type AnySchema,
+  type ColumnKind,
+  type CompareKind,
+  compareValues,
+  type TableInfo,
+} from '@reprise/shared';
 import type { Change, ChangeAction } from '../changes/changelog';
 
 // Filters on the rows of change events, Prisma Pulse's way: per action, per scalar column,
@@ -86,7 +92,7 @@ function isOperators(value: unknown): value is Record<string, unknown> {
  * Orders a row value against a filter value as Postgres would; `undefined` when either is
  * null or they are of different kinds (a date column also takes ISO strings).
  */
-function compare(kind: ColumnKind | undefined, a: unknown, b: unknown): number | undefined {
+function compare(kind: CompareKind | undefined, a: unknown, b: unknown): number | undefined {
   if (a == null || b == null) return undefined;
   const known = kind && kind !== 'json' && kind !== 'other' ? kind : undefined;
   const k = known ?? kindOfValue(a);
@@ -99,7 +105,7 @@ function compare(kind: ColumnKind | undefined, a: unknown, b: unknown): number |
 }
 
 /** Equality where null equals only null. */
-function equal(kind: ColumnKind | undefined, a: unknown, b: unknown): boolean {
+function equal(kind: CompareKind | undefined, a: unknown, b: unknown): boolean {
   if (a == null || b == null) return a == null && b == null;
   return compare(kind, a, b) === 0;
 }
@@ -107,7 +113,7 @@ function equal(kind: ColumnKind | undefined, a: unknown, b: unknown): boolean {
 function fieldTest(
   where: string,
   column: string,
-  kind: ColumnKind | undefined,
+  kind: CompareKind | undefined,
   filter: unknown,
 ): Test {
   if (!isOperators(filter)) return (row) => equal(kind, row[column], filter);
@@ -176,7 +182,7 @@ function fieldTest(
 function columnsFor(
   schema: AnySchema | undefined,
   table: string | undefined,
-): { readonly info: TableInfo | undefined; readonly kinds: Map<string, ColumnKind> } | undefined {
+): { readonly info: TableInfo | undefined; readonly kinds: Map<string, CompareKind> } | undefined {
   if (!schema) return undefined;
   const tables = table === undefined ? [...schema.tableInfo.values()] : [];
   let info: TableInfo | undefined;
@@ -189,12 +195,14 @@ function columnsFor(
     }
     tables.push(info);
   }
-  const kinds = new Map<string, ColumnKind>();
+  const kinds = new Map<string, CompareKind>();
   for (const each of tables) {
     for (const column of each.columns.values()) {
       // Across tables a name may mean different kinds; then compare by the values.
       const seen = kinds.get(column.key);
-      kinds.set(column.key, seen === undefined || seen === column.kind ? column.kind : 'other');
+      // Compared as the query evaluator compares them (numeric exactly, real as float4).
+      const as = column.compareAs;
+      kinds.set(column.key, seen === undefined || seen === as ? as : 'other');
     }
   }
   return { info, kinds };
