@@ -14,7 +14,7 @@ import { AdoptedClients, type AdoptedQueue } from './adopted-clients';
 import { ClientClosedError } from './client-closed-error';
 import { type ClientLease, claimClientRecord, newID } from './client-lease';
 import { createClientTransaction } from './client-transaction';
-import { loadPending } from './pending-queue';
+import { loadPending, toStored } from './pending-queue';
 import { loadSnapshot, snapshotWrites } from './persisted-snapshot';
 import {
   type ClientRecord,
@@ -108,7 +108,9 @@ export class LocalState {
     await state.exclusive(() => state.rebase());
     if (record.pending?.length) {
       // A record from before per-mutation keys: its queue moves to them.
-      for (const m of state.pending) await state.persist(pendingKey(state.clientID, m.id), m);
+      for (const m of state.pending) {
+        await state.persist(pendingKey(state.clientID, m.id), toStored(m));
+      }
     }
     await state.persistClient();
     for (const key of queue.stale) await storage.delete(key);
@@ -252,7 +254,7 @@ export class LocalState {
       }
       // Stored before it is pushable: a mutation the server applied is always one a reload
       // finds, and a write that fails leaves no queued mutation, no gap in the ids.
-      await this.persist(pendingKey(this.clientID, mutation.id), mutation);
+      await this.persist(pendingKey(this.clientID, mutation.id), toStored(mutation));
       draft.commit();
       queued(mutation);
       this.pending.push(mutation);

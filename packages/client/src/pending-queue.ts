@@ -1,3 +1,4 @@
+import { decodeRich, encodeRich } from '@reprise/shared';
 import {
   type ClientRecord,
   type ClientStorage,
@@ -26,7 +27,7 @@ export async function loadPending(
   const stale: string[] = [];
   for (const key of keys) {
     if (!key.startsWith(prefix)) continue;
-    const m = (await storage.get(key)) as PendingMutation | undefined;
+    const m = fromStored(await storage.get(key));
     if (m) byID.set(m.id, m);
     if (!m || m.id <= confirmed) stale.push(key);
   }
@@ -36,4 +37,28 @@ export async function loadPending(
     stale,
     unheard: all.filter((m) => m.id > record.lastMutationID && m.id <= confirmed),
   };
+}
+
+/** A pending mutation as stored: its args in superjson's envelope, with `rich` set. */
+interface StoredMutation extends PendingMutation {
+  readonly rich?: true;
+}
+
+/**
+ * A pending mutation as storage keeps it. The args go through the wire's encoding, since a
+ * structured clone (IndexedDB) keeps neither a `Timestamp`'s microseconds nor `JSON_NULL`.
+ *
+ * @example
+ * await storage.set(pendingKey(clientID, m.id), toStored(m));
+ */
+export function toStored(mutation: PendingMutation): StoredMutation {
+  return { ...mutation, args: encodeRich(mutation.args), rich: true };
+}
+
+/** The stored mutation back; one stored before `rich` existed holds its args as they were. */
+function fromStored(value: unknown): PendingMutation | undefined {
+  const stored = value as StoredMutation | undefined;
+  if (!stored?.rich) return stored;
+  const { rich: _, ...mutation } = stored;
+  return { ...mutation, args: decodeRich(stored.args as Parameters<typeof decodeRich>[0]) };
 }
