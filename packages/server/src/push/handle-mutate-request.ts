@@ -19,6 +19,7 @@ import {
   pushRequestSchema,
   toPlainJSON,
 } from '@reprise/shared';
+import { withCrudMutators } from '../crud/crud-mutators';
 import type { Database, IsolationLevel } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
@@ -68,6 +69,12 @@ export interface MutateOptions {
    * user's tenants), or a function of the mutation being applied.
    */
   readonly scopeKey?: ScopeKey<CustomMutation>;
+  /**
+   * Accept `client.crud.*` row writes (the `_crud.put`, `_crud.patch`, `_crud.delete`
+   * mutations), checked against the schema as the CRUD endpoint checks them. Off by
+   * default, and only with a `writePolicy`: without one any client could write any row.
+   */
+  readonly crud?: boolean;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -137,6 +144,12 @@ export async function processMutateRequest(
 ): Promise<MutateResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
+  if (options.crud && !options.writePolicy) {
+    // A setup mistake, loud at the first push rather than a silently writable database.
+    throw new TypeError(
+      "crud: true needs a writePolicy (mark the tables any client may write 'unrestricted')",
+    );
+  }
   const query = readQuery(options.query ?? {});
   if (!query.ok) return failed(400, 'parse', query.message);
   // The user id comes from the app's auth, but usually from the request before that.
@@ -170,7 +183,7 @@ export async function processMutateRequest(
     outcome = await processPush(push, {
       db: options.db,
       schema: options.schema,
-      mutators: options.mutators,
+      mutators: withCrudMutators(options.mutators, options.schema, options.crud ?? false),
       context: options.context,
       userID: options.userID,
       tables: engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA),
