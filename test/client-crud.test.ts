@@ -153,6 +153,33 @@ for (const kind of kinds) {
       expect(await serverIssues(fx)).toEqual([]);
     });
 
+    it('a pending patch is rebased onto what another client wrote meanwhile', async () => {
+      // a's pushes are lost on the way while its pulls go through.
+      let holdPushes = false;
+      const a = await open({
+        client: {
+          fetch: (input, init) =>
+            holdPushes && String(input).includes('/mutate')
+              ? Promise.reject(new TypeError('fetch failed: push lost'))
+              : server.fetch(input, init),
+        },
+      });
+      a.crud.issue.put({ id: 'i1', title: 'First', ownerID: 'alice' });
+      await a.idle();
+      holdPushes = true;
+      await a.crud.issue.patch('i1', { open: false }).client;
+      const b = await open();
+      await b.crud.issue.patch('i1', { title: 'From b' }).client;
+      await b.idle();
+      await a.pull();
+      // The server's new title under a's pending patch, before a has pushed it.
+      expect(await clientIssues(a)).toMatchObject([{ id: 'i1', title: 'From b', open: false }]);
+      expect(a.pending).toBe(1);
+      holdPushes = false;
+      await a.idle();
+      expect(await serverIssues(fx)).toMatchObject([{ id: 'i1', title: 'From b', open: false }]);
+    });
+
     it('calls queued offline survive a reload and are pushed by the next client', async () => {
       const storage = createMemoryStorage();
       const first = await open({ storage });
