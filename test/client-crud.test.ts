@@ -12,6 +12,7 @@ import {
   type TestClient,
   type TestServer,
 } from './fixtures/client';
+import { post, pushBody } from './fixtures/push';
 
 // client.crud.* end to end: the real client against handleMutateRequest({crud: true,
 // writePolicy}) on PGlite and a real Postgres. Each call is a `_crud.*` mutation, so it is
@@ -201,6 +202,40 @@ for (const kind of kinds) {
         { count: number },
       ];
       expect(count).toBe(1);
+    });
+
+    it('the server checks raw _crud mutations as the CRUD endpoint does, and goes on past refusals', async () => {
+      const calls = [
+        {
+          name: '_crud.put',
+          args: { table: 'issue', row: { id: 'i1', title: 'T', owner_id: 'alice' } },
+        },
+        { name: '_crud.patch', args: { table: 'issue', id: 'i1', changes: { id: 'i2' } } },
+        { name: '_crud.patch', args: { table: 'issue', id: 'i1', changes: { colour: 'red' } } },
+        { name: '_crud.patch', args: { table: 'issue', id: 'i1', changes: { title: null } } },
+        { name: '_crud.delete', args: { table: 'nope', id: 'i1' } },
+        { name: '_crud.put', args: { row: {} } },
+        { name: '_crud.patch', args: { table: 'issue', id: 'i1', changes: { open: false } } },
+      ];
+      const { status, body } = await post(
+        fx,
+        pushBody(calls.map((c, i) => ({ id: i + 1, ...c }))),
+        { crud: true, writePolicy: policy },
+      );
+      expect(status).toBe(200);
+      const results = body.mutations.map((m: { result: { message?: string } }) =>
+        m.result.message === undefined ? 'applied' : m.result.message,
+      );
+      expect(results).toEqual([
+        'applied',
+        'issue: the primary key "id" cannot change',
+        'issue: "colour" is not a column of issue',
+        'issue: "title" cannot be null',
+        'Unknown table "nope"',
+        expect.stringMatching(/^Invalid arguments for _crud.put: table:/),
+        'applied',
+      ]);
+      expect(await serverIssues(fx)).toMatchObject([{ id: 'i1', title: 'T', open: false }]);
     });
 
     it('a server without crud: true refuses CRUD calls, and they disappear', async () => {
