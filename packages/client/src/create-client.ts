@@ -1,5 +1,12 @@
-import { type AnyMutators, type AnySchema, isMutator, toApplicationError } from '@reprise/shared';
+import {
+  type AnyMutators,
+  type AnySchema,
+  CRUD_MUTATORS_KEY,
+  isMutator,
+  toApplicationError,
+} from '@reprise/shared';
 import { ClientClosedError } from './client-closed-error';
+import { type CrudAPI, createClientCrudMutators, createCrudAPI } from './crud-api';
 import { createIndexedDBStorage } from './indexeddb-storage';
 import { type ClientQueryBuilder, createClientQueryBuilder, LiveQueries } from './live-query';
 import { LocalState } from './local-state';
@@ -23,6 +30,12 @@ export interface Client<S extends AnySchema, M extends AnyMutators> {
   readonly clientGroupID: string;
   /** `client.mutate.issue.create(args)`: typed from the mutators, returns `{client, server}`. */
   readonly mutate: MutateAPI<M>;
+  /**
+   * `client.crud.issue.put(row)`, `.patch(id, changes)`, `.delete(id)`: row operations,
+   * typed from the schema, queued and pushed as `_crud.*` mutations; each returns
+   * `{client, server}` like `mutate`. The server must opt in (`crud: true`).
+   */
+  readonly crud: CrudAPI<S>;
   /** `client.query.issue.where(…)`: `.run()`, `.materialize()`, `.subscribe(cb)`. */
   readonly query: ClientQueryBuilder<S>;
   /** How many mutations wait for the server's confirmation, adopted ones (of closed tabs) too. */
@@ -76,9 +89,15 @@ function endpoints(server: ServerOption): Endpoints {
 export async function createClient<S extends AnySchema, M extends AnyMutators>(
   options: ClientOptions<S, M>,
 ): Promise<Client<S, M>> {
+  if (Object.hasOwn(options.mutators, CRUD_MUTATORS_KEY)) {
+    throw new TypeError(
+      `createClient: the mutator name "${CRUD_MUTATORS_KEY}" is reserved for client.crud`,
+    );
+  }
   const state = await LocalState.open({
     schema: options.schema,
-    mutators: options.mutators,
+    // The CRUD calls are mutations too: stored, pushed and rebased with the app's own.
+    mutators: { ...options.mutators, ...createClientCrudMutators(options.schema) },
     storage: resolveStorage(options.storage),
     userID: options.userID,
     context: options.context,
@@ -193,6 +212,7 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     clientID: state.clientID,
     clientGroupID: state.clientGroupID,
     mutate: mutateTree(options.mutators) as MutateAPI<M>,
+    crud: createCrudAPI(options.schema, call),
     query: createClientQueryBuilder(options.schema, live),
     get pending() {
       return state.pendingCount;

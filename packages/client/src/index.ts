@@ -2,6 +2,7 @@ export { backoffDelay } from './backoff';
 export { ClientClosedError } from './client-closed-error';
 export { createClientTransaction } from './client-transaction';
 export { type Client, createClient } from './create-client';
+export type { CrudAPI, CrudID, TableCrud } from './crud-api';
 export { deepEqual } from './deep-equal';
 export { createIndexedDBStorage } from './indexeddb-storage';
 export type {

@@ -13,7 +13,6 @@ export type {
   CrudValidationContext,
   CustomValidation,
 } from './crud/crud-processor';
-export type { CrudOperation, OutboxEvent, PowerSyncOp } from './crud/crud-protocol';
 export {
   type CrudOptions,
   type CrudRequestOptions,
@@ -46,6 +45,7 @@ export {
   type PullResult,
   processPullRequest,
 } from './pull/handle-pull-request';
+export type { CrudOperation, OutboxEvent, PowerSyncOp } from './push/crud-protocol';
 export {
   handleMutateRequest,
   type MutateOptions,

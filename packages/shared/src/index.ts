@@ -1,4 +1,14 @@
 export {
+  CRUD_MUTATORS_KEY,
+  type CrudDeleteArgs,
+  type CrudPatchArgs,
+  type CrudPutArgs,
+  crudDeleteArgsSchema,
+  crudKey,
+  crudPatchArgsSchema,
+  crudPutArgsSchema,
+} from './crud-mutations';
+export {
   ApplicationError,
   type JSONValue,
   toApplicationError,

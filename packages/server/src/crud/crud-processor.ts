@@ -10,13 +10,13 @@ import {
 } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import { type RetryPolicy, withRetries } from '../db/retry';
+import type { CrudOperation } from '../push/crud-protocol';
 import { MAX_MUTATIONS_PER_TRANSACTION } from '../push/push-processor';
+import { type CrudWrite, type RefusalReason, validateOperation } from '../push/row-validation';
 import { createSchemaMutate, type WriteCapture } from '../push/table-writer';
 import { WriteForbiddenError } from '../push/write-forbidden';
 import { createWriteGuard } from '../push/write-guard';
 import { resolveScopeKeys, type ScopeKey, type WritePolicy } from '../push/write-policy';
-import type { CrudOperation } from './crud-protocol';
-import { type CrudWrite, type RefusalReason, validateOperation } from './row-validation';
 
 /** Why an operation was refused. */
 export type CrudRefusalReason = RefusalReason | 'forbidden' | 'custom' | 'conflict';

@@ -10,9 +10,9 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { readBody, refuseUnlessJSON } from '../http/request-body';
+import { type CrudOperation, readCrudBody } from '../push/crud-protocol';
 import type { ScopeKey, WritePolicy } from '../push/write-policy';
 import { type CrudOutcome, type CustomValidation, processCrud } from './crud-processor';
-import { type CrudOperation, readCrudBody } from './crud-protocol';
 
 /** Options of the CRUD endpoint. */
 export interface CrudOptions {

@@ -1,7 +1,8 @@
 // push/: `/mutate`. The handler reads and checks the request; the processor applies each
 // mutation exactly once, in order, in transactions with a savepoint each; the table writer
 // is the server's `tx.mutate`, recording each write for the changelog; the write guard
-// checks each of its writes against the app's write policy.
+// checks each of its writes against the app's write policy. CRUD operations (the crud/
+// endpoint's and `client.crud`'s `_crud.*` mutations) are validated here too.
 
 import {
   type AnyMutators,
@@ -24,6 +25,7 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
+import { withCrudMutators } from './crud-mutators';
 import { processPush } from './push-processor';
 import type { ScopeKey, WritePolicy } from './write-policy';
 
@@ -68,6 +70,12 @@ export interface MutateOptions {
    * user's tenants), or a function of the mutation being applied.
    */
   readonly scopeKey?: ScopeKey<CustomMutation>;
+  /**
+   * Accept `client.crud.*` row writes (the `_crud.put`, `_crud.patch`, `_crud.delete`
+   * mutations), checked against the schema as the CRUD endpoint checks them. Off by
+   * default, and only with a `writePolicy`: without one any client could write any row.
+   */
+  readonly crud?: boolean;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -137,6 +145,12 @@ export async function processMutateRequest(
 ): Promise<MutateResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
+  if (options.crud && !options.writePolicy) {
+    // A setup mistake, loud at the first push rather than a silently writable database.
+    throw new TypeError(
+      "crud: true needs a writePolicy (mark the tables any client may write 'unrestricted')",
+    );
+  }
   const query = readQuery(options.query ?? {});
   if (!query.ok) return failed(400, 'parse', query.message);
   // The user id comes from the app's auth, but usually from the request before that.
@@ -170,7 +184,7 @@ export async function processMutateRequest(
     outcome = await processPush(push, {
       db: options.db,
       schema: options.schema,
-      mutators: options.mutators,
+      mutators: withCrudMutators(options.mutators, options.schema, options.crud ?? false),
       context: options.context,
       userID: options.userID,
       tables: engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA),

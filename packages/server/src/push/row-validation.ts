@@ -52,6 +52,12 @@ export function findTable(
 
 const INTEGER_TYPE = /^(smallint|integer|int|int2|int4|smallserial|serial)\b/i;
 
+/** A value for a refusal message: short, and never a throw (JSON has no bigint). */
+function shown(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  return JSON.stringify(value)?.slice(0, 40) ?? typeof value;
+}
+
 /** One value in its column's in-memory type, or the reason it cannot be. */
 function coerce(
   column: ColumnInfo,
@@ -61,7 +67,7 @@ function coerce(
   if (value === null) return { ok: true, value: null };
   const wrong = (expected: string) => ({
     ok: false as const,
-    why: `"${column.key}" must be ${expected}, not ${JSON.stringify(value)?.slice(0, 40) ?? typeof value}`,
+    why: `"${column.key}" must be ${expected}, not ${shown(value)}`,
   });
   switch (column.kind) {
     case 'string':
@@ -71,6 +77,8 @@ function coerce(
       if (INTEGER_TYPE.test(column.sqlType) && !Number.isInteger(value)) return wrong('an integer');
       return { ok: true, value };
     case 'bigint':
+      // A client's push keeps bigint values as they are.
+      if (typeof value === 'bigint') return { ok: true, value };
       if (typeof value === 'number' && Number.isSafeInteger(value)) {
         return { ok: true, value: BigInt(value) };
       }
@@ -84,6 +92,9 @@ function coerce(
       if (value === 0 || value === 1) return { ok: true, value: value === 1 };
       return wrong('a boolean');
     case 'date': {
+      if (value instanceof Date) {
+        return Number.isNaN(value.getTime()) ? wrong('a timestamp') : { ok: true, value };
+      }
       if (typeof value !== 'string' && typeof value !== 'number') return wrong('a timestamp');
       const date = new Date(value);
       return Number.isNaN(date.getTime()) ? wrong('a timestamp') : { ok: true, value: date };
