@@ -429,6 +429,44 @@ describe('client sync loop against pglite', () => {
     }
   });
 
+  describe('pull()', () => {
+    it('a call during a running pull sees what committed before the call, not only what that pull read', async () => {
+      // a's first pull reads the server before b writes, and its answer is held until after
+      // a calls pull() again: that second call must not settle with the first pull's answer.
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let holdNext = false;
+      const t = tap(server, async (call, forward) => {
+        if (call.path !== 'pull' || !holdNext) return forward();
+        holdNext = false;
+        const response = await forward();
+        await held;
+        return response;
+      });
+      const a = await open({ client: { fetch: t.fetch, poke: false } });
+      const b = await open({ client: { poke: false } });
+      await Promise.all([idle(a), idle(b)]);
+      holdNext = true;
+      const from = t.count('pull');
+      const first = a.pull();
+      await vi.waitFor(() => expect(t.count('pull', from)).toBe(1));
+      await sleep(50);
+      await b.mutate.issue.create({ id: 'i1', title: 'From B' }).client;
+      await idle(b);
+      const second = a.pull();
+      const third = a.pull();
+      release();
+      await first;
+      await second;
+      expect((await clientIssues(a)).map((r) => r.id)).toEqual(['i1']);
+      await third;
+      // The calls made during the held pull shared one more pull.
+      expect(t.count('pull', from)).toBe(2);
+    });
+  });
+
   describe('pokes', () => {
     const withPokes = () => {
       const hub = createPokeHub({ db: fx.db, pollIntervalMs: 20, logger: silentLogger });

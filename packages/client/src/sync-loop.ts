@@ -51,7 +51,8 @@ export class SyncLoop {
   pulling: Promise<void> | undefined;
   retrying = false;
   private pushAgain = false;
-  private pullAgain = false;
+  /** The pull that callers arriving during a running pull wait for (see pull()). */
+  private queuedPull: Promise<void> | undefined;
   /** The last id pushed and acknowledged, per client (this one and adopted ones). */
   private readonly pushedThrough = new Map<string, number>();
   /** Failures in a row of each half; the backoff follows the worse of the two. */
@@ -234,12 +235,22 @@ export class SyncLoop {
     return 'done';
   }
 
-  /** Pulls now; calls while a pull runs coalesce into one more pull after it. */
+  /**
+   * Pulls now. A call while a pull runs waits for one more pull after it, which every such
+   * call shares: the running pull may have read before the caller's call, and a caller of
+   * `pull()` must see everything that committed before it called.
+   */
   pull(): Promise<void> {
-    if (this.pulling) {
-      this.pullAgain = true;
-      return this.pulling;
-    }
+    if (!this.pulling) return this.startPull();
+    this.queuedPull ??= this.pulling.then(() => {
+      this.queuedPull = undefined;
+      // Another caller may have started a pull meanwhile; it too began after our callers.
+      return this.pulling ?? this.startPull();
+    });
+    return this.queuedPull;
+  }
+
+  private startPull(): Promise<void> {
     if (!this.canSend()) return Promise.resolve();
     // pullOnce reports what it can before anything throws; an unexpected throw is a
     // failed pull, retried, never an unhandled rejection of a `void this.pull()`.
@@ -247,10 +258,6 @@ export class SyncLoop {
       .catch(() => this.scheduleRetry('pull'))
       .finally(() => {
         this.pulling = undefined;
-        if (this.pullAgain) {
-          this.pullAgain = false;
-          void this.pull();
-        }
         this.host.changed();
       });
     return this.pulling;
