@@ -26,8 +26,8 @@ import { pushBody } from './fixtures/push';
 // Postgres is reached: consecutive transactions of one app connection land on different
 // server connections, and session state (prepared statements, session settings, LISTEN)
 // does not carry over. Eight clients share two server connections here. Debian's
-// pgbouncer (1.18) keeps no prepared statements in this mode, so postgres.js runs with
-// `prepare: false`, as the README says; node-postgres prepares nothing unnamed anyway.
+// pgbouncer (1.18) keeps no prepared statements in this mode, so both drivers run with
+// `prepare: false`, as the README says.
 
 const PGBOUNCER = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((path) => existsSync(path));
 const unavailable = !DATABASE_URL
@@ -138,12 +138,12 @@ const DRIVERS: Driver[] = [
     },
   },
   {
-    name: 'node-postgres pool',
+    name: 'node-postgres pool (prepare: false)',
     open(url) {
       const pool = new pg.Pool({ connectionString: url, max: 8 });
       pool.on('error', () => {});
       return {
-        db: createPgDatabase(pool),
+        db: createPgDatabase(pool, { prepare: false }),
         raw: async (w, text, params) => (await (w as pg.ClientBase).query(text, params)).rows,
         end: () => pool.end(),
       };
