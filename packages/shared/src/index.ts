@@ -15,6 +15,15 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors';
+export {
+  type AnyFields,
+  type FieldPolicy,
+  type FieldsOption,
+  filterInput,
+  filterOutput,
+  type HiddenColumn,
+  type ProtectedColumn,
+} from './field-policy';
 export { isJSONNull, JSON_NULL } from './json-null';
 export {
   type AnyMutators,
