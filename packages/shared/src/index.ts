@@ -23,6 +23,7 @@ export {
   filterOutput,
   type HiddenColumn,
   type ProtectedColumn,
+  type Without,
 } from './field-policy';
 export { isJSONNull, JSON_NULL } from './json-null';
 export {
@@ -135,6 +136,7 @@ export type {
   RegisteredSchema,
   RegisteredWrappedTransaction,
 } from './register';
+export { checkUpdateData, isKeyFilter, rowFilterCondition } from './row-filter';
 export {
   type AnyRelationships,
   type AnySchema,
@@ -163,6 +165,7 @@ export {
 } from './timestamp';
 export type {
   ClientTransaction,
+  RowFilter,
   SchemaMutate,
   ServerTransaction,
   TableMutator,
