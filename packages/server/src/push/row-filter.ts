@@ -24,6 +24,8 @@ export interface RowFilterOptions {
   readonly allowHidden: boolean;
   /** Lock the rows found (`FOR UPDATE`), for a write that follows. */
   readonly lock: boolean;
+  /** Reads may match every row with `{}`; writes must name a column. */
+  readonly allowEmpty?: boolean;
 }
 
 /**
@@ -52,8 +54,23 @@ export async function selectMatching(
   };
   let test: string;
   try {
+    if (
+      options.allowEmpty &&
+      typeof where === 'object' &&
+      where !== null &&
+      Object.keys(where).length === 0
+    ) {
+      test = 'TRUE';
+    } else {
+      test = compileWhere();
+    }
+  } catch (error) {
+    if (error instanceof QueryError) throw new TypeError(`${what}: ${error.message}`);
+    throw error;
+  }
+  function compileWhere(): string {
     const condition = rowFilterCondition(table, where, what);
-    test = compileCondition(
+    return compileCondition(
       ctx,
       table,
       alias,
@@ -62,9 +79,6 @@ export async function selectMatching(
         : // The query checker: a returned: false column is refused, literals take their types.
           parseQueryAST(schema, { table: table.name, where: condition }).where!,
     );
-  } catch (error) {
-    if (error instanceof QueryError) throw new TypeError(`${what}: ${error.message}`);
-    throw error;
   }
   const columns = [...table.columns.values()]
     .map((c) => `${outputExpr(alias, c, options.partialSQL, false)} AS ${quoteIdent(c.key)}`)
