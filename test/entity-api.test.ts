@@ -1,4 +1,10 @@
-import { createEntityContext, defineWritePolicy, WriteForbiddenError } from '@reprise/server';
+import {
+  createChangeStreams,
+  createEntityContext,
+  defineWritePolicy,
+  silentLogger,
+  WriteForbiddenError,
+} from '@reprise/server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import { schema } from './fixtures/app';
@@ -137,6 +143,38 @@ for (const adapter of ADAPTERS) {
       );
       expect(rows.length).toBeGreaterThanOrEqual(4);
       expect(rows.every((r) => r.clientID === null)).toBe(true);
+    });
+
+    it('its writes reach change streams, in order', async () => {
+      const changes = createChangeStreams({
+        db: fx.db,
+        schema,
+        pollIntervalMs: 20,
+        logger: silentLogger,
+      });
+      try {
+        const subscription = await changes.subscribe({ table: 'issue' });
+        const e = createEntityContext({ db: fx.db, schema });
+        await e.transaction(async (t) => {
+          await t.issue.create({ id: 'a', title: 'A', ownerID: 'alice' });
+          await t.issue.update({ id: 'a' }, { title: 'A2' });
+        });
+        await e.issue.delete({ id: 'a' });
+        const events = [];
+        for (let i = 0; i < 3; i++) {
+          const next = await Promise.race([
+            subscription.next(),
+            new Promise<never>((_, reject) =>
+              setTimeout(() => reject(new Error('no event within 5 s')), 5000),
+            ),
+          ]);
+          events.push(next.value);
+        }
+        expect(events.map((event) => event?.action)).toEqual(['create', 'update', 'delete']);
+        expect(events[1]).toMatchObject({ before: { title: 'A' }, after: { title: 'A2' } });
+      } finally {
+        await changes.close();
+      }
     });
 
     it('checks the write policy for the given user, rolling back the transaction', async () => {
