@@ -15,6 +15,16 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors';
+export {
+  type AnyFields,
+  type FieldPolicy,
+  type FieldsOption,
+  filterInput,
+  filterOutput,
+  type HiddenColumn,
+  type ProtectedColumn,
+  type Without,
+} from './field-policy';
 export { isJSONNull, JSON_NULL } from './json-null';
 export {
   type AnyMutators,
@@ -107,6 +117,7 @@ export {
   type RelatedField,
   type RelationshipName,
   type RowOf,
+  type ServerRowOf,
   type TableName,
 } from './query/query';
 export type { MemoryDraft, MemoryStore, StoreRow } from './query/store';
@@ -126,6 +137,7 @@ export type {
   RegisteredSchema,
   RegisteredWrappedTransaction,
 } from './register';
+export { checkUpdateData, isKeyFilter, rowFilterCondition } from './row-filter';
 export {
   type AnyRelationships,
   type AnySchema,
@@ -154,6 +166,7 @@ export {
 } from './timestamp';
 export type {
   ClientTransaction,
+  RowFilter,
   SchemaMutate,
   ServerTransaction,
   TableMutator,
