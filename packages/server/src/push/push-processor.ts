@@ -13,7 +13,13 @@ import {
 } from '@reprise/shared';
 import { originSettings, originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
-import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
+import {
+  checkOwner,
+  claimClient,
+  claimGroup,
+  ForbiddenError,
+  leadingRun,
+} from '../db/client-claim';
 import {
   type Database,
   DatabaseError,
@@ -26,6 +32,15 @@ import {
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
+import {
+  CLEANUP_RESULTS_MUTATION,
+  claimShardClient,
+  cleanupShardResults,
+  readCleanupArg,
+  type ShardTables,
+  saveShardLMID,
+  storeShardResult,
+} from '../db/zero-shard';
 import { runQuery } from '../query/run-query';
 import { storableAppError, storableData } from './storable-result';
 import { createSchemaMutate, type WriteCapture } from './table-writer';
@@ -51,6 +66,11 @@ export interface PushConfig {
   /** Checked on every `tx.mutate` write when set; the scope keys come from `scopeKey`. */
   readonly writePolicy?: WritePolicy | undefined;
   readonly scopeKey?: ScopeKey<CustomMutation> | undefined;
+  /**
+   * Zero mode: LMIDs and app-error results go to this shard's tables (zero-shard.ts), ids
+   * are compared as Zero compares them, and `_zero_cleanupResults` deletes results.
+   */
+  readonly zero?: { readonly shard: ShardTables } | undefined;
 }
 
 /** How a push ended, before it is put on the wire. */
@@ -139,7 +159,9 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
       const next = mutations[chunk.next]!;
       return {
         kind: 'ooo',
-        message: `Mutation ${next.id} of client ${next.clientID} is out of order: expected ${chunk.ooo.expected}`,
+        message: config.zero
+          ? `Client ${next.clientID} sent mutation ID ${next.id} but expected ${chunk.ooo.expected}`
+          : `Mutation ${next.id} of client ${next.clientID} is out of order: expected ${chunk.ooo.expected}`,
         processed: responses,
         unprocessed: mutations.slice(chunk.next),
       };
@@ -163,6 +185,7 @@ async function applyChunk(
   const changes: Array<RecordedChange & { origin: ChangeOrigin }> = [];
   const mutatorsByName = flattenMutators(config.mutators);
   let applied = 0;
+  let groupChecked = false;
   let stop: Chunk['ooo'];
   // Which mutation the capture triggers' origin settings name now, if known.
   const recordsItself = config.db.capabilities.partialSQL;
@@ -173,8 +196,29 @@ async function applyChunk(
   for (; index < push.mutations.length; index++) {
     if (applied === MAX_MUTATIONS_PER_TRANSACTION) break;
     const m = push.mutations[index]!;
+    if (config.zero && m.name === CLEANUP_RESULTS_MUTATION) {
+      // zero-cache's own request: no LMID, no answer, never a gap; a failure is ignored,
+      // as Zero ignores it. It counts as applied, so the next mutation gets a savepoint.
+      await cleanupResults(tx, config.zero.shard, m.args[0]);
+      applied++;
+      continue;
+    }
     let lmid = lmids.get(m.clientID);
-    if (!lmid) {
+    if (!lmid && config.zero) {
+      if (!groupChecked) {
+        const owner = await claimGroup(tx, tables, push.clientGroupID, config.userID ?? null);
+        checkOwner(push.clientGroupID, owner, config.userID ?? null);
+        groupChecked = true;
+      }
+      const previous = await claimShardClient(
+        tx,
+        config.zero.shard,
+        push.clientGroupID,
+        m.clientID,
+      );
+      lmid = { persisted: previous, current: previous };
+      lmids.set(m.clientID, lmid);
+    } else if (!lmid) {
       const claim = await claimClient(tx, config.db, tables, {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
@@ -194,8 +238,17 @@ async function applyChunk(
       lmids.set(m.clientID, lmid);
     }
     const id = { clientID: m.clientID, id: m.id };
-    if (m.id <= lmid.current) {
-      responses.push({ id, result: { error: 'alreadyProcessed' } });
+    // As Zero compares (the same as ≤ LMID for whole ids; Zero mode accepts any number).
+    if (m.id < lmid.current + 1) {
+      responses.push({
+        id,
+        result: config.zero
+          ? {
+              error: 'alreadyProcessed',
+              details: `Ignoring mutation from ${m.clientID} with ID ${m.id} as it was already processed. Expected: ${lmid.current + 1}`,
+            }
+          : { error: 'alreadyProcessed' },
+      });
       continue;
     }
     if (m.id > lmid.current + 1) {
@@ -280,6 +333,16 @@ async function applyChunk(
          VALUES ($1, $2, $3, $4::text::jsonb)`,
         [push.clientGroupID, m.clientID, m.id, JSON.stringify(encodeRich(result))],
       );
+      if (config.zero && 'error' in result) {
+        await storeShardResult(
+          tx,
+          config.zero.shard,
+          push.clientGroupID,
+          m.clientID,
+          m.id,
+          zeroStoredResult(result),
+        );
+      }
     }
     lmid.current = m.id;
     applied++;
@@ -291,6 +354,12 @@ async function applyChunk(
   // The claim already wrote the LMID for the usual in-order push; only a push that went
   // past its first contiguous run needs another write.
   for (const [clientID, lmid] of lmids) {
+    if (config.zero) {
+      if (lmid.current !== lmid.persisted || lmid.current === 0) {
+        await saveShardLMID(tx, config.zero.shard, push.clientGroupID, clientID, lmid.current);
+      }
+      continue;
+    }
     if (lmid.current === lmid.persisted) continue;
     await tx.query(
       `UPDATE ${tables.clients} SET "lastMutationID" = $3
@@ -310,6 +379,23 @@ function guardFor(m: CustomMutation, config: PushConfig) {
     partialSQL: config.db.capabilities.partialSQL,
     isolation: config.isolation,
   });
+}
+
+/** An app error as Zero stores it: `details` only when there are some. */
+function zeroStoredResult(result: MutationResult): MutationResult {
+  if (!('error' in result) || result.error !== 'app') return result;
+  const { details, ...rest } = result;
+  return details ? { ...rest, details } : rest;
+}
+
+async function cleanupResults(tx: DatabaseTransaction, shard: ShardTables, arg: unknown) {
+  const parsed = readCleanupArg(arg);
+  if (!parsed) return;
+  try {
+    await tx.savepoint((inner) => cleanupShardResults(inner, shard, parsed));
+  } catch (error) {
+    if (isTransientError(error)) throw error;
+  }
 }
 
 function appErrorResult(error: unknown): MutationResult {
