@@ -1,4 +1,7 @@
-import { type DatabaseTransaction, quoteIdent } from './database';
+import type { MutationResult } from '@reprise/shared';
+import { checkOwner, claimGroup } from './client-claim';
+import { type DatabaseTransaction, isTransientError, quoteIdent } from './database';
+import type { EngineTables } from './engine-tables';
 
 // Zero mode keeps each client's LMID and its app-error results where zero-cache reads
 // them: the shard's own `clients` and `mutations` tables (`<appID>_<shardNum>`, named by
@@ -94,22 +97,36 @@ export async function createShardTables(tx: DatabaseTransaction, t: ShardTables)
 }
 
 /**
- * Locks the client's row in the shard and returns its LMID (0 for a client the shard does
- * not know yet: the row is then inserted at 0, and `saveShardLMID` removes it again if the
- * transaction applies nothing, as Zero leaves no row behind a refused first mutation).
+ * The Zero-mode claim: checks (on the transaction's first claim, `checkGroup`) that the
+ * group belongs to the user, in the engine's `clientGroups` as outside Zero mode, then
+ * locks the client's row in the shard and returns its LMID. A client the shard does not
+ * know yet gets a row at 0, which `saveShardLMID` removes again if the transaction
+ * applies nothing: Zero leaves no row behind a refused first mutation.
  */
-export async function claimShardClient(
+export async function claimZeroClient(
   tx: DatabaseTransaction,
+  engine: EngineTables,
   t: ShardTables,
-  clientGroupID: string,
-  clientID: string,
+  ids: { clientGroupID: string; clientID: string; userID: string | undefined; checkGroup: boolean },
 ): Promise<number> {
+  const userID = ids.userID ?? null;
+  if (ids.checkGroup) {
+    // Read first: a known group (the usual push) costs one statement, not two.
+    const known = await tx.query<{ userID: string | null }>(
+      `SELECT "userID" FROM ${engine.clientGroups} WHERE "clientGroupID" = $1`,
+      [ids.clientGroupID],
+    );
+    const owner = known.length
+      ? known[0]!.userID
+      : await claimGroup(tx, engine, ids.clientGroupID, userID);
+    checkOwner(ids.clientGroupID, owner, userID);
+  }
   const [row] = await tx.query<{ lastMutationID: number | string }>(
     `INSERT INTO ${t.clients} AS c ("clientGroupID", "clientID", "lastMutationID")
      VALUES ($1, $2, 0)
      ON CONFLICT ("clientGroupID", "clientID") DO UPDATE SET "lastMutationID" = c."lastMutationID"
      RETURNING "lastMutationID"`,
-    [clientGroupID, clientID],
+    [ids.clientGroupID, ids.clientID],
   );
   return Number(row!.lastMutationID);
 }
@@ -136,19 +153,25 @@ export async function saveShardLMID(
   );
 }
 
-/** Stores an app-error result where zero-cache reads it, as plain JSON. */
+/** Stores an app-error result where zero-cache reads it, as Zero does: plain JSON,
+ * `details` only when there are some. */
 export async function storeShardResult(
   tx: DatabaseTransaction,
   t: ShardTables,
   clientGroupID: string,
   clientID: string,
   mutationID: number,
-  result: unknown,
+  result: MutationResult,
 ): Promise<void> {
+  let stored = result;
+  if ('error' in result && result.error === 'app') {
+    const { details, ...rest } = result;
+    stored = details ? { ...rest, details } : rest;
+  }
   await tx.query(
     `INSERT INTO ${t.mutations} ("clientGroupID", "clientID", "mutationID", "result")
      VALUES ($1, $2, $3, $4::text::json)`,
-    [clientGroupID, clientID, mutationID, JSON.stringify(result)],
+    [clientGroupID, clientID, mutationID, JSON.stringify(stored)],
   );
 }
 
@@ -161,7 +184,7 @@ export type CleanupResultsArg =
   | { type: 'bulk'; clientGroupID: string; clientIDs: string[] };
 
 /** The argument as a `CleanupResultsArg`, or undefined (Zero then does nothing). */
-export function readCleanupArg(arg: unknown): CleanupResultsArg | undefined {
+function readCleanupArg(arg: unknown): CleanupResultsArg | undefined {
   if (arg === null || typeof arg !== 'object' || Array.isArray(arg)) return undefined;
   const a = arg as Record<string, unknown>;
   if (typeof a.clientGroupID !== 'string') return undefined;
@@ -176,23 +199,36 @@ export function readCleanupArg(arg: unknown): CleanupResultsArg | undefined {
   return { clientGroupID: a.clientGroupID, clientID: a.clientID, upToMutationID: a.upToMutationID };
 }
 
-/** Deletes the stored results the cleanup names. The LMID is left alone. */
+/**
+ * Runs zero-cache's `_zero_cleanupResults`: deletes the stored results its argument
+ * names, leaving the LMID alone. An argument Zero would not accept does nothing, and a
+ * failure is ignored as Zero ignores it (in a savepoint, so the push goes on); only a
+ * transient one is thrown, to retry the transaction.
+ */
 export async function cleanupShardResults(
   tx: DatabaseTransaction,
   t: ShardTables,
-  arg: CleanupResultsArg,
+  argument: unknown,
 ): Promise<void> {
-  if (arg.type === 'bulk') {
-    const params = arg.clientIDs.map((_, i) => `$${i + 2}`).join(', ');
-    await tx.query(
-      `DELETE FROM ${t.mutations} WHERE "clientGroupID" = $1 AND "clientID" IN (${params})`,
-      [arg.clientGroupID, ...arg.clientIDs],
-    );
-    return;
+  const arg = readCleanupArg(argument);
+  if (!arg) return;
+  try {
+    await tx.savepoint(async (inner) => {
+      if (arg.type === 'bulk') {
+        const params = arg.clientIDs.map((_, i) => `$${i + 2}`).join(', ');
+        await inner.query(
+          `DELETE FROM ${t.mutations} WHERE "clientGroupID" = $1 AND "clientID" IN (${params})`,
+          [arg.clientGroupID, ...arg.clientIDs],
+        );
+        return;
+      }
+      await inner.query(
+        `DELETE FROM ${t.mutations}
+         WHERE "clientGroupID" = $1 AND "clientID" = $2 AND "mutationID" <= $3`,
+        [arg.clientGroupID, arg.clientID, arg.upToMutationID],
+      );
+    });
+  } catch (error) {
+    if (isTransientError(error)) throw error;
   }
-  await tx.query(
-    `DELETE FROM ${t.mutations}
-     WHERE "clientGroupID" = $1 AND "clientID" = $2 AND "mutationID" <= $3`,
-    [arg.clientGroupID, arg.clientID, arg.upToMutationID],
-  );
 }

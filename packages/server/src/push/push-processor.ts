@@ -13,13 +13,7 @@ import {
 } from '@reprise/shared';
 import { originSettings, originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
-import {
-  checkOwner,
-  claimClient,
-  claimGroup,
-  ForbiddenError,
-  leadingRun,
-} from '../db/client-claim';
+import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
 import {
   type Database,
   DatabaseError,
@@ -34,9 +28,8 @@ import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
 import {
   CLEANUP_RESULTS_MUTATION,
-  claimShardClient,
+  claimZeroClient,
   cleanupShardResults,
-  readCleanupArg,
   type ShardTables,
   saveShardLMID,
   storeShardResult,
@@ -185,7 +178,6 @@ async function applyChunk(
   const changes: Array<RecordedChange & { origin: ChangeOrigin }> = [];
   const mutatorsByName = flattenMutators(config.mutators);
   let applied = 0;
-  let groupChecked = false;
   let stop: Chunk['ooo'];
   // Which mutation the capture triggers' origin settings name now, if known.
   const recordsItself = config.db.capabilities.partialSQL;
@@ -199,23 +191,18 @@ async function applyChunk(
     if (config.zero && m.name === CLEANUP_RESULTS_MUTATION) {
       // zero-cache's own request: no LMID, no answer, never a gap; a failure is ignored,
       // as Zero ignores it. It counts as applied, so the next mutation gets a savepoint.
-      await cleanupResults(tx, config.zero.shard, m.args[0]);
+      await cleanupShardResults(tx, config.zero.shard, m.args[0]);
       applied++;
       continue;
     }
     let lmid = lmids.get(m.clientID);
     if (!lmid && config.zero) {
-      if (!groupChecked) {
-        const owner = await claimGroup(tx, tables, push.clientGroupID, config.userID ?? null);
-        checkOwner(push.clientGroupID, owner, config.userID ?? null);
-        groupChecked = true;
-      }
-      const previous = await claimShardClient(
-        tx,
-        config.zero.shard,
-        push.clientGroupID,
-        m.clientID,
-      );
+      const previous = await claimZeroClient(tx, tables, config.zero.shard, {
+        clientGroupID: push.clientGroupID,
+        clientID: m.clientID,
+        userID: config.userID,
+        checkGroup: lmids.size === 0,
+      });
       lmid = { persisted: previous, current: previous };
       lmids.set(m.clientID, lmid);
     } else if (!lmid) {
@@ -334,14 +321,7 @@ async function applyChunk(
         [push.clientGroupID, m.clientID, m.id, JSON.stringify(encodeRich(result))],
       );
       if (config.zero && 'error' in result) {
-        await storeShardResult(
-          tx,
-          config.zero.shard,
-          push.clientGroupID,
-          m.clientID,
-          m.id,
-          zeroStoredResult(result),
-        );
+        await storeShardResult(tx, config.zero.shard, push.clientGroupID, m.clientID, m.id, result);
       }
     }
     lmid.current = m.id;
@@ -379,23 +359,6 @@ function guardFor(m: CustomMutation, config: PushConfig) {
     partialSQL: config.db.capabilities.partialSQL,
     isolation: config.isolation,
   });
-}
-
-/** An app error as Zero stores it: `details` only when there are some. */
-function zeroStoredResult(result: MutationResult): MutationResult {
-  if (!('error' in result) || result.error !== 'app') return result;
-  const { details, ...rest } = result;
-  return details ? { ...rest, details } : rest;
-}
-
-async function cleanupResults(tx: DatabaseTransaction, shard: ShardTables, arg: unknown) {
-  const parsed = readCleanupArg(arg);
-  if (!parsed) return;
-  try {
-    await tx.savepoint((inner) => cleanupShardResults(inner, shard, parsed));
-  } catch (error) {
-    if (isTransientError(error)) throw error;
-  }
 }
 
 function appErrorResult(error: unknown): MutationResult {
