@@ -32,6 +32,7 @@ export {
 export { DEFAULT_ENGINE_SCHEMA } from './db/engine-tables';
 export { consoleLogger, type Logger, silentLogger } from './db/logger';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './db/retry';
+export { CLEANUP_RESULTS_MUTATION, type ZeroModeOptions } from './db/zero-shard';
 export {
   createEntityContext,
   type EntityContext,

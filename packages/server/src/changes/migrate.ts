@@ -1,6 +1,7 @@
 import type { AnySchema } from '@reprise/shared';
 import { type Database, quoteIdent } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from '../db/engine-tables';
+import { createShardTables, mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
 import { installCapture } from './capture';
 
 /** One step of the engine's schema history. Steps are append-only. */
@@ -181,6 +182,11 @@ export interface MigrateOptions {
    * pg-mem, which has no triggers: there only `tx.mutate` writes are recorded.
    */
   readonly capture?: AnySchema;
+  /**
+   * Zero mode: creates each named shard's `clients` and `mutations` tables (Zero's layout,
+   * e.g. `zero_0.clients`) unless they exist, for `handleMutateRequest`'s `zero` option.
+   */
+  readonly zero?: ZeroModeOptions;
 }
 
 /**
@@ -192,6 +198,7 @@ export interface MigrateOptions {
  * @example
  * await migrate(db, {capture: schema});   // engine schema "reprise", app tables captured
  * await migrate(db, {schema: 'sync', capture: schema});
+ * await migrate(db, {capture: schema, zero: {shards: ['zero_0']}}); // Zero mode's shard tables
  */
 export async function migrate(
   db: Database,
@@ -233,6 +240,12 @@ export async function migrate(
       }
       if (options.capture && !db.capabilities.partialSQL) {
         await installCapture(tx, tables, options.capture);
+      }
+      // Not a numbered step: which shards exist is the app's choice, and zero-cache may
+      // have created (or dropped and re-created) them itself.
+      if (options.zero) {
+        for (const shard of mustGetShards(options.zero).values())
+          await createShardTables(tx, shard);
       }
       return { version: ENGINE_SCHEMA_VERSION, applied };
     },

@@ -107,7 +107,7 @@ export async function claimGroup(
   return rows[0]?.userID ?? null;
 }
 
-function checkOwner(clientGroupID: string, owner: string | null, userID: string | null) {
+export function checkOwner(clientGroupID: string, owner: string | null, userID: string | null) {
   if (owner !== userID) {
     throw new ForbiddenError(
       `Client group ${clientGroupID} belongs to another user; this push was refused`,

@@ -23,6 +23,7 @@ import {
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../db/retry';
+import { mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
 import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
 import { fingerprint, parseCookie } from './pull-cookie';
 import { type PullOutcome, processPull } from './pull-processor';
@@ -47,6 +48,11 @@ export interface PullOptions {
   readonly maxBodyBytes?: number;
   readonly retry?: Partial<RetryPolicy>;
   readonly logger?: Logger;
+  /**
+   * Zero mode (the same option `handleMutateRequest` takes): the LMIDs pull sends are read
+   * from these shards' `clients` tables too, where Zero-mode pushes keep them.
+   */
+  readonly zero?: ZeroModeOptions;
 }
 
 /** The status and JSON body of a pull response, for frameworks without Web `Response`. */
@@ -113,6 +119,7 @@ export async function processPullRequest(
     userID: options.userID,
     granted: new Set(options.scopes),
     fingerprint: fingerprint(options.visibility as Visibility, options.scopes),
+    shards: options.zero ? [...mustGetShards(options.zero).values()] : [],
   };
   let outcome: PullOutcome;
   try {

@@ -11,6 +11,7 @@ import type { Visibility } from '../changes/visibility';
 import { claimGroup } from '../db/client-claim';
 import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
+import type { ShardTables } from '../db/zero-shard';
 import { encodeCookie, type ParsedCookie } from './pull-cookie';
 import { patchFromChanges, withoutHiddenColumns } from './pull-patch';
 import { readVisibleRows } from './pull-reset';
@@ -25,6 +26,8 @@ export interface PullConfig {
   readonly granted: ReadonlySet<string>;
   /** The fingerprint of `visibility` and the granted scopes (see pull-cookie.ts). */
   readonly fingerprint: string;
+  /** Zero mode's shards, whose `clients` tables hold LMIDs too (zero-shard.ts). */
+  readonly shards?: readonly ShardTables[];
 }
 
 /** How a pull ended, before it is put on the wire. */
@@ -81,7 +84,7 @@ export async function processPull(
   }
   const response: PullResponse = {
     cookie: encodeCookie({ cursor, fingerprint: config.fingerprint }),
-    lastMutationIDChanges: await lastMutationIDs(tx, tables, clientGroupID),
+    lastMutationIDChanges: await lastMutationIDs(tx, tables, config.shards ?? [], clientGroupID),
     patch: withoutHiddenColumns(config.schema, patch),
     mutationResults: await mutationResults(tx, db, tables, clientGroupID, since),
   };
@@ -130,13 +133,21 @@ async function unusableReason(
 async function lastMutationIDs(
   tx: DatabaseTransaction,
   tables: EngineTables,
+  shards: readonly ShardTables[],
   clientGroupID: string,
 ): Promise<Record<string, number>> {
-  const rows = await tx.query<{ clientID: string; lastMutationID: number | string }>(
-    `SELECT "clientID", "lastMutationID" FROM ${tables.clients} WHERE "clientGroupID" = $1`,
-    [clientGroupID],
-  );
-  return Object.fromEntries(rows.map((row) => [row.clientID, Number(row.lastMutationID)]));
+  const lmids: Record<string, number> = {};
+  // A group pushed before Zero mode has LMIDs in the engine's table: the higher one counts.
+  for (const table of [tables.clients, ...shards.map((shard) => shard.clients)]) {
+    const rows = await tx.query<{ clientID: string; lastMutationID: number | string }>(
+      `SELECT "clientID", "lastMutationID" FROM ${table} WHERE "clientGroupID" = $1`,
+      [clientGroupID],
+    );
+    for (const row of rows) {
+      lmids[row.clientID] = Math.max(lmids[row.clientID] ?? 0, Number(row.lastMutationID));
+    }
+  }
+  return lmids;
 }
 
 /**

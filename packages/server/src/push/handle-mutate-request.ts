@@ -24,10 +24,12 @@ import type { Database, IsolationLevel } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
-import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
+import { mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
+import { contentTypeProblem, decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
 import { withCrudMutators } from './crud-mutators';
-import { processPush } from './push-processor';
+import { type PushConfig, processPush } from './push-processor';
 import type { ScopeKey, WritePolicy } from './write-policy';
+import { processZeroPush, zeroFailed } from './zero-mode';
 
 /** Options shared by both entry points. */
 export interface MutateOptions {
@@ -76,6 +78,14 @@ export interface MutateOptions {
    * default, and only with a `writePolicy`: without one any client could write any row.
    */
   readonly crud?: boolean;
+  /**
+   * Zero mode, for zero-cache and Zero's client: LMIDs and app-error results are kept in
+   * the named shards' `clients` and `mutations` tables (create them with `migrate`'s
+   * `zero` option), which zero-cache replicates; the shard is the `schema` query parameter
+   * zero-cache appends. Answers follow Zero 1.9's: every PushFailed is HTTP 200, missing
+   * `schema`/`appID` is a `parse` failure, a shard not named here a `database` failure.
+   */
+  readonly zero?: ZeroModeOptions;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -151,6 +161,7 @@ export async function processMutateRequest(
       "crud: true needs a writePolicy (mark the tables any client may write 'unrestricted')",
     );
   }
+  if (options.zero) return processZeroMutateRequest(options, options.zero, logger, started);
   const query = readQuery(options.query ?? {});
   if (!query.ok) return failed(400, 'parse', query.message);
   // The user id comes from the app's auth, but usually from the request before that.
@@ -181,20 +192,7 @@ export async function processMutateRequest(
 
   let outcome: Awaited<ReturnType<typeof processPush>>;
   try {
-    outcome = await processPush(push, {
-      db: options.db,
-      schema: options.schema,
-      mutators: withCrudMutators(options.mutators, options.schema, options.crud ?? false),
-      context: options.context,
-      userID: options.userID,
-      tables: engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA),
-      isolation: options.isolation ?? 'serializable',
-      retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
-      logger,
-      changelog: options.changelog ?? true,
-      writePolicy: options.writePolicy as WritePolicy | undefined,
-      scopeKey: options.scopeKey,
-    });
+    outcome = await processPush(push, pushConfig(options, logger));
   } catch (error) {
     logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });
     return failed(500, 'internal', 'Internal error while processing the push', push.mutations);
@@ -204,15 +202,7 @@ export async function processMutateRequest(
     return failed(403, 'unauthorized', outcome.message, push.mutations);
   }
 
-  logger.debug({
-    event: 'push',
-    clientGroupID: push.clientGroupID,
-    requestID: push.requestID,
-    outcome: outcome.kind,
-    received: push.mutations.length,
-    ...countResults(outcome.kind === 'ok' ? outcome.mutations : outcome.processed),
-    ms: Math.round((performance.now() - started) * 100) / 100,
-  });
+  logPush(logger, push, outcome, started);
 
   let result: MutateResult;
   if (outcome.kind === 'ok') {
@@ -228,6 +218,75 @@ export async function processMutateRequest(
     result = failed(503, 'database', outcome.message, outcome.unprocessed);
   }
   return { status: result.status, body: rich ? encodeRich(result.body) : toPlainJSON(result.body) };
+}
+
+function pushConfig(options: MutateOptions, logger: Logger): PushConfig {
+  return {
+    db: options.db,
+    schema: options.schema,
+    mutators: withCrudMutators(options.mutators, options.schema, options.crud ?? false),
+    context: options.context,
+    userID: options.userID,
+    tables: engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA),
+    isolation: options.isolation ?? 'serializable',
+    retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+    logger,
+    changelog: options.changelog ?? true,
+    writePolicy: options.writePolicy as WritePolicy | undefined,
+    scopeKey: options.scopeKey,
+  };
+}
+
+function logPush(
+  logger: Logger,
+  push: { clientGroupID: string; requestID: string; mutations: readonly unknown[] },
+  outcome: Awaited<ReturnType<typeof processPush>>,
+  started: number,
+) {
+  if (outcome.kind === 'forbidden') return;
+  logger.debug({
+    event: 'push',
+    clientGroupID: push.clientGroupID,
+    requestID: push.requestID,
+    outcome: outcome.kind,
+    received: push.mutations.length,
+    ...countResults(outcome.kind === 'ok' ? outcome.mutations : outcome.processed),
+    ms: Math.round((performance.now() - started) * 100) / 100,
+  });
+}
+
+/** `processMutateRequest` in Zero mode (zero-mode.ts): Zero's checks and answers. */
+async function processZeroMutateRequest(
+  options: MutateOptions & { body: unknown; query?: QueryInput },
+  zero: ZeroModeOptions,
+  logger: Logger,
+  started: number,
+): Promise<MutateResult> {
+  const shards = mustGetShards(zero);
+  const config = pushConfig(options, logger);
+  const result = await processZeroPush({
+    body: options.body,
+    query: options.query ?? {},
+    shards,
+    maxMutations: options.maxMutations ?? DEFAULT_MAX_MUTATIONS,
+    badUserID:
+      options.userID !== undefined && !isStorableText(options.userID) ? UNSTORABLE_USER : undefined,
+    userID: options.userID,
+    run: async (push, shard) => {
+      try {
+        const outcome = await processPush(push, { ...config, zero: { shard } });
+        logPush(logger, push, outcome, started);
+        return outcome;
+      } catch (error) {
+        logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });
+        return { kind: 'internal' } as const;
+      }
+    },
+  });
+  return {
+    status: result.status,
+    body: result.rich ? encodeRich(result.body) : toPlainJSON(result.body),
+  };
 }
 
 function countResults(mutations: readonly MutationResponse[]) {
@@ -273,22 +332,28 @@ export async function handleMutateRequest(options: MutateRequestOptions): Promis
       headers: { allow: 'POST' },
     });
   }
-  const refused = options.allowAnyContentType
-    ? undefined
-    : refuseUnlessJSON(request, (message) => failed(415, 'parse', message).body);
-  if (refused) return refused;
+  // Zero mode answers every PushFailed with 200: zero-cache reads no other body.
+  const refuse = (status: number, message: string) =>
+    options.zero
+      ? Response.json(zeroFailed('parse', message).body, { status: 200 })
+      : Response.json(failed(status, 'parse', message).body, { status });
+  if (!options.allowAnyContentType) {
+    const problem = contentTypeProblem(request);
+    if (problem !== undefined && options.zero) return refuse(415, problem);
+    const refused = refuseUnlessJSON(request, (message) => failed(415, 'parse', message).body);
+    if (refused) return refused;
+  }
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const text = await readBody(request, limit);
-  if (text === undefined) {
-    const result = failed(413, 'parse', `Body is larger than the ${limit}-byte limit`);
-    return Response.json(result.body, { status: result.status });
-  }
+  if (text === undefined) return refuse(413, `Body is larger than the ${limit}-byte limit`);
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (error) {
-    const result = failed(400, 'parse', `Body is not valid JSON: ${(error as Error).message}`);
-    return Response.json(result.body, { status: result.status });
+    const message = (error as Error).message;
+    return options.zero
+      ? refuse(400, `Failed to parse push body: ${message}`)
+      : refuse(400, `Body is not valid JSON: ${message}`);
   }
   const result = await processMutateRequest({
     ...options,

@@ -26,6 +26,14 @@ import {
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
+import {
+  CLEANUP_RESULTS_MUTATION,
+  claimZeroClient,
+  cleanupShardResults,
+  type ShardTables,
+  saveShardLMID,
+  storeShardResult,
+} from '../db/zero-shard';
 import { runQuery } from '../query/run-query';
 import { createSchemaMutate } from './schema-mutate';
 import { storableAppError, storableData } from './storable-result';
@@ -52,6 +60,11 @@ export interface PushConfig {
   /** Checked on every `tx.mutate` write when set; the scope keys come from `scopeKey`. */
   readonly writePolicy?: WritePolicy | undefined;
   readonly scopeKey?: ScopeKey<CustomMutation> | undefined;
+  /**
+   * Zero mode: LMIDs and app-error results go to this shard's tables (zero-shard.ts), ids
+   * are compared as Zero compares them, and `_zero_cleanupResults` deletes results.
+   */
+  readonly zero?: { readonly shard: ShardTables } | undefined;
 }
 
 /** How a push ended, before it is put on the wire. */
@@ -140,7 +153,9 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
       const next = mutations[chunk.next]!;
       return {
         kind: 'ooo',
-        message: `Mutation ${next.id} of client ${next.clientID} is out of order: expected ${chunk.ooo.expected}`,
+        message: config.zero
+          ? `Client ${next.clientID} sent mutation ID ${next.id} but expected ${chunk.ooo.expected}`
+          : `Mutation ${next.id} of client ${next.clientID} is out of order: expected ${chunk.ooo.expected}`,
         processed: responses,
         unprocessed: mutations.slice(chunk.next),
       };
@@ -174,8 +189,24 @@ async function applyChunk(
   for (; index < push.mutations.length; index++) {
     if (applied === MAX_MUTATIONS_PER_TRANSACTION) break;
     const m = push.mutations[index]!;
+    if (config.zero && m.name === CLEANUP_RESULTS_MUTATION) {
+      // zero-cache's own request: no LMID, no answer, never a gap; a failure is ignored,
+      // as Zero ignores it. It counts as applied, so the next mutation gets a savepoint.
+      await cleanupShardResults(tx, config.zero.shard, m.args[0]);
+      applied++;
+      continue;
+    }
     let lmid = lmids.get(m.clientID);
-    if (!lmid) {
+    if (!lmid && config.zero) {
+      const previous = await claimZeroClient(tx, tables, config.zero.shard, {
+        clientGroupID: push.clientGroupID,
+        clientID: m.clientID,
+        userID: config.userID,
+        checkGroup: lmids.size === 0,
+      });
+      lmid = { persisted: previous, current: previous };
+      lmids.set(m.clientID, lmid);
+    } else if (!lmid) {
       const claim = await claimClient(tx, config.db, tables, {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
@@ -195,8 +226,17 @@ async function applyChunk(
       lmids.set(m.clientID, lmid);
     }
     const id = { clientID: m.clientID, id: m.id };
-    if (m.id <= lmid.current) {
-      responses.push({ id, result: { error: 'alreadyProcessed' } });
+    // As Zero compares (the same as ≤ LMID for whole ids; Zero mode accepts any number).
+    if (m.id < lmid.current + 1) {
+      responses.push({
+        id,
+        result: config.zero
+          ? {
+              error: 'alreadyProcessed',
+              details: `Ignoring mutation from ${m.clientID} with ID ${m.id} as it was already processed. Expected: ${lmid.current + 1}`,
+            }
+          : { error: 'alreadyProcessed' },
+      });
       continue;
     }
     if (m.id > lmid.current + 1) {
@@ -288,6 +328,9 @@ async function applyChunk(
          VALUES ($1, $2, $3, $4::text::jsonb)`,
         [push.clientGroupID, m.clientID, m.id, JSON.stringify(encodeRich(result))],
       );
+      if (config.zero && 'error' in result) {
+        await storeShardResult(tx, config.zero.shard, push.clientGroupID, m.clientID, m.id, result);
+      }
     }
     lmid.current = m.id;
     applied++;
@@ -299,6 +342,12 @@ async function applyChunk(
   // The claim already wrote the LMID for the usual in-order push; only a push that went
   // past its first contiguous run needs another write.
   for (const [clientID, lmid] of lmids) {
+    if (config.zero) {
+      if (lmid.current !== lmid.persisted || lmid.current === 0) {
+        await saveShardLMID(tx, config.zero.shard, push.clientGroupID, clientID, lmid.current);
+      }
+      continue;
+    }
     if (lmid.current === lmid.persisted) continue;
     await tx.query(
       `UPDATE ${tables.clients} SET "lastMutationID" = $3
