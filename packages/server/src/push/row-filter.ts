@@ -52,23 +52,7 @@ export async function selectMatching(
     params,
     nextAlias: () => `w${aliases++}`,
   };
-  let test: string;
-  try {
-    if (
-      options.allowEmpty &&
-      typeof where === 'object' &&
-      where !== null &&
-      Object.keys(where).length === 0
-    ) {
-      test = 'TRUE';
-    } else {
-      test = compileWhere();
-    }
-  } catch (error) {
-    if (error instanceof QueryError) throw new TypeError(`${what}: ${error.message}`);
-    throw error;
-  }
-  function compileWhere(): string {
+  const compileWhere = (): string => {
     const condition = rowFilterCondition(table, where, what);
     return compileCondition(
       ctx,
@@ -79,6 +63,18 @@ export async function selectMatching(
         : // The query checker: a returned: false column is refused, literals take their types.
           parseQueryAST(schema, { table: table.name, where: condition }).where!,
     );
+  };
+  const everyRow =
+    options.allowEmpty === true &&
+    typeof where === 'object' &&
+    where !== null &&
+    Object.keys(where).length === 0;
+  let test: string;
+  try {
+    test = everyRow ? 'TRUE' : compileWhere();
+  } catch (error) {
+    if (error instanceof QueryError) throw new TypeError(`${what}: ${error.message}`);
+    throw error;
   }
   const columns = [...table.columns.values()]
     .map((c) => `${outputExpr(alias, c, options.partialSQL, false)} AS ${quoteIdent(c.key)}`)
