@@ -9,6 +9,13 @@ export {
   crudPutArgsSchema,
 } from './crud-mutations';
 export {
+  createTransactionDefiner,
+  type DefineTransaction,
+  defineTransaction,
+  type TransactionBuilder,
+  type WhereFilter,
+} from './define-transaction';
+export {
   ApplicationError,
   type JSONValue,
   toApplicationError,
@@ -28,6 +35,7 @@ export {
   type Mutator,
   type MutatorDefinition,
   type MutatorDefinitionTree,
+  type MutatorFailureHook,
   type MutatorFn,
   type MutatorOptions,
   type MutatorOverride,
@@ -161,6 +169,14 @@ export type {
   TransactionLocation,
   TransactionReason,
 } from './transaction';
+export {
+  type FailureContext,
+  type OperationContext,
+  type OperationKind,
+  type OperationSpec,
+  runOperations,
+  type TransactionSpec,
+} from './transaction-operations';
 export {
   decodeRich,
   encodeRich,
