@@ -256,8 +256,61 @@ type Lookup<S extends AnySchema, E extends TableName<S>, TWhere, TOptional, C> =
 /** The results before the first operation. */
 type NoResults = Record<never, never>;
 
+/**
+ * One operation in Nevr's form, `{entity, operation, where?, data?, …}`, checked against
+ * the schema; in this form `ctx.results` is untyped (the chained form types it).
+ */
+export type OperationInput<S extends AnySchema = AnySchema, TBody = any, TContext = any> = {
+  [E in TableName<S>]: OperationInputFor<
+    S,
+    E,
+    OperationContext<TBody, Record<string, any>, TContext>
+  >;
+}[TableName<S>];
+
+type OperationInputFor<S extends AnySchema, E extends TableName<S>, C> = {
+  readonly entity: E;
+  readonly as?: string;
+  readonly condition?: (ctx: C) => unknown;
+  readonly transform?: (result: any) => unknown;
+} & (
+  | {
+      readonly operation: 'create';
+      readonly data: InsertRow<S['tables'][E]> | ((ctx: C) => InsertRow<S['tables'][E]>);
+    }
+  | {
+      readonly operation: 'read' | 'update' | 'delete' | 'list';
+      readonly where?: WhereFilter<S, E> | ((ctx: C) => WhereFilter<S, E>);
+      readonly data?: Partial<RowOf<S, E>> | ((ctx: C) => Partial<RowOf<S, E>>);
+      readonly optional?: boolean;
+    }
+);
+
+/** Nevr's `transaction({operations, onSuccess, onError})`, as `defineTransaction` takes it. */
+export interface TransactionInput<S extends AnySchema, TBody, TContext> {
+  readonly operations:
+    | OperationInput<S, TBody, TContext>
+    | readonly OperationInput<S, TBody, TContext>[];
+  readonly onSuccess?: (
+    results: Record<string, any>,
+    ctx: OperationContext<TBody, Record<string, any>, TContext>,
+  ) => unknown;
+  readonly onError?: (error: unknown, ctx: FailureContext<TBody, TContext>) => unknown;
+}
+
 /** `defineTransaction`, typed for one schema and context. */
 export interface DefineTransaction<S extends AnySchema, TContext> {
+  <TValidator extends StandardSchemaV1>(
+    definition: TransactionInput<S, StandardSchemaV1.InferOutput<TValidator>, TContext>,
+    validator: TValidator,
+  ): MutatorDefinition<
+    StandardSchemaV1.InferInput<TValidator>,
+    StandardSchemaV1.InferOutput<TValidator>,
+    Record<string, any>
+  >;
+  <TArgs = void>(
+    definition: TransactionInput<S, TArgs, TContext>,
+  ): MutatorDefinition<TArgs, TArgs, Record<string, any>>;
   <TValidator extends StandardSchemaV1>(
     validator: TValidator,
   ): TransactionBuilder<
@@ -272,7 +325,8 @@ export interface DefineTransaction<S extends AnySchema, TContext> {
 
 /**
  * Starts a declarative transaction: chain operations onto it, then give it to
- * `defineMutators` like any mutator. The operations run in order in one transaction (on
+ * `defineMutators` like any mutator. Nevr's form, `defineTransaction({operations, onSuccess,
+ * onError}, validator)`, builds the same thing (with `ctx.results` untyped). The operations run in order in one transaction (on
  * the client's store optimistically, in Postgres on the server), each through `tx.mutate`
  * and `tx.run`; any throw rolls all of them back. With a validator, `ctx.body` is its output.
  *
@@ -283,15 +337,37 @@ export interface DefineTransaction<S extends AnySchema, TContext> {
  *   .onSuccess((results) => mailer.welcome(results.user.email));
  */
 export const defineTransaction: DefineTransaction<RegisteredSchema, RegisteredContext> = ((
-  validator?: StandardSchemaV1,
+  first?: StandardSchemaV1 | TransactionInput<AnySchema, unknown, unknown>,
+  second?: StandardSchemaV1,
 ) => {
+  const input = first !== undefined && 'operations' in first ? first : undefined;
+  const validator = input ? second : (first as StandardSchemaV1 | undefined);
   if (validator !== undefined && !isStandardSchema(validator)) {
     throw new TypeError(
       'defineTransaction: the validator must implement Standard Schema (zod does)',
     );
   }
-  return makeTransaction({ operations: [] }, validator);
+  if (!input) return makeTransaction({ operations: [] }, validator);
+  let built = makeTransaction({ operations: [] }, validator);
+  const operations = Array.isArray(input.operations) ? input.operations : [input.operations];
+  for (const op of operations as readonly (OperationSpec & { operation: OperationKind })[]) {
+    const { operation, entity, ...options } = op;
+    if (!KINDS.has(operation)) {
+      throw new TypeError(
+        `defineTransaction: unknown operation "${String(operation)}" on ${entity}`,
+      );
+    }
+    built = (built[operation] as (entity: string, options: object) => typeof built)(
+      entity,
+      options,
+    );
+  }
+  if (input.onSuccess) built = built.onSuccess(input.onSuccess);
+  if (input.onError) built = built.onError(input.onError);
+  return built;
 }) as DefineTransaction<RegisteredSchema, RegisteredContext>;
+
+const KINDS = new Set<string>(['create', 'read', 'list', 'update', 'delete']);
 
 /**
  * A `defineTransaction` typed for the given schema and context, for code that cannot use

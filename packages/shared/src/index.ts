@@ -12,7 +12,9 @@ export {
   createTransactionDefiner,
   type DefineTransaction,
   defineTransaction,
+  type OperationInput,
   type TransactionBuilder,
+  type TransactionInput,
   type WhereFilter,
 } from './define-transaction';
 export {
