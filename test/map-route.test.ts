@@ -1,8 +1,9 @@
 import { defineWritePolicy, mapRoute, type RouteOptions, silentLogger } from '@reprise/server';
+import { createSchema, createTransactionDefiner, defineMutators } from '@reprise/shared';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
-import { schema } from './fixtures/app';
+import { issue, schema } from './fixtures/app';
 import { declarativeMutators, hookCalls } from './fixtures/declarative';
 import { count } from './fixtures/push';
 
@@ -224,3 +225,68 @@ for (const kind of ADAPTERS) {
     });
   });
 }
+
+// The fixture's issue table again, with its owner column never leaving the server.
+const hiddenSchema = createSchema({
+  tables: { issue },
+  fields: { issue: { ownerID: { returned: false } } },
+});
+const defineHidden = createTransactionDefiner<typeof hiddenSchema, { userID: string }>();
+const hiddenMutators = defineMutators({
+  openIssue: defineHidden(z.object({ id: z.string() }))
+    .create('issue', {
+      data: (ctx) => ({ id: ctx.body.id, title: 'Secret owner', ownerID: ctx.context.userID }),
+    })
+    .list('issue', { as: 'all' }),
+});
+
+describe.each(ADAPTERS.filter((a) => !a.unavailable).slice(0, 2))(
+  'mapRoute and returned: false: $name',
+  (kind) => {
+    it('never answers a returned: false column, whatever the response asks for', async () => {
+      const fx = await kind.create();
+      try {
+        const options = {
+          db: fx.db,
+          schema: hiddenSchema,
+          userID: 'alice',
+          context: { userID: 'alice' },
+          logger: silentLogger,
+        };
+        const routes = [
+          mapRoute({
+            path: '/a',
+            method: 'POST',
+            mutator: hiddenMutators.openIssue,
+            response: { entity: 'issue' },
+          }),
+          mapRoute({
+            path: '/b',
+            method: 'POST',
+            mutator: hiddenMutators.openIssue,
+            response: { entity: 'all' },
+          }),
+          mapRoute({ path: '/c', method: 'POST', mutator: hiddenMutators.openIssue }),
+          mapRoute({
+            path: '/d',
+            method: 'POST',
+            mutator: hiddenMutators.openIssue,
+            response: { entity: 'issue', pick: ['id', 'ownerID'] },
+          }),
+        ];
+        for (const [i, route] of routes.entries()) {
+          const res = await route(json(route.path, { id: `i${i}` }), options);
+          expect(res.status).toBe(200);
+          const text = await res.text();
+          expect(text).toContain(`"i${i}"`);
+          expect(text).not.toMatch(/ownerID|owner_id|alice/);
+        }
+        expect(await fx.query('SELECT DISTINCT owner_id FROM issue')).toEqual([
+          { owner_id: 'alice' },
+        ]);
+      } finally {
+        await fx.close();
+      }
+    });
+  },
+);

@@ -1,11 +1,17 @@
 import {
   type AnySchema,
   type ClientTransaction,
+  checkUpdateData,
+  evaluateQuery,
+  isKeyFilter,
   type MemoryStore,
   mustGetTable,
   type Query,
+  QueryError,
   type QueryResult,
+  rowFilterCondition,
   runQuery,
+  type StoreRow,
   type TableInfo,
 } from '@reprise/shared';
 
@@ -50,33 +56,78 @@ function keyOf(info: TableInfo, row: RowInput) {
   return Object.fromEntries(info.primaryKey.map((key) => [key, row[key]]));
 }
 
+/** The row without its returned: false columns: the client never holds them. */
+function visible(info: TableInfo, row: RowInput): Record<string, unknown> {
+  const out = { ...row };
+  for (const key of info.hidden) delete out[key];
+  return out;
+}
+
 /** Writes to `store` with the server's semantics: insert throws on a duplicate key, etc. */
 export function createStoreMutate(schema: AnySchema, store: MemoryStore) {
   const mutate: Record<string, unknown> = {};
   for (const name of schema.tableInfo.keys()) {
     const info = mustGetTable(schema, name);
     const get = (row: RowInput) => store.get(name, keyOf(info, row) as never);
+    /** Stores the row and returns it as stored. */
+    const put = (row: RowInput) => {
+      const stored = visible(info, row);
+      store.put(name, stored as never);
+      return { ...stored };
+    };
+    /** The rows `where` matches, by the rules queries follow, in primary key order. */
+    const matching = (where: unknown, what: string): StoreRow[] => {
+      try {
+        return evaluateQuery(store, schema, {
+          table: name,
+          where: rowFilterCondition(info, where, what),
+        });
+      } catch (error) {
+        if (error instanceof QueryError) throw new TypeError(`${what}: ${error.message}`);
+        throw error;
+      }
+    };
+    const updateOne = (row: RowInput) => {
+      const old = get(row);
+      return old ? put({ ...old, ...defined(row) }) : undefined;
+    };
     mutate[name] = {
       async insert(row: RowInput) {
         checkColumns(info, row, 'insert');
         if (get(row)) {
           throw new Error(`insert(${name}): a row with this primary key already exists`);
         }
-        store.put(name, withDefaults(info, row) as never);
+        return put(withDefaults(info, row));
       },
       async upsert(row: RowInput) {
         checkColumns(info, row, 'upsert');
         const old = get(row);
-        store.put(name, (old ? { ...old, ...defined(row) } : withDefaults(info, row)) as never);
+        return put(old ? { ...old, ...defined(row) } : withDefaults(info, row));
       },
-      async update(row: RowInput) {
-        checkColumns(info, row, 'update');
-        const old = get(row);
-        if (old) store.put(name, { ...old, ...defined(row) } as never);
+      async update(row: RowInput, data?: RowInput) {
+        if (data === undefined) {
+          checkColumns(info, row, 'update');
+          return updateOne(row);
+        }
+        const what = `${name}.update`;
+        const changes = checkUpdateData(info, data, what);
+        // Matched first, then written: a write cannot change which rows match.
+        return matching(row, what).map(
+          (found) => updateOne({ ...changes, ...keyOf(info, found) })!,
+        );
       },
-      async delete(key: RowInput) {
-        checkColumns(info, key, 'delete');
-        store.delete(name, keyOf(info, key) as never);
+      async delete(where: RowInput) {
+        if (isKeyFilter(info, where)) {
+          checkColumns(info, where, 'delete');
+          const old = get(where);
+          if (!old) return [];
+          store.delete(name, keyOf(info, where) as never);
+          return [{ ...old }];
+        }
+        return matching(where, `${name}.delete`).map((found) => {
+          store.delete(name, keyOf(info, found) as never);
+          return { ...found };
+        });
       },
     };
   }

@@ -11,9 +11,11 @@ import {
   defineMutators,
   type InsertRow,
   type PrimaryKey,
+  type ProtectedColumn,
   type Row,
   type TableInfo,
   type Transaction,
+  type Without,
 } from '@reprise/shared';
 import type { MutationCall } from './types';
 
@@ -38,19 +40,22 @@ export type CrudID<T extends PgTable> = [KeyColumns<T>] extends [never]
     ? PrimaryKey<T>
     : Row<T>[KeyColumns<T> & keyof Row<T>];
 
-/** `client.crud.<table>`: row operations, queued and pushed like named mutations. */
-export interface TableCrud<T extends PgTable> {
+/**
+ * `client.crud.<table>`: row operations, queued and pushed like named mutations. `P` names
+ * the table's `input: false` columns, which a client may not set.
+ */
+export interface TableCrud<T extends PgTable, P extends PropertyKey = never> {
   /** Creates the row, or overwrites the columns given when it exists (PowerSync's PUT). */
-  put(row: InsertRow<T>): MutationCall<void>;
+  put(row: Without<InsertRow<T>, P>): MutationCall<void>;
   /** Sets the given columns of the row; a missing row stays missing (PATCH). */
-  patch(id: CrudID<T>, changes: Partial<Row<T>>): MutationCall<void>;
+  patch(id: CrudID<T>, changes: Partial<Without<Row<T>, P>>): MutationCall<void>;
   /** Deletes the row; deleting a missing row is fine (DELETE). */
   delete(id: CrudID<T>): MutationCall<void>;
 }
 
 /** `client.crud`: one `TableCrud` per table of the schema. */
 export type CrudAPI<S extends AnySchema> = {
-  readonly [K in keyof S['tables']]: TableCrud<S['tables'][K]>;
+  readonly [K in keyof S['tables'] & string]: TableCrud<S['tables'][K], ProtectedColumn<S, K>>;
 };
 
 function mustTable(schema: AnySchema, name: string): TableInfo {
@@ -60,6 +65,18 @@ function mustTable(schema: AnySchema, name: string): TableInfo {
     throw new ApplicationError(`Unknown table "${name}"`, { details: { reason: 'unknownTable' } });
   }
   return table;
+}
+
+/** As the server refuses it (row-validation.ts): a client may not set an input: false column. */
+function refuseProtected(table: TableInfo, row: Record<string, unknown>) {
+  for (const [name, value] of Object.entries(row)) {
+    if (value !== undefined && table.columns.get(name)?.input === false) {
+      throw new ApplicationError(
+        `${table.name}: "${name}" cannot be set by a client (input: false)`,
+        { details: { reason: 'invalid', table: table.name } },
+      );
+    }
+  }
 }
 
 function tableMutate(tx: Transaction<AnySchema>, table: TableInfo) {
@@ -77,11 +94,14 @@ export function createClientCrudMutators(schema: AnySchema) {
   return defineMutators({
     [CRUD_MUTATORS_KEY]: {
       put: defineMutator(crudPutArgsSchema, async ({ tx, args }) => {
-        await tableMutate(tx, mustTable(schema, args.table)).upsert(args.row as never);
+        const table = mustTable(schema, args.table);
+        refuseProtected(table, args.row);
+        await tableMutate(tx, table).upsert(args.row as never);
       }),
       patch: defineMutator(crudPatchArgsSchema, async ({ tx, args }) => {
         const table = mustTable(schema, args.table);
         const key = crudKey(table, args.id);
+        refuseProtected(table, args.changes);
         for (const [name, value] of Object.entries(key)) {
           const given = args.changes[name];
           if (given !== undefined && String(given) !== String(value)) {
@@ -105,7 +125,7 @@ export function createCrudAPI<S extends AnySchema>(
   schema: S,
   call: (name: string, args: unknown) => MutationCall,
 ): CrudAPI<S> {
-  const api: Record<string, TableCrud<PgTable>> = {};
+  const api: Record<string, TableCrud<PgTable, string>> = {};
   for (const table of schema.tableInfo.keys()) {
     api[table] = {
       put: (row) => call(`${CRUD_MUTATORS_KEY}.put`, { table, row }) as MutationCall<void>,

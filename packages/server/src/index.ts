@@ -33,6 +33,13 @@ export { DEFAULT_ENGINE_SCHEMA } from './db/engine-tables';
 export { consoleLogger, type Logger, silentLogger } from './db/logger';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './db/retry';
 export {
+  createEntityContext,
+  type EntityContext,
+  type EntityContextOptions,
+  type EntityTable,
+  type EntityTables,
+} from './entities/entity-context';
+export {
   createPokeHub,
   type PokeHub,
   type PokeHubOptions,

@@ -24,6 +24,16 @@ export {
   ValidationError,
   type ValidationIssue,
 } from './errors';
+export {
+  type AnyFields,
+  type FieldPolicy,
+  type FieldsOption,
+  filterInput,
+  filterOutput,
+  type HiddenColumn,
+  type ProtectedColumn,
+  type Without,
+} from './field-policy';
 export { isJSONNull, JSON_NULL } from './json-null';
 export {
   type AnyMutators,
@@ -136,6 +146,7 @@ export type {
   RegisteredSchema,
   RegisteredWrappedTransaction,
 } from './register';
+export { checkUpdateData, isKeyFilter, rowFilterCondition } from './row-filter';
 export {
   type AnyRelationships,
   type AnySchema,
@@ -164,6 +175,7 @@ export {
 } from './timestamp';
 export type {
   ClientTransaction,
+  RowFilter,
   SchemaMutate,
   ServerTransaction,
   TableMutator,

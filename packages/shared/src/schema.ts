@@ -1,6 +1,15 @@
 import { getTableColumns } from 'drizzle-orm';
 import { getTableConfig, type PgTable } from 'drizzle-orm/pg-core';
 import { type ColumnKind, type CompareKind, describeColumn } from './column-types';
+import {
+  type AnyFields,
+  checkFieldPolicies,
+  type FieldPolicy,
+  type FieldsOption,
+  type HiddenOf,
+  registerTableInfo,
+  type Without,
+} from './field-policy';
 
 export type { ColumnKind, CompareKind } from './column-types';
 
@@ -20,6 +29,10 @@ export interface ColumnInfo {
   /** Drizzle's column class name, e.g. `PgBigInt53`: it says how values are decoded. */
   readonly columnType: string;
   readonly notNull: boolean;
+  /** False when a client may not set it (`input: false`): the CRUD path refuses it. */
+  readonly input: boolean;
+  /** False when it never leaves the server (`returned: false`): pulls and queries omit it. */
+  readonly returned: boolean;
 }
 
 /** What Reprise knows about one table. */
@@ -32,6 +45,8 @@ export interface TableInfo {
   /** Property names of the primary key columns, in declaration order. */
   readonly primaryKey: readonly string[];
   readonly table: PgTable;
+  /** Property names of its `returned: false` columns (empty for most tables). */
+  readonly hidden: readonly string[];
 }
 
 /** Any map of names to drizzle tables. */
@@ -63,13 +78,25 @@ export type AnyRelationships = {
 export interface Schema<
   TTables extends AnyTables = AnyTables,
   TRelationships extends AnyRelationships = AnyRelationships,
+  TFields extends AnyFields = AnyFields,
 > {
   readonly tables: TTables;
   readonly relationships: TRelationships;
+  /** The field policies as declared (`returned: false` columns leave the row types). */
+  readonly fields: TFields;
   readonly tableInfo: ReadonlyMap<string, TableInfo>;
+  /** Type only: each table's row as queries and clients see it (`RowOf`). */
+  readonly '~rows'?: VisibleRows<TTables, TFields>;
 }
 
-export type AnySchema = Schema<AnyTables, AnyRelationships>;
+export type AnySchema = Schema<AnyTables, AnyRelationships, AnyFields>;
+
+export type { AnyFields, FieldPolicy, FieldsOption } from './field-policy';
+
+/** Each table's row without its `returned: false` columns. */
+export type VisibleRows<TTables extends AnyTables, TFields extends AnyFields> = {
+  [K in keyof TTables]: Without<TTables[K]['$inferSelect'], HiddenOf<TFields, K>>;
+};
 
 /** A table's row as read from the database. */
 export type Row<T extends PgTable> = T['$inferSelect'];
@@ -94,7 +121,11 @@ export type PrimaryKey<T extends PgTable> = [PrimaryKeyColumns<T>] extends [neve
 /** An update: the primary key plus any columns to change. */
 export type UpdateRow<T extends PgTable> = PrimaryKey<T> & Partial<Row<T>>;
 
-function describeTable(name: string, table: PgTable): TableInfo {
+function describeTable(
+  name: string,
+  table: PgTable,
+  policies: { readonly [column: string]: FieldPolicy | undefined } | undefined,
+): TableInfo {
   const config = getTableConfig(table);
   // By SQL name: the columns `primaryKey()` holds are copies, not the table's own objects.
   const byColumn = new Map<string, string>();
@@ -108,6 +139,8 @@ function describeTable(name: string, table: PgTable): TableInfo {
       sqlType: column.getSQLType(),
       columnType: column.columnType,
       notNull: column.notNull,
+      input: policies?.[key]?.input !== false,
+      returned: policies?.[key]?.returned !== false,
     });
   }
   const primaryKey = [...columns.keys()].filter((key) => getTableColumns(table)[key]?.primary);
@@ -120,6 +153,7 @@ function describeTable(name: string, table: PgTable): TableInfo {
   if (primaryKey.length === 0) {
     throw new TypeError(`Table "${name}" has no primary key; Reprise needs one to address rows.`);
   }
+  checkFieldPolicies(name, columns, primaryKey, policies);
   return {
     name,
     sqlName: config.name,
@@ -127,6 +161,7 @@ function describeTable(name: string, table: PgTable): TableInfo {
     columns,
     primaryKey,
     table,
+    hidden: [...columns.values()].filter((c) => !c.returned).map((c) => c.key),
   };
 }
 
@@ -174,10 +209,14 @@ function checkRelationships(tableInfo: ReadonlyMap<string, TableInfo>, all: AnyR
       for (const field of rel.sourceField) {
         if (!from.columns.has(field))
           throw new TypeError(`${where}: no column "${field}" in ${source}`);
+        if (!from.columns.get(field)!.returned)
+          throw new TypeError(`${where}: ${source}.${field} is returned: false`);
       }
       for (const field of rel.destField) {
         if (!to.columns.has(field))
           throw new TypeError(`${where}: no column "${field}" in ${rel.table}`);
+        if (!to.columns.get(field)!.returned)
+          throw new TypeError(`${where}: ${rel.table}.${field} is returned: false`);
       }
     }
   }
@@ -196,6 +235,8 @@ function checkRelationships(tableInfo: ReadonlyMap<string, TableInfo>, all: AnyR
  *     issue: {comments: many('comment', {sourceField: 'id', destField: 'issueID'})},
  *     comment: {issue: one('issue', {sourceField: 'issueID', destField: 'id'})},
  *   }),
+ *   // Field policies: passwordHash never leaves the server, clients may not set role.
+ *   fields: {user: {passwordHash: {returned: false}, role: {input: false}}},
  * });
  */
 export function createSchema<
@@ -205,18 +246,29 @@ export function createSchema<
       readonly [name: string]: Relationship<keyof TTables & string>;
     };
   } = Record<never, never>,
+  const TFields extends AnyFields = Record<never, never>,
 >(definition: {
   tables: TTables;
   relationships?: (builders: RelationshipBuilders<keyof TTables & string>) => TRelationships;
-}): Schema<TTables, TRelationships & AnyRelationships> {
+  /** Field policies: `{user: {passwordHash: {returned: false}, role: {input: false}}}`. */
+  fields?: TFields & FieldsOption<TTables, TFields>;
+}): Schema<TTables, TRelationships & AnyRelationships, TFields> {
+  const fields = (definition.fields ?? {}) as TFields;
+  for (const name of Object.keys(fields as object)) {
+    if (!Object.hasOwn(definition.tables, name)) {
+      throw new TypeError(`Field policies are declared for unknown table "${name}"`);
+    }
+  }
   const tableInfo = new Map<string, TableInfo>();
   for (const [name, table] of Object.entries(definition.tables)) {
-    tableInfo.set(name, describeTable(name, table));
+    const info = describeTable(name, table, fields[name]);
+    tableInfo.set(name, info);
+    registerTableInfo(info);
   }
   const relationships = (definition.relationships?.(relationshipBuilders) ?? {}) as TRelationships &
     AnyRelationships;
   checkRelationships(tableInfo, relationships);
-  return { tables: definition.tables, relationships, tableInfo };
+  return { tables: definition.tables, relationships, fields, tableInfo };
 }
 
 /** Looks a table up by its schema name, throwing a clear error when it is not there. */

@@ -92,17 +92,16 @@ async function runOperation(
 ): Promise<unknown> {
   const schema: AnySchema = tx.schema;
   const info = mustGetTable(schema, op.entity);
+  // Writes resolve to the row as stored (without `returned: false` columns), on both sides.
   const mutate = (
-    tx.mutate as unknown as Record<string, Record<string, (row: Row) => Promise<void>>>
+    tx.mutate as unknown as Record<string, Record<string, (row: Row) => Promise<Row>>>
   )[info.name]!;
   const label = `${op.kind} ${info.name}`;
   switch (op.kind) {
     case 'create': {
       const data = await rowArgument(op.data, ctx, label, 'data');
-      const key = keyOf(info, data, label);
-      await mutate.insert!(data);
-      // Read back as stored: defaults applied, values in the store's types.
-      return (await find(tx, info, key, 1, label))[0] ?? null;
+      keyOf(info, data, label);
+      return mutate.insert!(data);
     }
     case 'read': {
       const where = await rowArgument(op.where ?? {}, ctx, label, 'where');
@@ -142,8 +141,7 @@ async function runOperation(
           throw new TypeError(`${label}: data may not change the primary key column "${column}"`);
         }
       }
-      await mutate.update!({ ...data, ...key });
-      return (await find(tx, info, key, 1, label))[0] ?? null;
+      return (await mutate.update!({ ...data, ...key })) ?? null;
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { PgTable } from 'drizzle-orm/pg-core';
-import type { Query, QueryResult } from './query/query';
-import type { AnySchema, InsertRow, PrimaryKey, UpdateRow } from './schema';
+import type { Query, QueryResult, RowOf } from './query/query';
+import type { AnySchema, InsertRow, Row, UpdateRow } from './schema';
 
 /** Where a transaction runs. */
 export type TransactionLocation = 'client' | 'server';
@@ -18,21 +18,32 @@ export type TransactionReason = 'optimistic' | 'rebase' | 'authoritative';
  * | update | does nothing                | overwrites the columns given, keeps others |
  * | delete | does nothing                | deletes it                                |
  *
- * `update` and `delete` address the row by its primary key, which they require.
+ * `insert` and `upsert` resolve to the row as stored, defaults applied. `update(row)`
+ * addresses the row by its primary key, which it requires, and resolves to the row after
+ * it (`undefined` when there was none). `update(where, data)` sets `data` on every row
+ * matching `where` and `delete(where)` deletes them: `where` holds column values, each
+ * matched as `q.<table>.where(column, 'IS', value)` would (so `null` matches NULL); both
+ * resolve to the rows written, in primary key order. A `where` must name a column.
+ * `R` is the row as the caller sees it: for `tx.mutate`, without `returned: false` columns.
  *
  * @example
- * await tx.mutate.issue.update({id: args.id, title: args.title});
+ * const issue = await tx.mutate.issue.insert({id: args.id, title: args.title}); // defaults applied
+ * await tx.mutate.issue.update({ownerID: ctx.userID, open: true}, {open: false});
  */
-export interface TableMutator<T extends PgTable> {
-  insert(row: InsertRow<T>): Promise<void>;
-  upsert(row: InsertRow<T>): Promise<void>;
-  update(row: UpdateRow<T>): Promise<void>;
-  delete(key: PrimaryKey<T>): Promise<void>;
+export interface TableMutator<T extends PgTable, R = Row<T>> {
+  insert(row: InsertRow<T>): Promise<R>;
+  upsert(row: InsertRow<T>): Promise<R>;
+  update(row: UpdateRow<T>): Promise<R | undefined>;
+  update(where: RowFilter<R>, data: Partial<InsertRow<T>>): Promise<R[]>;
+  delete(where: RowFilter<R>): Promise<R[]>;
 }
+
+/** A `where` of `tx.mutate` and the entity API: column values, all of which must match. */
+export type RowFilter<R> = { readonly [K in keyof R]?: R[K] | null };
 
 /** `tx.mutate`: one `TableMutator` per table of the schema. */
 export type SchemaMutate<S extends AnySchema> = {
-  readonly [K in keyof S['tables']]: TableMutator<S['tables'][K]>;
+  readonly [K in keyof S['tables'] & string]: TableMutator<S['tables'][K], RowOf<S, K>>;
 };
 
 interface BaseTransaction<S extends AnySchema> {

@@ -65,7 +65,8 @@ export async function writeChanges(
   tx: DatabaseTransaction,
   schema: AnySchema,
   tables: EngineTables,
-  changes: readonly (RecordedChange & { readonly origin: ChangeOrigin })[],
+  /** `origin: null` for a writer outside any mutation (the entity API). */
+  changes: readonly (RecordedChange & { readonly origin: ChangeOrigin | null })[],
 ): Promise<void> {
   if (changes.length === 0) return;
   const params: unknown[] = [];
@@ -79,9 +80,9 @@ export async function writeChanges(
       stored(change.key, keyColumns(info)),
       stored(change.before, info.columns.values()),
       stored(change.after, info.columns.values()),
-      change.origin.clientGroupID,
-      change.origin.clientID,
-      change.origin.mutationID,
+      change.origin?.clientGroupID ?? null,
+      change.origin?.clientID ?? null,
+      change.origin?.mutationID ?? null,
     ];
     const start = params.length;
     params.push(...values);

@@ -13,7 +13,8 @@ import { type RetryPolicy, withRetries } from '../db/retry';
 import type { CrudOperation } from '../push/crud-protocol';
 import { MAX_MUTATIONS_PER_TRANSACTION } from '../push/push-processor';
 import { type CrudWrite, type RefusalReason, validateOperation } from '../push/row-validation';
-import { createSchemaMutate, type WriteCapture } from '../push/table-writer';
+import { type AnyTableMutator, createSchemaMutate } from '../push/schema-mutate';
+import type { WriteCapture } from '../push/table-writer';
 import { WriteForbiddenError } from '../push/write-forbidden';
 import { createWriteGuard } from '../push/write-guard';
 import { resolveScopeKeys, type ScopeKey, type WritePolicy } from '../push/write-policy';
@@ -209,11 +210,7 @@ async function applyOne(
   // The capture triggers record every write; pg-mem has none, so the engine does there.
   const capture: WriteCapture | undefined =
     config.changelog && config.db.capabilities.partialSQL
-      ? {
-          record: (change) => opChanges.push(change),
-          schema: config.schema,
-          partialSQL: config.db.capabilities.partialSQL,
-        }
+      ? { record: (change) => opChanges.push(change) }
       : undefined;
   const guard = createWriteGuard({
     policy: config.writePolicy,
@@ -222,11 +219,16 @@ async function applyOne(
     partialSQL: config.db.capabilities.partialSQL,
     isolation: config.isolation,
   });
-  const mutate = createSchemaMutate(config.schema, tx, capture, guard);
+  const mutate = createSchemaMutate(tx, {
+    schema: config.schema,
+    partialSQL: config.db.capabilities.partialSQL,
+    capture,
+    guard,
+  });
   await write(mutate[checked.write.table.name]!, checked.write);
 }
 
-function write(mutator: ReturnType<typeof createSchemaMutate>[string], w: CrudWrite) {
+function write(mutator: AnyTableMutator, w: CrudWrite) {
   switch (w.kind) {
     case 'insert':
       return mutator.insert(w.row as never);

@@ -1,4 +1,4 @@
-import { encodeRich, type PatchOperation } from '@reprise/shared';
+import { type AnySchema, encodeRich, type PatchOperation } from '@reprise/shared';
 import type { Change } from '../changes/changelog';
 import { canSee, scopesOf, type Visibility } from '../changes/visibility';
 
@@ -48,4 +48,19 @@ function scopesBefore(change: Change, visibility: Visibility) {
 
 function scopesAfter(change: Change, visibility: Visibility) {
   return scopesOf(visibility, change.table, change.after);
+}
+
+/**
+ * The patch with every `returned: false` column taken out of its puts: the changelog and
+ * visibility rules see whole rows, a client never does.
+ */
+export function withoutHiddenColumns(schema: AnySchema, patch: PatchOperation[]): PatchOperation[] {
+  return patch.map((op) => {
+    if (op.op !== 'put') return op;
+    const hidden = schema.tableInfo.get(op.tableName)?.hidden;
+    if (!hidden?.length) return op;
+    const value = { ...op.value };
+    for (const key of hidden) delete value[key];
+    return { ...op, value };
+  });
 }

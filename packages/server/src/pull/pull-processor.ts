@@ -12,7 +12,7 @@ import { claimGroup } from '../db/client-claim';
 import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import { encodeCookie, type ParsedCookie } from './pull-cookie';
-import { patchFromChanges } from './pull-patch';
+import { patchFromChanges, withoutHiddenColumns } from './pull-patch';
 import { readVisibleRows } from './pull-reset';
 
 /** Everything a pull needs, with defaults filled in. */
@@ -82,7 +82,7 @@ export async function processPull(
   const response: PullResponse = {
     cookie: encodeCookie({ cursor, fingerprint: config.fingerprint }),
     lastMutationIDChanges: await lastMutationIDs(tx, tables, clientGroupID),
-    patch,
+    patch: withoutHiddenColumns(config.schema, patch),
     mutationResults: await mutationResults(tx, db, tables, clientGroupID, since),
   };
   return { kind: 'ok', response, reset };

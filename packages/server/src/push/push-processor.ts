@@ -28,8 +28,9 @@ import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
 import { runQuery } from '../query/run-query';
+import { createSchemaMutate } from './schema-mutate';
 import { storableAppError, storableData } from './storable-result';
-import { createSchemaMutate, type WriteCapture } from './table-writer';
+import type { WriteCapture } from './table-writer';
 import { createWriteGuard } from './write-guard';
 import { resolveScopeKeys, type ScopeKey, type WritePolicy } from './write-policy';
 
@@ -223,11 +224,7 @@ async function applyChunk(
       };
       const capture: WriteCapture | undefined =
         recordsItself && config.changelog
-          ? {
-              record: (change) => mutationChanges.push(change),
-              schema: config.schema,
-              partialSQL: config.db.capabilities.partialSQL,
-            }
+          ? { record: (change) => mutationChanges.push(change) }
           : undefined;
       const run = async (dbTx: DatabaseTransaction) => {
         const mutator = mutatorsByName.get(m.name);
@@ -244,7 +241,12 @@ async function applyChunk(
           clientID: m.clientID,
           mutationID: m.id,
           schema: config.schema,
-          mutate: createSchemaMutate(config.schema, dbTx, capture, guardFor(m, config)),
+          mutate: createSchemaMutate(dbTx, {
+            schema: config.schema,
+            partialSQL: config.db.capabilities.partialSQL,
+            capture,
+            guard: guardFor(m, config),
+          }) as ServerTransaction['mutate'],
           // Queries run in the mutation's own transaction (or savepoint), so they see its writes.
           run: (query) =>
             runQuery(dbTx, config.schema, query, {

@@ -117,8 +117,8 @@ function coerce(
 /**
  * Checks an operation against the schema and turns it into a table write: the table must
  * exist, every field must be a column (by property or SQL name) of the right type, a
- * created row must have every non-null column without a default, and the primary key may
- * not change. Each refusal names the column.
+ * created row must have every non-null column without a default, the primary key may
+ * not change, and no `input: false` column may be given. Each refusal names the column.
  *
  * @example
  * const checked = validateOperation(schema, op, undefined);
@@ -146,6 +146,9 @@ export function validateOperation(
     const column = table.columns.get(name) ?? bySQLName.get(name);
     if (!column) return invalid(`"${name}" is not a column of ${table.name}`);
     if (Object.hasOwn(row, column.key)) return invalid(`"${column.key}" is given twice`);
+    // Refused, not dropped: dropping would leave the client's optimistic row disagreeing
+    // with the server's until its next pull, and hide the bug that sent it.
+    if (!column.input) return invalid(`"${column.key}" cannot be set by a client (input: false)`);
     const coerced = coerce(column, raw, powerSync);
     if (!coerced.ok) return invalid(coerced.why);
     if (coerced.value === null && column.notNull && op.op !== 'DELETE' && op.op !== 'delete') {

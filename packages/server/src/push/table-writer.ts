@@ -1,15 +1,8 @@
-import {
-  type AnySchema,
-  type ColumnInfo,
-  formatTimestamp,
-  type TableInfo,
-  type TableMutator,
-} from '@reprise/shared';
+import { type AnySchema, type ColumnInfo, formatTimestamp, type TableInfo } from '@reprise/shared';
 import type { RecordedChange } from '../changes/changelog';
 import { type DatabaseTransaction, quoteIdent } from '../db/database';
 import { outputExpr, tableSQL } from '../query/query-sql';
 import { decodeRows } from '../query/row-decoder';
-import type { WriteGuard } from './write-guard';
 
 type RowInput = Record<string, unknown>;
 
@@ -108,26 +101,44 @@ function beforeImage(table: TableInfo): BeforeImage | undefined {
 export interface WriteCapture {
   /** Called once per row actually written, with its key and its rows before and after. */
   readonly record: (change: RecordedChange) => void;
+}
+
+/** What the writer needs besides the transaction. */
+export interface WriterOptions {
   readonly schema: AnySchema;
   readonly partialSQL: boolean;
+  /** pg-mem, which has no capture triggers: the engine records each write itself. */
+  readonly capture?: WriteCapture | undefined;
 }
 
 /**
- * Builds the SQL for one table's four writes. With `capture`, each write also returns the
- * row (and `update`/`upsert` lock and read it first) so the change can be recorded.
+ * One table's writes by primary key, each resolving to the whole row as stored (every
+ * column, defaults applied): `update` and `delete` to `undefined` when there was no row.
+ */
+export interface RowWriter {
+  insert(row: RowInput): Promise<RowInput>;
+  upsert(row: RowInput): Promise<RowInput>;
+  update(row: RowInput): Promise<RowInput | undefined>;
+  delete(key: RowInput): Promise<RowInput | undefined>;
+}
+
+/**
+ * Builds the SQL for one table's four writes. Each write returns the row; with `capture`,
+ * `update`/`upsert` also lock and read it first, so the change can be recorded.
  */
 export function createTableMutator(
   table: TableInfo,
   tx: DatabaseTransaction,
-  capture?: WriteCapture,
-): TableMutator<TableInfo['table']> {
+  options: WriterOptions,
+): RowWriter {
+  const { capture, partialSQL } = options;
   // No alias: pg-mem refuses one on UPDATE and DELETE, and the bare table name serves.
   const name = tableSQL(table);
   const alias = table.sqlName;
   const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
-  const returning = capture ? returningClause(table, capture.partialSQL) : '';
+  const returning = returningClause(table, partialSQL);
   const decode = (rows: Record<string, unknown>[]) =>
-    decodeRows(capture!.schema, { table: table.name }, rows)[0];
+    decodeRows(options.schema, { table: table.name }, rows)[0];
   const keyOf = (row: RowInput) =>
     Object.fromEntries(table.primaryKey.map((key) => [key, row[key]]));
 
@@ -154,12 +165,12 @@ export function createTableMutator(
     };
   };
 
-  /** The row as it is now, locked until the transaction ends. */
-  const lockRow = async (row: RowInput, op: string) => {
+  /** The row as it is now; with `lock`, locked until the transaction ends. */
+  const readRow = async (row: RowInput, op: string, lock: boolean) => {
     const where = whereKey(row, op, 0);
-    const lock = capture!.partialSQL ? '' : ' FOR UPDATE';
+    const forUpdate = lock && !partialSQL ? ' FOR UPDATE' : '';
     const rows = await tx.query(
-      `SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text}${lock}`,
+      `SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text}${forUpdate}`,
       where.params,
     );
     return rows.length ? decode(rows) : undefined;
@@ -167,44 +178,42 @@ export function createTableMutator(
 
   return {
     async insert(row) {
-      const { text, params } = insertSQL(row as RowInput, 'insert', '');
-      const rows = await tx.query(text, params);
-      if (capture) {
-        const after = decode(rows)!;
-        capture.record({ table: table.name, action: 'create', key: keyOf(after), after });
-      }
+      const { text, params } = insertSQL(row, 'insert', '');
+      const after = decode(await tx.query(text, params))!;
+      capture?.record({ table: table.name, action: 'create', key: keyOf(after), after });
+      return after;
     },
     async upsert(row) {
-      const columns = columnsOf(table, row as RowInput, 'upsert');
+      const columns = columnsOf(table, row, 'upsert');
       const rest = columns.filter((c) => !table.primaryKey.includes(c.key));
       const conflict = rest.length
         ? ` ON CONFLICT (${pkList.join(', ')}) DO UPDATE SET ${rest
             .map((c) => `${quoteIdent(c.sqlName)} = EXCLUDED.${quoteIdent(c.sqlName)}`)
             .join(', ')}`
         : ` ON CONFLICT (${pkList.join(', ')}) DO NOTHING`;
-      const before = capture ? await lockRow(row as RowInput, 'upsert') : undefined;
-      const { text, params } = insertSQL(row as RowInput, 'upsert', conflict);
+      const before = capture ? await readRow(row, 'upsert', true) : undefined;
+      const { text, params } = insertSQL(row, 'upsert', conflict);
       const rows = await tx.query(text, params);
-      if (capture && rows.length) {
-        const after = decode(rows)!;
-        const key = keyOf(after);
-        capture.record(
-          before
-            ? { table: table.name, action: 'update', key, before, after }
-            : { table: table.name, action: 'create', key, after },
-        );
-      }
+      // DO NOTHING returns no row when the key was there: the row is as it was.
+      if (!rows.length) return before ?? (await readRow(row, 'upsert', false))!;
+      const after = decode(rows)!;
+      const key = keyOf(after);
+      capture?.record(
+        before
+          ? { table: table.name, action: 'update', key, before, after }
+          : { table: table.name, action: 'create', key, after },
+      );
+      return after;
     },
-    async update(row) {
-      const input = row as RowInput;
+    async update(input) {
       const rest = columnsOf(table, input, 'update').filter(
         (c) => !table.primaryKey.includes(c.key),
       );
       const where = whereKey(input, 'update', rest.length);
-      if (rest.length === 0) return;
+      if (rest.length === 0) return readRow(input, 'update', false);
       const set = rest.map((c, i) => `${quoteIdent(c.sqlName)} = ${placeholder(c, i + 1)}`);
       const params = [...rest.map((c) => encode(c, input[c.key])), ...where.params];
-      const images = capture && !capture.partialSQL ? beforeImage(table) : undefined;
+      const images = capture && !partialSQL ? beforeImage(table) : undefined;
       if (images) {
         // One round trip: the CTE locks the row and reads it as it is, the UPDATE joins it
         // (so the CTE runs first) and returns the row before and after. No row, no change.
@@ -213,81 +222,41 @@ export function createTableMutator(
            UPDATE ${name} SET ${set.join(', ')} FROM "${BEFORE_CTE}" WHERE ${where.text}${returning}, ${images.returning}`,
           params,
         );
-        if (rows.length) {
-          const [row] = rows as [Record<string, unknown>];
-          const before = decode([images.split(row)])!;
-          const after = decode([row])!;
-          capture!.record({
-            table: table.name,
-            action: 'update',
-            key: keyOf(after),
-            before,
-            after,
-          });
-        }
-        return;
+        if (!rows.length) return undefined;
+        const [row] = rows as [Record<string, unknown>];
+        const before = decode([images.split(row)])!;
+        const after = decode([row])!;
+        capture!.record({ table: table.name, action: 'update', key: keyOf(after), before, after });
+        return after;
       }
-      const before = capture ? await lockRow(input, 'update') : undefined;
-      if (capture && !before) return; // missing: update does nothing
+      const before = capture ? await readRow(input, 'update', true) : undefined;
+      if (capture && !before) return undefined; // missing: update does nothing
       const rows = await tx.query(
         `UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}${returning}`,
         params,
       );
-      if (capture && rows.length) {
-        const after = decode(rows)!;
-        capture.record({
-          table: table.name,
-          action: 'update',
-          key: keyOf(after),
-          before: before!,
-          after,
-        });
-      }
+      if (!rows.length) return undefined;
+      const after = decode(rows)!;
+      capture?.record({
+        table: table.name,
+        action: 'update',
+        key: keyOf(after),
+        before: before!,
+        after,
+      });
+      return after;
     },
     async delete(key) {
-      const input = key as RowInput;
-      columnsOf(table, input, 'delete');
-      const where = whereKey(input, 'delete', 0);
+      columnsOf(table, key, 'delete');
+      const where = whereKey(key, 'delete', 0);
       const rows = await tx.query(
         `DELETE FROM ${name} WHERE ${where.text}${returning}`,
         where.params,
       );
-      if (capture && rows.length) {
-        const before = decode(rows)!;
-        capture.record({ table: table.name, action: 'delete', key: keyOf(before), before });
-      }
+      if (!rows.length) return undefined;
+      const before = decode(rows)!;
+      capture?.record({ table: table.name, action: 'delete', key: keyOf(before), before });
+      return before;
     },
   };
-}
-
-/**
- * `tx.mutate` for a schema: one table mutator per table, built on first use. With `guard`,
- * every write is first checked against the write policy (write-guard.ts).
- */
-export function createSchemaMutate(
-  schema: AnySchema,
-  tx: DatabaseTransaction,
-  capture?: WriteCapture,
-  guard?: WriteGuard,
-): Record<string, TableMutator<TableInfo['table']>> {
-  const built = new Map<string, TableMutator<TableInfo['table']>>();
-  return new Proxy({} as Record<string, TableMutator<TableInfo['table']>>, {
-    get(_target, prop) {
-      if (typeof prop !== 'string' || prop === 'then') return undefined;
-      let mutator = built.get(prop);
-      if (!mutator) {
-        const table = schema.tableInfo.get(prop);
-        if (!table) {
-          throw new TypeError(
-            `tx.mutate.${prop}: no such table; the schema has ${[...schema.tableInfo.keys()].join(', ')}`,
-          );
-        }
-        mutator = createTableMutator(table, tx, capture);
-        if (guard)
-          mutator = guard(table, mutator, tx, (inner) => createTableMutator(table, inner, capture));
-        built.set(prop, mutator);
-      }
-      return mutator;
-    },
-  });
 }

@@ -1,4 +1,4 @@
-import type { AnySchema, ColumnInfo, TableInfo, TableMutator } from '@reprise/shared';
+import type { AnySchema, ColumnInfo, TableInfo } from '@reprise/shared';
 import {
   DatabaseError,
   type DatabaseTransaction,
@@ -7,21 +7,21 @@ import {
 } from '../db/database';
 import { outputExpr, tableSQL } from '../query/query-sql';
 import { decodeRows } from '../query/row-decoder';
+import type { RowWriter } from './table-writer';
 import { WriteForbiddenError } from './write-forbidden';
 import { mustRule, type WritePolicy, type WriteRule, type WriteRuleContext } from './write-policy';
 
 type Row = Record<string, unknown>;
-type AnyTableMutator = TableMutator<TableInfo['table']>;
 type Rule = Exclude<WriteRule<AnySchema, string>, undefined>;
 
 /** Wraps one table's `tx.mutate` so that each write is checked against the write policy. */
 export type WriteGuard = (
   table: TableInfo,
-  mutator: AnyTableMutator,
+  mutator: RowWriter,
   tx: DatabaseTransaction,
   /** The same table's mutator over another transaction (a savepoint's). */
-  build: (tx: DatabaseTransaction) => AnyTableMutator,
-) => AnyTableMutator;
+  build: (tx: DatabaseTransaction) => RowWriter,
+) => RowWriter;
 
 /** What the guard checks writes against. */
 export interface WriteGuardOptions {
@@ -123,7 +123,7 @@ function chainMayMove(rule: Rule, existing: Row, next: Row): boolean {
  * @example
  * const scopeKeys = new Set(['ana']);
  * const guard = createWriteGuard({policy, schema, scopeKeys, partialSQL: false, isolation: 'serializable'});
- * const mutate = createSchemaMutate(schema, tx, capture, guard);
+ * const mutate = createSchemaMutate(tx, {schema, partialSQL: false, guard});
  */
 export function createWriteGuard(options: WriteGuardOptions): WriteGuard {
   const { policy, schema, scopeKeys, partialSQL } = options;

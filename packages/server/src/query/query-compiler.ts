@@ -30,6 +30,8 @@ import {
 // packages/shared/src/query/SEMANTICS.md. Related rows nest as JSON built by correlated
 // subqueries, so a whole tree is one round trip.
 
+const visibleColumns = (table: TableInfo) => [...table.columns.values()].filter((c) => c.returned);
+
 /** One SQL statement and its parameters, for `DatabaseTransaction.query`. */
 export interface CompiledQuery {
   readonly text: string;
@@ -67,7 +69,8 @@ class Compiler implements ConditionContext {
   select(ast: QueryAST): string {
     const table = mustTable(this.schema, ast.table);
     const alias = this.nextAlias();
-    const columns = [...table.columns.values()].map(
+    // returned: false columns are not read: clients never have them, and queries agree.
+    const columns = visibleColumns(table).map(
       (column) =>
         `${outputExpr(alias, column, this.partialSQL, false)} AS ${quoteIdent(column.key)}`,
     );
@@ -141,7 +144,7 @@ class Compiler implements ConditionContext {
   /** One row as a JSON object keyed by property names, its own related rows nested. */
   private jsonObject(table: TableInfo, alias: string, ast: QueryAST): string {
     const pairs = [
-      ...[...table.columns.values()].map(
+      ...visibleColumns(table).map(
         (column) =>
           `${nameLiteral(column.key)}, ${nestedOutputExpr(alias, column, this.partialSQL)}`,
       ),

@@ -65,6 +65,8 @@ export function decodeValue(column: ColumnInfo, value: unknown, inJSON: boolean)
 function decodeRow(schema: AnySchema, table: TableInfo, ast: QueryAST, row: Row, inJSON: boolean) {
   const decoded: Row = {};
   for (const column of table.columns.values()) {
+    // Queries do not read returned: false columns; rows read whole (RETURNING *) keep them.
+    if (!column.returned && !Object.hasOwn(row, column.key)) continue;
     // The compiler nests json columns as text (nestedOutputExpr), to keep JSON null.
     const asText = inJSON && column.kind === 'json' && typeof row[column.key] === 'string';
     decoded[column.key] = decodeValue(column, row[column.key], inJSON && !asText);

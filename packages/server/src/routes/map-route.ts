@@ -3,6 +3,7 @@ import {
   type AnySchema,
   defineMutators,
   defineTransaction,
+  filterOutput,
   isMutator,
   isStorableText,
   MAX_ID_LENGTH,
@@ -22,7 +23,6 @@ import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { readBody, refuseUnlessJSON } from '../http/request-body';
 import type { ScopeKey, WritePolicy } from '../push/write-policy';
-import { returnedRow } from './returned-row';
 import { processRoute, type RouteCall } from './route-processor';
 
 // mapRoute: Nevr's routes for callers without a local store (webhooks, server-to-server,
@@ -282,9 +282,11 @@ function shapeResponse(schema: AnySchema, definition: RouteDefinition, result: u
   if (entity !== undefined) {
     value = (result as Record<string, unknown> | null | undefined)?.[entity] ?? null;
     const table = schema.tableInfo.get(entity);
-    const shape = (row: unknown) => {
-      if (typeof row !== 'object' || row === null) return row;
-      let out = table ? returnedRow(table, row as Record<string, unknown>) : { ...row };
+    const shape = (value: unknown) => {
+      if (typeof value !== 'object' || value === null) return value;
+      const row = value as Record<string, unknown>;
+      // The one place a route's rows go out: `returned: false` columns never do.
+      let out = table ? filterOutput(row, table) : { ...row };
       if (pick) out = Object.fromEntries(pick.filter((k) => k in out).map((k) => [k, out[k]]));
       if (omit) for (const column of omit) delete out[column];
       return out;

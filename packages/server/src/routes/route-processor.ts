@@ -20,7 +20,8 @@ import {
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
-import { createSchemaMutate, type WriteCapture } from '../push/table-writer';
+import { createSchemaMutate } from '../push/schema-mutate';
+import type { WriteCapture } from '../push/table-writer';
 import { createWriteGuard } from '../push/write-guard';
 import { resolveScopeKeys, type ScopeKey, type WritePolicy } from '../push/write-policy';
 import { runQuery } from '../query/run-query';
@@ -150,9 +151,7 @@ async function applyCall(
       await dbTx.query(text, params);
     }
     const capture: WriteCapture | undefined =
-      partialSQL && config.changelog
-        ? { record: (change) => changes.push(change), schema: config.schema, partialSQL }
-        : undefined;
+      partialSQL && config.changelog ? { record: (change) => changes.push(change) } : undefined;
     const guard = config.writePolicy
       ? createWriteGuard({
           policy: config.writePolicy,
@@ -168,7 +167,12 @@ async function applyCall(
       clientID: call.route,
       mutationID: 0,
       schema: config.schema,
-      mutate: createSchemaMutate(config.schema, dbTx, capture, guard),
+      mutate: createSchemaMutate(dbTx, {
+        schema: config.schema,
+        partialSQL,
+        capture,
+        guard,
+      }) as ServerTransaction['mutate'],
       run: (query) => runQuery(dbTx, config.schema, query, { partialSQL }),
       dbTransaction: { wrappedTransaction: dbTx.wrappedTransaction },
       afterCommit: (fn) => {

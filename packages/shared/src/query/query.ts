@@ -14,7 +14,8 @@ import type {
 
 export type TableName<S extends AnySchema> = keyof S['tables'] & string;
 type TableOf<S extends AnySchema, T extends TableName<S>> = S['tables'][T];
-export type RowOf<S extends AnySchema, T extends TableName<S>> = TableOf<S, T>['$inferSelect'];
+/** A row as queries and clients see it: `returned: false` columns are not in it. */
+export type RowOf<S extends AnySchema, T extends TableName<S>> = NonNullable<S['~rows']>[T];
 export type ColumnName<S extends AnySchema, T extends TableName<S>> = keyof RowOf<S, T> & string;
 type DataType<S extends AnySchema, T extends TableName<S>, C extends string> = TableOf<
   S,

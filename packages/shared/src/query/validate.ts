@@ -145,8 +145,15 @@ function enumLabel(column: ColumnInfo, value: string, where: string): string {
 function mustColumn(table: TableInfo, key: string, where: string): ColumnInfo {
   const column = table.columns.get(key);
   if (!column) {
+    const visible = [...table.columns.values()].filter((c) => c.returned).map((c) => c.key);
     throw new QueryError(
-      `${where}: "${key}" is not a column of ${table.name} (it has ${[...table.columns.keys()].join(', ')})`,
+      `${where}: "${key}" is not a column of ${table.name} (it has ${visible.join(', ')})`,
+    );
+  }
+  // Clients never hold it, so a query on it would give other rows there than here.
+  if (!column.returned) {
+    throw new QueryError(
+      `${where}: "${key}" of ${table.name} is returned: false; queries cannot filter or order by it`,
     );
   }
   return column;
