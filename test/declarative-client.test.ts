@@ -15,6 +15,9 @@ import { declarativeMutators as mutators } from './fixtures/declarative';
 // A declarative transaction called from the client runs optimistically on its store, then
 // authoritatively on the server: the rows it wrote and the results it gave must agree.
 
+// A client's first sync on PGlite under a loaded 2-core box can take a minute.
+const SLOW = { timeout: 120_000 };
+
 const visibility = defineVisibility(schema, {
   issue: () => PUBLIC_SCOPE,
   comment: () => PUBLIC_SCOPE,
@@ -68,35 +71,39 @@ for (const kind of ADAPTERS) {
         counter: await client.query.counter.orderBy('id').run(),
       });
 
-      it('writes the same rows optimistically as the server does, and they stay after the pull', async () => {
-        await fx.query(`INSERT INTO counter (id, value) VALUES ('issues', 0)`);
-        const alice = await open();
-        await alice.idle();
-        alice.setOnline(false);
-        const call = alice.mutate.decl.openIssue({ id: 'i1', title: 'Printer', comment: 'Hot' });
-        await call.client;
-        const optimistic = await rows(alice);
-        expect(optimistic.issue).toMatchObject([{ id: 'i1', ownerID: 'alice' }]);
-        expect(optimistic.comment).toEqual([{ id: 'i1/1', issueID: 'i1', body: 'Hot' }]);
-        expect(optimistic.counter).toEqual([{ id: 'issues', value: 1 }]);
+      it(
+        'writes the same rows optimistically as the server does, and they stay after the pull',
+        SLOW,
+        async () => {
+          await fx.query(`INSERT INTO counter (id, value) VALUES ('issues', 0)`);
+          const alice = await open();
+          await alice.idle();
+          alice.setOnline(false);
+          const call = alice.mutate.decl.openIssue({ id: 'i1', title: 'Printer', comment: 'Hot' });
+          await call.client;
+          const optimistic = await rows(alice);
+          expect(optimistic.issue).toMatchObject([{ id: 'i1', ownerID: 'alice' }]);
+          expect(optimistic.comment).toEqual([{ id: 'i1/1', issueID: 'i1', body: 'Hot' }]);
+          expect(optimistic.counter).toEqual([{ id: 'issues', value: 1 }]);
 
-        alice.setOnline(true);
-        const outcome = await call.server;
-        await alice.idle();
-        expect(outcome.ok).toBe(true);
-        expect(await rows(alice)).toEqual(optimistic);
-        expect(alice.pending).toBe(0);
-        expect(await fx.query('SELECT id, issue_id, body FROM comment')).toEqual([
-          { id: 'i1/1', issue_id: 'i1', body: 'Hot' },
-        ]);
+          alice.setOnline(true);
+          const outcome = await call.server;
+          await alice.idle();
+          expect(outcome.ok).toBe(true);
+          expect(await rows(alice)).toEqual(optimistic);
+          expect(alice.pending).toBe(0);
+          expect(await fx.query('SELECT id, issue_id, body FROM comment')).toEqual([
+            { id: 'i1/1', issue_id: 'i1', body: 'Hot' },
+          ]);
 
-        // Another client sees what the server stored: the same rows again.
-        const bob = await open('bob');
-        await bob.idle();
-        expect(await rows(bob)).toEqual(optimistic);
-      });
+          // Another client sees what the server stored: the same rows again.
+          const bob = await open('bob');
+          await bob.idle();
+          expect(await rows(bob)).toEqual(optimistic);
+        },
+      );
 
-      it('gives the same results on the client store as in Postgres', async () => {
+      it('gives the same results on the client store as in Postgres', SLOW, async () => {
         await fx.query(`INSERT INTO counter (id, value) VALUES ('issues', 0)`);
         const alice = await open();
         await alice.idle();

@@ -243,50 +243,51 @@ const hiddenMutators = defineMutators({
 describe.each(ADAPTERS.filter((a) => !a.unavailable).slice(0, 2))(
   'mapRoute and returned: false: $name',
   (kind) => {
+    let fx: AdapterFixture;
+    beforeAll(async () => {
+      fx = await kind.create();
+    });
+    afterAll(() => fx?.close());
+
     it('never answers a returned: false column, whatever the response asks for', async () => {
-      const fx = await kind.create();
-      try {
-        const options = {
-          db: fx.db,
-          schema: hiddenSchema,
-          userID: 'alice',
-          context: { userID: 'alice' },
-          logger: silentLogger,
-        };
-        const routes = [
-          mapRoute({
-            path: '/a',
-            method: 'POST',
-            mutator: hiddenMutators.openIssue,
-            response: { entity: 'issue' },
-          }),
-          mapRoute({
-            path: '/b',
-            method: 'POST',
-            mutator: hiddenMutators.openIssue,
-            response: { entity: 'all' },
-          }),
-          mapRoute({ path: '/c', method: 'POST', mutator: hiddenMutators.openIssue }),
-          mapRoute({
-            path: '/d',
-            method: 'POST',
-            mutator: hiddenMutators.openIssue,
-            response: { entity: 'issue', pick: ['id', 'ownerID'] },
-          }),
-        ];
-        for (const [i, route] of routes.entries()) {
-          const res = await route(json(route.path, { id: `i${i}` }), options);
-          expect(res.status).toBe(200);
-          const text = await res.text();
-          expect(text).toContain(`"i${i}"`);
-          expect(text).not.toMatch(/ownerID|owner_id|alice/);
-        }
-        expect(await fx.query('SELECT DISTINCT owner_id FROM issue')).toEqual([
-          { owner_id: 'alice' },
-        ]);
-      } finally {
-        await fx.close();
+      const options = {
+        db: fx.db,
+        schema: hiddenSchema,
+        userID: 'alice',
+        context: { userID: 'alice' },
+        logger: silentLogger,
+      };
+      const routes = [
+        mapRoute({
+          path: '/a',
+          method: 'POST',
+          mutator: hiddenMutators.openIssue,
+          response: { entity: 'issue' },
+        }),
+        mapRoute({
+          path: '/b',
+          method: 'POST',
+          mutator: hiddenMutators.openIssue,
+          response: { entity: 'all' },
+        }),
+        mapRoute({ path: '/c', method: 'POST', mutator: hiddenMutators.openIssue }),
+        mapRoute({
+          path: '/d',
+          method: 'POST',
+          mutator: hiddenMutators.openIssue,
+          response: { entity: 'issue', pick: ['id', 'ownerID'] },
+        }),
+      ];
+      for (const [i, route] of routes.entries()) {
+        const res = await route(json(route.path, { id: `i${i}` }), options);
+        expect(res.status).toBe(200);
+        const text = await res.text();
+        expect(text).toContain(`"i${i}"`);
+        expect(text).not.toMatch(/ownerID|owner_id|alice/);
       }
+      expect(await fx.query('SELECT DISTINCT owner_id FROM issue')).toEqual([
+        { owner_id: 'alice' },
+      ]);
     });
   },
 );
