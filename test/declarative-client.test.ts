@@ -7,7 +7,7 @@ import {
   silentLogger,
 } from '@reprise/server';
 import { createMemoryStore, runMutator } from '@reprise/shared';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import { schema, type TestContext } from './fixtures/app';
 import { declarativeMutators as mutators } from './fixtures/declarative';
@@ -31,12 +31,14 @@ for (const kind of ADAPTERS) {
     () => {
       let fx: AdapterFixture;
       const clients: Client<typeof schema, typeof mutators>[] = [];
-      beforeEach(async () => {
+      // One database per suite, emptied before each test: a PGlite start is slow on a busy box.
+      beforeAll(async () => {
         fx = await kind.create();
       });
+      afterAll(() => fx?.close());
+      beforeEach(() => fx.reset());
       afterEach(async () => {
         for (const client of clients.splice(0)) await client.close();
-        await fx.close();
       });
 
       const open = async (userID = 'alice') => {
