@@ -1,5 +1,6 @@
 import type { PGlite } from '@electric-sql/pglite';
 import type { PushRequest, PushResponse } from '@reprise/shared';
+import type { Pool } from 'pg';
 import type { Sql } from 'postgres';
 import { BASELINE_INSERT, BASELINE_LMID_UPSERT } from './app';
 
@@ -116,6 +117,51 @@ export function createPGliteBaseline(pglite: PGlite): Baseline {
           await tx.query('SAVEPOINT m');
           await tx.query(BASELINE_INSERT, [row.id, row.title]);
           await tx.query('RELEASE SAVEPOINT m');
+        }
+      });
+    },
+  };
+}
+
+/** The same baselines over a node-postgres pool: BEGIN and COMMIT on one checked-out client. */
+export function createPgBaseline(pool: Pool): Baseline {
+  const inTransaction = async (work: (client: import('pg').PoolClient) => Promise<void>) => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await work(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
+  return {
+    async perMutation(push) {
+      const { clientID, firstID, rows } = contentsOf(push);
+      for (const [i, row] of rows.entries()) {
+        await inTransaction(async (client) => {
+          const lmid = await client.query(BASELINE_LMID_UPSERT, [push.clientGroupID, clientID, 1]);
+          checkLMID(clientID, firstID + i, lmid.rows[0]?.lastMutationID);
+          await client.query(BASELINE_INSERT, [row.id, row.title]);
+        });
+      }
+    },
+    async perPush(push) {
+      const { clientID, firstID, rows } = contentsOf(push);
+      await inTransaction(async (client) => {
+        const lmid = await client.query(BASELINE_LMID_UPSERT, [
+          push.clientGroupID,
+          clientID,
+          rows.length,
+        ]);
+        checkLMID(clientID, firstID + rows.length - 1, lmid.rows[0]?.lastMutationID);
+        for (const row of rows) {
+          await client.query('SAVEPOINT m');
+          await client.query(BASELINE_INSERT, [row.id, row.title]);
+          await client.query('RELEASE SAVEPOINT m');
         }
       });
     },

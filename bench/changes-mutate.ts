@@ -120,7 +120,7 @@ export class ChangelogRunner {
     const profiled = columns.map(([label]) => ({
       label,
       stats: new Breakdown(),
-      run: { mutations: 0, ms: 0, latencies: [] as number[] },
+      run: { mutations: 0, ms: 0, latencies: [] as number[], nodeCpuUs: 0 },
     }));
     for (let round = 0; round < rounds; round++) {
       for (const [i, [, mode]] of columns.entries()) {
@@ -129,6 +129,7 @@ export class ChangelogRunner {
         column.run.mutations += run.mutations;
         column.run.ms += run.ms;
         column.run.latencies.push(...run.latencies);
+        column.run.nodeCpuUs += run.nodeCpuUs;
       }
     }
     return profiled;

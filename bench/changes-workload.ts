@@ -95,6 +95,7 @@ export async function runNoteScript(
   check: Database<any> = db,
 ): Promise<RunResult> {
   const latencies: number[] = [];
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   for (const body of script.bodies) {
     const pushStarted = performance.now();
@@ -102,8 +103,14 @@ export async function runNoteScript(
     latencies.push(performance.now() - pushStarted);
   }
   const ms = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   await verifyScript(check, script, changelog);
-  return { mutations: script.creates + script.renames, ms, latencies };
+  return {
+    mutations: script.creates + script.renames,
+    ms,
+    latencies,
+    nodeCpuUs: cpu.user + cpu.system,
+  };
 }
 
 /** Asserts the notes, the client's LMID and the changelog rows are what the script made. */

@@ -6,11 +6,18 @@ import {
   type CaseResult,
   captureTable,
   caseLabel,
+  cpuTable,
   detailTable,
   summaryTable,
   TARGET_RATIO,
 } from './report';
-import { createPGliteTarget, createPostgresTarget, resolveServerURL, type Target } from './targets';
+import {
+  createPGliteTarget,
+  createPgTarget,
+  createPostgresTarget,
+  resolveServerURL,
+  type Target,
+} from './targets';
 import { type BenchCase, benchCases, type RunResult, runSide, type Side } from './workload';
 
 // `npm run bench -- push`: the engine's mutations per second through `handleMutateRequest`,
@@ -104,8 +111,21 @@ export async function runPushBench(options: {
   console.log(`\nPushes: ${reps} alternating runs per case (median)`);
   const server = await resolveServerURL();
   const targets: Array<() => Promise<Target>> = [createPGliteTarget];
-  if ('url' in server) targets.push(() => createPostgresTarget(server.url));
-  else console.log(`NOTICE: ${server.notice}`);
+  if ('url' in server) {
+    targets.push(() => createPostgresTarget(server.url));
+    // node-postgres, on a database of its own on the same server.
+    targets.push(async () => {
+      const database = await createPostgresTarget(server.url);
+      const target = createPgTarget(database);
+      return {
+        ...target,
+        close: async () => {
+          await target.close();
+          await database.close();
+        },
+      };
+    });
+  } else console.log(`NOTICE: ${server.notice}`);
 
   const results: CaseResult[] = [];
   const breakdowns: string[] = [];
@@ -118,6 +138,10 @@ export async function runPushBench(options: {
     `\nWhat capture costs the push path (median of ${reps}; target: capture on >= ${CAPTURE_RATIO} x off)\n`,
   );
   console.log(captureTable(results, summary.missed));
+  console.log(
+    "\nLatency and CPU per mutation (median of runs; PG: the bench database's backends)\n",
+  );
+  console.log(cpuTable(results));
   console.log('\nPush latency and per-run spread\n');
   console.log(detailTable(results));
   console.log('\nWhere the engine spends each mutation (one instrumented run per case)\n');

@@ -104,6 +104,50 @@ export function captureTable(results: readonly CaseResult[], missed: string[]): 
 }
 
 const p50 = (run: RunResult) => median(run.latencies);
+const p99 = (run: RunResult) => {
+  const sorted = [...run.latencies].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0;
+};
+/** Median over runs of CPU microseconds per mutation, or '-' where it was not measured. */
+const cpuPer = (runs: readonly RunResult[], pick: (run: RunResult) => number | undefined) => {
+  const values = runs.map((run) => pick(run)).filter((v): v is number => v !== undefined);
+  return values.length === runs.length && values.length
+    ? fixed(median(values.map((v, i) => v / runs[i]!.mutations)))
+    : '-';
+};
+
+/**
+ * Where the time goes per mutation: CPU of this process (for PGlite, the database's too)
+ * and of the Postgres backends serving the run, engine beside baseline, with p50 and p99
+ * push latency. CPU is less disturbed than throughput by other work on a shared machine.
+ */
+export function cpuTable(results: readonly CaseResult[]): string {
+  const rows = results
+    .filter((r) => !r.error)
+    .map((r) => [
+      r.database,
+      caseLabel(r.bench),
+      `${fixed(median(r.engine.map(p50)), 2)} / ${fixed(median(r.engine.map(p99)), 2)}`,
+      `${fixed(median(r.baseline.map(p50)), 2)} / ${fixed(median(r.baseline.map(p99)), 2)}`,
+      cpuPer(r.engine, (run) => run.nodeCpuUs),
+      cpuPer(r.baseline, (run) => run.nodeCpuUs),
+      cpuPer(r.engine, (run) => run.serverCpuUs),
+      cpuPer(r.baseline, (run) => run.serverCpuUs),
+    ]);
+  return renderTable(
+    [
+      'database',
+      'case',
+      'engine push ms p50 / p99',
+      'baseline p50 / p99',
+      'engine Node µs/mut',
+      'baseline Node µs/mut',
+      'engine PG µs/mut',
+      'baseline PG µs/mut',
+    ],
+    rows,
+  );
+}
 
 /** Push latency and the spread of the repeated runs. */
 export function detailTable(results: readonly CaseResult[]): string {

@@ -1,19 +1,56 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { type Database, migrate } from '@reprise/server';
+import { createPgDatabase } from '@reprise/server/pg';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
 import type { AnySchema } from '@reprise/shared';
+import pg from 'pg';
 import postgres from 'postgres';
 import { BENCH_DDL, schema } from './app';
-import { type Baseline, createPGliteBaseline, createPostgresJsBaseline } from './baselines';
+import {
+  type Baseline,
+  createPGliteBaseline,
+  createPgBaseline,
+  createPostgresJsBaseline,
+} from './baselines';
 
 /** One database the bench runs against: the engine's adapter and the raw baselines. */
 export interface Target {
   readonly label: string;
   readonly db: Database<any>;
   readonly baseline: Baseline;
+  /**
+   * CPU microseconds used so far by each backend serving the bench database, by pid, read
+   * from /proc; absent where the server is not on this machine (or is PGlite, whose CPU is
+   * the process's own).
+   */
+  serverCpu?(): Promise<Map<number, number> | undefined>;
   close(): Promise<void>;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** Reads the CPU time of the backends connected to the current database, if local. */
+async function backendCpu(db: Database<any>): Promise<Map<number, number> | undefined> {
+  const rows = await db.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = current_database()',
+  );
+  const spent = new Map<number, number>();
+  for (const { pid } of rows) {
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return undefined; // not this machine's process: the server is elsewhere
+    }
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    spent.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1e6) / USER_HZ);
+  }
+  return spent;
 }
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -77,7 +114,7 @@ export async function createPostgresTarget(
   serverURL: string,
   ddl: readonly string[] = BENCH_DDL,
   capture: AnySchema = schema,
-): Promise<Target> {
+): Promise<Target & { readonly url: string }> {
   const admin = postgres(serverURL, { max: 1, onnotice: () => {} });
   const name = `bench_${randomBytes(6).toString('hex')}`;
   await admin.unsafe(`CREATE DATABASE ${name}`);
@@ -104,9 +141,34 @@ export async function createPostgresTarget(
   try {
     const db = createPostgresJsDatabase(sql);
     await prepare(db, ddl, capture);
-    return { label: 'Postgres', db, baseline: createPostgresJsBaseline(sql), close };
+    return {
+      label: 'Postgres',
+      db,
+      baseline: createPostgresJsBaseline(sql),
+      serverCpu: () => backendCpu(db),
+      close,
+      url: url.toString(),
+    };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/**
+ * The same database on node-postgres: a second target over the Postgres target's
+ * database, so the two drivers are measured on one server in one run. Closing it ends only
+ * its pool.
+ */
+export function createPgTarget(on: { readonly url: string }): Target {
+  const pool = new pg.Pool({ connectionString: on.url, max: POOL_SIZE });
+  pool.on('error', () => {});
+  const db = createPgDatabase(pool);
+  return {
+    label: 'Postgres (pg)',
+    db,
+    baseline: createPgBaseline(pool),
+    serverCpu: () => backendCpu(db),
+    close: () => pool.end(),
+  };
 }

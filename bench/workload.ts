@@ -38,6 +38,10 @@ export interface RunResult {
   readonly ms: number;
   /** Milliseconds per push, in completion order. */
   readonly latencies: number[];
+  /** CPU microseconds this process spent in the run (for PGlite, the database's too). */
+  readonly nodeCpuUs: number;
+  /** CPU microseconds the run's Postgres backends spent, when the server is local. */
+  readonly serverCpuUs?: number;
 }
 
 /** The three cases; `scale` shrinks or grows the mutation counts (1 ≈ 2000/5000/5000). */
@@ -129,6 +133,8 @@ export async function runSide(
       : (push: BenchPush) =>
           post((request) => handleBaselineRequest(request, target.baseline[bench.baseline]), push);
   const latencies: number[] = [];
+  const serverBefore = await target.serverCpu?.();
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     scripts.map(async (script) => {
@@ -140,9 +146,24 @@ export async function runSide(
     }),
   );
   const ms = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  const serverAfter = await target.serverCpu?.();
   const mutations = bench.clients * pushesPerClient * bench.perPush;
   await verify(target, side, tag, scripts, pushesPerClient * bench.perPush);
-  return { mutations, ms, latencies };
+  return {
+    mutations,
+    ms,
+    latencies,
+    nodeCpuUs: cpu.user + cpu.system,
+    ...(serverBefore && serverAfter ? { serverCpuUs: cpuSpent(serverBefore, serverAfter) } : {}),
+  };
+}
+
+/** CPU microseconds spent between two readings of the same backends. */
+function cpuSpent(before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>) {
+  let total = 0;
+  for (const [pid, us] of after) total += us - (before.get(pid) ?? 0);
+  return total;
 }
 
 /** Asserts every row landed and every client's LMID reached its last mutation. */

@@ -217,6 +217,50 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       expect(after.get('s1')?.title).toBe('edited');
     });
 
+    it('each writing transaction is numbered once as it commits, even one that resets its settings or rolls back its first write', async () => {
+      const start = await pull(fx, 'ana', null);
+      await fx.db.transaction(
+        async (tx) => {
+          await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('a1', 'one', 'ana')`);
+          // RESET ALL forgets that the transaction already registered: its next write
+          // flags itself again, and the commit must still go through, numbered once.
+          await tx.query('RESET ALL');
+          await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('a2', 'two', 'ana')`);
+        },
+        { isolation: 'read committed' },
+      );
+      await fx.db.transaction(
+        async (tx) => {
+          // The first write, rolled back with its savepoint, takes its flag with it.
+          await tx
+            .savepoint(async (inner) => {
+              await inner.query(
+                `INSERT INTO issue (id, title, owner_id) VALUES ('b0', 'gone', 'ana')`,
+              );
+              throw new Error('roll back');
+            })
+            .catch(() => undefined);
+          await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('b1', 'kept', 'ana')`);
+        },
+        { isolation: 'read committed' },
+      );
+      const commits = await fx.query<{ n: number; numbered: number; txids: number }>(
+        `SELECT count(*)::int AS n, count(k."seq")::int AS numbered,
+                count(DISTINCT c."txid")::int AS txids
+         FROM reprise.changes c LEFT JOIN reprise.commits k ON k."txid" = c."txid"`,
+      );
+      expect(commits).toEqual([{ n: 3, numbered: 3, txids: 2 }]);
+      expect(
+        (
+          await fx.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM reprise.commits WHERE "txid" IN (SELECT "txid" FROM reprise.changes)',
+          )
+        )[0]!.n,
+      ).toBe(2);
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect([...after.keys()].sort()).toEqual(['a1', 'a2', 'b1']);
+    });
+
     it("a raw write of ana's row reaches ana and never bob, by pull and by a scoped read", async () => {
       const ana = await pull(fx, 'ana', null);
       const bob = await pull(fx, 'bob', null);

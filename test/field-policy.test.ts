@@ -20,9 +20,19 @@ import {
   filterInput,
   filterOutput,
   type PullResponse,
+  type SchemaMutate,
 } from '@reprise/shared';
 import { pgTable, text } from 'drizzle-orm/pg-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  expectTypeOf,
+  it,
+} from 'vitest';
 import { z } from 'zod';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 
@@ -80,6 +90,25 @@ const mutators = defineMutators({
       tx.run(q.account.where('passwordHash' as never, `hash:${SECRET}:pw` as never)),
     ),
   },
+});
+
+it('types: client rows, queries and CRUD calls leave the policies’ columns out', () => {
+  type Client = Awaited<ReturnType<typeof createClient<typeof schema, typeof mutators>>>;
+  type Rows = Awaited<ReturnType<Client['query']['account']['run']>>;
+  expectTypeOf<Rows[number]>().toEqualTypeOf<{ id: string; email: string; role: string }>();
+  const client = undefined as unknown as Client;
+  const never = () => {
+    // @ts-expect-error: a returned: false column is not a query column
+    client.query.account.where('apiKey', 'k');
+    // @ts-expect-error: nor can a client set an input: false one
+    client.crud.account.put({ id: 'a', email: 'e', passwordHash: 'h', role: 'admin' });
+    client.crud.account.put({ id: 'a', email: 'e', passwordHash: 'h' });
+  };
+  expect(typeof never).toBe('function');
+  // tx.mutate runs on the client too: its rows and its where have no returned: false column.
+  type Mutate = SchemaMutate<typeof schema>['account'];
+  expectTypeOf<Awaited<ReturnType<Mutate['insert']>>>().toEqualTypeOf<Rows[number]>();
+  expectTypeOf<Parameters<Mutate['delete']>[0]>().not.toHaveProperty('apiKey');
 });
 
 /** The text of an answer, whatever its encoding, for the secret search. */

@@ -127,6 +127,7 @@ export {
   type RelatedField,
   type RelationshipName,
   type RowOf,
+  type ServerRowOf,
   type TableName,
 } from './query/query';
 export type { MemoryDraft, MemoryStore, StoreRow } from './query/store';

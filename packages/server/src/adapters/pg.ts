@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Client, ClientBase, Notification, Pool, PoolClient, QueryResult } from 'pg';
 import {
   type Database,
@@ -22,9 +23,47 @@ export interface PgDatabaseOptions {
    * the pool, so a connection that stopped answering cannot hold a request or the pool.
    */
   readonly queryTimeoutMs?: number;
+  /**
+   * Prepares each parameterised statement once per connection, as a named statement, instead
+   * of parsing and planning it again on every call (default true). Turn it off behind
+   * PgBouncer before 1.21 in transaction mode, which keeps no prepared statements.
+   */
+  readonly prepare?: boolean;
 }
 
 export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+
+/**
+ * The most statements one connection keeps prepared: past it, new texts run unnamed, so
+ * an app whose queries vary without end (an `IN` list of every length) costs each
+ * connection a bounded number of server-side plans.
+ */
+const MAX_PREPARED_PER_CONNECTION = 200;
+
+/** The statement names prepared on each connection. */
+const preparedOn = new WeakMap<object, Set<string>>();
+/** Statement names by text, bounded like a connection's set. */
+const statementNames = new Map<string, string>();
+
+/** The name to prepare `text` under on `client`, or undefined to run it unnamed. */
+function statementName(client: object, text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    if (statementNames.size >= 4 * MAX_PREPARED_PER_CONNECTION) return undefined;
+    name = `reprise_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  let names = preparedOn.get(client);
+  if (!names) {
+    names = new Set();
+    preparedOn.set(client, names);
+  }
+  if (!names.has(name)) {
+    if (names.size >= MAX_PREPARED_PER_CONNECTION) return undefined;
+    names.add(name);
+  }
+  return name;
+}
 
 async function run<R>(client: Queryable, text: string, params: readonly unknown[]) {
   try {
@@ -127,6 +166,7 @@ export class Connection {
     readonly client: PoolClient | Client,
     private readonly timeoutMs: number,
     private readonly pooled: boolean,
+    private readonly prepare = false,
   ) {}
 
   async run<R>(text: string, params: readonly unknown[]): Promise<R[]> {
@@ -141,7 +181,10 @@ export class Connection {
     const lost = this.broken ?? connectionErrors.get(this.client);
     if (lost) throw toDatabaseError(lost, text);
     try {
-      const sent = this.client.query<R & {}>(text, params as unknown[]);
+      const name = this.prepare && params.length > 0 ? statementName(this.client, text) : undefined;
+      const sent = name
+        ? this.client.query<R & {}>({ name, text, values: params as unknown[] })
+        : this.client.query<R & {}>(text, params as unknown[]);
       return await withDeadline(sent, this.timeoutMs, 'a statement');
     } catch (error) {
       const failure = toDatabaseError(error, text);
@@ -194,6 +237,7 @@ export function createPgDatabaseOf<TWrapped>(
   wrap: (connection: Connection) => TWrapped,
 ): Database<TWrapped> {
   const timeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  const prepare = options.prepare ?? true;
   const exclusive = createMutex();
   if (isPool(poolOrClient)) guardPool(poolOrClient);
   const using = async <T>(connection: Connection, fn: (connection: Connection) => Promise<T>) => {
@@ -206,10 +250,10 @@ export function createPgDatabaseOf<TWrapped>(
   const withConnection = isPool(poolOrClient)
     ? <T>(fn: (connection: Connection) => Promise<T>) =>
         withPoolClient(poolOrClient, timeoutMs, (client) =>
-          using(new Connection(client, timeoutMs, true), fn),
+          using(new Connection(client, timeoutMs, true, prepare), fn),
         )
     : <T>(fn: (connection: Connection) => Promise<T>) =>
-        exclusive(() => using(new Connection(poolOrClient, timeoutMs, false), fn));
+        exclusive(() => using(new Connection(poolOrClient, timeoutMs, false, prepare), fn));
 
   return {
     name,

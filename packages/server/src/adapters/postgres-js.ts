@@ -76,7 +76,7 @@ export function createPostgresJsDatabase(
 
   return {
     name: 'postgres-js',
-    capabilities: { advisoryLocks: true, partialSQL: false },
+    capabilities: { advisoryLocks: true, partialSQL: false, pipelining: true },
     transaction: (fn, { isolation }) => transaction(sql, fn, isolation, timeoutMs, terminate),
     query: async (text, params = []) => {
       const query = prepared(sql, text, params).execute();

@@ -36,9 +36,15 @@ function captureFunctionSQL(tables: EngineTables, table: TableInfo): string {
   const keyChanged = keys
     .map((c) => `OLD.${quoteIdent(c.sqlName)} IS DISTINCT FROM NEW.${quoteIdent(c.sqlName)}`)
     .join(' OR ');
-  const insert = (action: string, record: 'NEW' | 'OLD', before: string, after: string) =>
-    `INSERT INTO ${tables.changes} ("table", "action", "key", "before", "after", "clientGroupID", "clientID", "mutationID")
-       VALUES (${nameLiteral(table.name)}, '${action}', ${rowSQL(record, keys)}, ${before}, ${after}, cg, cid, mid);`;
+  const insert = (
+    action: string,
+    record: 'NEW' | 'OLD',
+    before: string,
+    after: string,
+    opens = 'opens',
+  ) =>
+    `INSERT INTO ${tables.changes} ("table", "action", "key", "before", "after", "clientGroupID", "clientID", "mutationID", "opensCommit")
+       VALUES (${nameLiteral(table.name)}, '${action}', ${rowSQL(record, keys)}, ${before}, ${after}, cg, cid, mid, ${opens});`;
   const oldRow = rowSQL('OLD', columns);
   const newRow = rowSQL('NEW', columns);
   const [group, client, mutation] = ORIGIN_SETTINGS.map(nameLiteral);
@@ -49,11 +55,13 @@ DECLARE
   cg text := nullif(current_setting(${group}, true), '');
   cid text := nullif(current_setting(${client}, true), '');
   mid bigint := nullif(current_setting(${mutation}, true), '')::bigint;
+  opens boolean;
 BEGIN
-  -- The transaction's first captured write registers it, to be numbered as it commits.
+  -- The transaction's first captured change is flagged: a deferred trigger on it numbers
+  -- the transaction as it commits (migrate.ts, step 5).
   IF current_setting(${nameLiteral(`${tables.schema}.registered`)}, true) IS DISTINCT FROM 'on' THEN
     PERFORM set_config(${nameLiteral(`${tables.schema}.registered`)}, 'on', true);
-    INSERT INTO ${tables.commits} ("txid") VALUES (pg_current_xact_id()) ON CONFLICT ("txid") DO NOTHING;
+    opens := true;
   END IF;
   IF TG_OP = 'INSERT' THEN
     ${insert('create', 'NEW', 'NULL', newRow)}
@@ -61,7 +69,7 @@ BEGIN
     ${insert('delete', 'OLD', oldRow, 'NULL')}
   ELSIF ${keyChanged || 'false'} THEN
     ${insert('delete', 'OLD', oldRow, 'NULL')}
-    ${insert('create', 'NEW', 'NULL', newRow)}
+    ${insert('create', 'NEW', 'NULL', newRow, 'NULL')}
   ELSE
     ${insert('update', 'NEW', oldRow, newRow)}
   END IF;

@@ -10,7 +10,7 @@ import { decodeStoredRow, encodeStoredRow, keyColumns } from './row-json';
 // same transaction: the capture triggers write it (capture.ts), or on pg-mem, which has
 // no triggers, the engine does for each `tx.mutate` write. Pull, pokes and change streams
 // all read it, in commit order: each writing transaction takes a sequence number as it
-// commits (migrate.ts, step 3), so a transaction that started early and committed late
+// commits (migrate.ts, steps 3 and 5), so a transaction that started early and committed late
 // comes after everything that committed before it.
 //
 // Positions are Postgres snapshots, not ids: ids are handed out before commit, so a

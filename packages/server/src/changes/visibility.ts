@@ -1,12 +1,12 @@
-import type { AnySchema, RowOf, TableName } from '@reprise/shared';
+import type { AnySchema, ServerRowOf, TableName } from '@reprise/shared';
 
 /** The scope every user sees: rows in it are public. */
 export const PUBLIC_SCOPE = '*';
 
 /** Who may see a row of one table: a column holding its scope, or a function of the row. */
 export type TableVisibility<S extends AnySchema, T extends TableName<S>> =
-  | (keyof RowOf<S, T> & string)
-  | ((row: RowOf<S, T>) => string | readonly string[] | null | undefined);
+  | (keyof ServerRowOf<S, T> & string)
+  | ((row: ServerRowOf<S, T>) => string | readonly string[] | null | undefined);
 
 /** Per table, who may see its rows. Tables left out are never synced to clients. */
 export type Visibility<S extends AnySchema = AnySchema> = {

@@ -41,6 +41,13 @@ export interface Database<TWrapped = unknown> {
      * its plainest statements there, at the cost of an extra round trip or two.
      */
     readonly partialSQL: boolean;
+    /**
+     * Statements of one transaction may be sent before the previous one answers, and run
+     * in the order they were called (postgres.js pipelines them). The engine then sends a
+     * statement whose answer it needs only later without waiting, saving a round trip.
+     * Absent means false.
+     */
+    readonly pipelining?: boolean;
   };
   transaction<T>(
     fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>,

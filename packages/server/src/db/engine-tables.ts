@@ -19,6 +19,8 @@ export interface EngineTables {
   /** Each transaction that wrote changes, with its commit sequence number. */
   readonly commits: string;
   /** The function a deferred trigger calls to number a transaction as it commits. */
+  readonly numberCommit: string;
+  /** Its predecessor, kept for capture functions installed before engine schema 5. */
   readonly stampCommit: string;
   readonly commitSeq: string;
   /** The CRUD operations already applied (or refused), so a resent one applies once. */
@@ -46,6 +48,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       changelogState: q('changelogState'),
       streams: q('streams'),
       commits: q('commits'),
+      numberCommit: q('number_commit'),
       stampCommit: q('stamp_commit'),
       commitSeq: q('commit_seq'),
       crudReceipts: q('crudReceipts'),

@@ -229,12 +229,6 @@ async function applyChunk(
       const run = async (dbTx: DatabaseTransaction) => {
         const mutator = mutatorsByName.get(m.name);
         if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
-        // Inside the savepoint: a mutation that rolls back takes its origin with it.
-        const key = originKey(m.clientID, m.id);
-        if (!recordsItself && origin !== key) {
-          const { text, params } = originStatement(mutationOrigin);
-          await dbTx.query(text, params);
-        }
         const serverTx: ServerTransaction = {
           location: 'server',
           reason: 'authoritative',
@@ -263,15 +257,27 @@ async function applyChunk(
         );
       };
       try {
+        // Names the mutation for the capture triggers, before its savepoint: the name
+        // outlives a rollback, but the next mutation names itself before it writes. Where
+        // the driver pipelines, the statement goes out with the SAVEPOINT, saving a round trip.
+        const key = originKey(m.clientID, m.id);
+        let named: Promise<unknown> | undefined;
+        if (!recordsItself && origin !== key) {
+          const { text, params } = originStatement(mutationOrigin);
+          named = tx.query(text, params);
+          origin = key;
+          if (config.db.capabilities.pipelining) named.catch(() => undefined);
+          else await named;
+        }
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
         // transaction rolls back and the next one records the failure.
         const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
-        origin = originKey(m.clientID, m.id);
+        await named;
         hooks.push(...mutationHooks);
         for (const change of mutationChanges) changes.push({ ...change, origin: mutationOrigin });
         result = data === undefined ? {} : { data };
       } catch (error) {
-        // Rolled back to the savepoint: the settings are what they were before it.
+        // Named again by the next mutation: cheap, and it never trusts a failed statement.
         origin = undefined;
         // A lost connection or serialization failure retries the whole transaction.
         if (isTransientError(error)) throw error;

@@ -1,4 +1,4 @@
-import type { AnySchema, RowOf, TableName } from '@reprise/shared';
+import type { AnySchema, ServerRowOf, TableName } from '@reprise/shared';
 import { WriteForbiddenError } from './write-forbidden';
 
 /** What an `allow` rule is told about the write it judges. */
@@ -23,12 +23,12 @@ export interface WriteRuleContext {
  */
 export type WriteRule<S extends AnySchema, T extends TableName<S>> =
   /** A column that must equal one of the scope keys (a user id, a tenant id). */
-  | { readonly owner: keyof RowOf<S, T> & string }
+  | { readonly owner: keyof ServerRowOf<S, T> & string }
   /** Owned through a parent row: `via` holds the parent's primary key; the parent's rule decides. */
-  | { readonly parent: TableName<S>; readonly via: keyof RowOf<S, T> & string }
+  | { readonly parent: TableName<S>; readonly via: keyof ServerRowOf<S, T> & string }
   /** The app decides; it may query in the write's transaction. */
   | {
-      readonly allow: (row: RowOf<S, T>, ctx: WriteRuleContext) => boolean | Promise<boolean>;
+      readonly allow: (row: ServerRowOf<S, T>, ctx: WriteRuleContext) => boolean | Promise<boolean>;
     }
   /** Anyone who may push may write it (an audit log, a public board). */
   | 'unrestricted';

@@ -2,7 +2,7 @@
 // read from the changelog, the iterator and the named stream's lease are beside it.
 
 import { randomUUID } from 'node:crypto';
-import type { AnySchema, RowOf, TableName } from '@reprise/shared';
+import type { AnySchema, ServerRowOf, TableName } from '@reprise/shared';
 import { ensureCaptured } from '../changes/capture';
 import { type ChangeWatcher, createChangeWatcher } from '../changes/change-watcher';
 import { type Change, type ChangeAction, currentCursor } from '../changes/changelog';
@@ -50,7 +50,7 @@ export type ChangeEvent<Row = Record<string, unknown>, T extends string = string
 
 type TableFilters<S extends AnySchema, T extends TableName<S>> = {
   readonly table: T;
-} & ActionFilters<RowOf<S, T>>;
+} & ActionFilters<ServerRowOf<S, T>>;
 
 /** Which changes to receive: one table or all, and per action, which rows. */
 export type ChangeFilters<S extends AnySchema = AnySchema> =
@@ -83,7 +83,7 @@ type ActionsOf<O> = [Extract<keyof O, ChangeAction>] extends [never]
   ? ChangeAction
   : Extract<keyof O, ChangeAction>;
 type TableEvent<S extends AnySchema, T> =
-  T extends TableName<S> ? ChangeEvent<RowOf<S, T>, T> : never;
+  T extends TableName<S> ? ChangeEvent<ServerRowOf<S, T>, T> : never;
 /** The events a stream with options `O` delivers: its table's rows, its actions. */
 export type ChangeEventOf<S extends AnySchema, O> = Extract<
   TableEvent<S, [TableOf<O>] extends [never] ? TableName<S> : TableOf<O>>,

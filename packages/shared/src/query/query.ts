@@ -16,6 +16,14 @@ export type TableName<S extends AnySchema> = keyof S['tables'] & string;
 type TableOf<S extends AnySchema, T extends TableName<S>> = S['tables'][T];
 /** A row as queries and clients see it: `returned: false` columns are not in it. */
 export type RowOf<S extends AnySchema, T extends TableName<S>> = NonNullable<S['~rows']>[T];
+/**
+ * A row as server code reads it whole (write policies, visibility rules, change streams,
+ * the entity API): `returned: false` columns included.
+ */
+export type ServerRowOf<S extends AnySchema, T extends TableName<S>> = TableOf<
+  S,
+  T
+>['$inferSelect'];
 export type ColumnName<S extends AnySchema, T extends TableName<S>> = keyof RowOf<S, T> & string;
 type DataType<S extends AnySchema, T extends TableName<S>, C extends string> = TableOf<
   S,

@@ -1,107 +1,51 @@
 // test/accounts.test.ts
-import { createClient } from '@reprise/client';
-import {
-  defineVisibility,
-  handleMutateRequest,
-  handlePullRequest,
-  silentLogger,
-} from '@reprise/server';
+import { createEntityContext, defineVisibility, handlePullRequest } from '@reprise/server';
 import { createTestDatabase } from '@reprise/server/testing';
 import { expect, it } from 'vitest';
-import { accountMutators, accounts } from '../src/accounts.js';
-import { signUpRoute } from '../src/accounts-route.js';
+import { accountSchema, signUp } from '../src/accounts.js';
 
-const ACCOUNTS_DDL = `
-  CREATE TABLE app_user (id text PRIMARY KEY, email text NOT NULL, password text NOT NULL);
-  CREATE TABLE profile (id text PRIMARY KEY, user_id text NOT NULL, display_name text NOT NULL,
-    avatar text NOT NULL);
-  CREATE TABLE settings (id text PRIMARY KEY, user_id text NOT NULL, theme text NOT NULL,
-    notifications boolean NOT NULL);
-  CREATE TABLE subscription (id text PRIMARY KEY, user_id text NOT NULL, plan text NOT NULL,
-    expires_at timestamptz NOT NULL);
-`;
-const signUpRequest = (body: unknown, key?: string) =>
-  new Request('http://app.test/auth/sign-up', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
-    body: JSON.stringify(body),
-  });
+const ACCOUNT_DDL = `CREATE TABLE account (id text PRIMARY KEY, email text NOT NULL,
+  password_hash text NOT NULL, role text NOT NULL DEFAULT 'member')`;
 
-it('signs up through the route: four rows, one welcome mail, no password in the answer', async () => {
+it('keeps the password hash on the server, and the role out of callers’ hands', async () => {
   await using t = await createTestDatabase({
-    schema: accounts,
-    mutators: accountMutators,
-    ddl: ACCOUNTS_DDL,
+    schema: accountSchema,
+    mutators: {},
+    ddl: ACCOUNT_DDL,
   });
-  const sent: string[] = [];
-  const mailer = { send: async (mail: { to: string }) => void sent.push(mail.to) };
-  const options = { db: t.db, schema: accounts, context: { mailer }, logger: silentLogger };
+  const body = { id: 'a1', email: 'ana@example.com', password: 'hunter22', role: 'admin' };
+  const res = await signUp(t.db, body);
+  expect(await res.json()).toEqual({ id: 'a1', email: 'ana@example.com', role: 'member' });
 
-  const refused = await signUpRoute(signUpRequest({ email: 'ana', password: 'short' }), options);
-  expect(refused.status).toBe(400);
-  expect(await refused.json()).toEqual({
-    errors: ['Invalid email', 'Password must be 8+ characters', 'Name is required'],
+  // Server code reads whole rows, and may look one up by a returned: false column.
+  const entities = createEntityContext({ db: t.db, schema: accountSchema });
+  const stored = await entities.account.findOne({ email: 'ana@example.com' });
+  expect(stored?.passwordHash).toMatch(/^[0-9a-f]{32}:[0-9a-f]{64}$/);
+  await entities.transaction(async (e) => {
+    await e.account.update({ id: 'a1' }, { role: 'admin' }); // server code may set it
   });
 
-  const body = {
-    userId: 'u1',
-    email: 'Ana@Example.com',
-    password: 'correct horse',
-    name: 'Ana',
-    plan: 'pro',
-  };
-  const res = await signUpRoute(signUpRequest(body, 'signup-u1'), options);
-  expect(res.status).toBe(200);
-  expect(await res.json()).toEqual({ id: 'u1', email: 'ana@example.com' });
-  const again = await signUpRoute(signUpRequest(body, 'signup-u1'), options); // a retry
-  expect(again.headers.get('idempotent-replayed')).toBe('true');
-  expect(await again.json()).toEqual({ id: 'u1', email: 'ana@example.com' });
-  expect(sent).toEqual(['ana@example.com']);
-  for (const table of ['app_user', 'profile', 'settings', 'subscription']) {
-    expect(await t.sql(`SELECT id FROM ${table}`)).toEqual([{ id: 'u1' }]);
-  }
-});
-
-it('runs the same transaction optimistically in the browser, then on the server', async () => {
-  await using t = await createTestDatabase({
-    schema: accounts,
-    mutators: accountMutators,
-    ddl: ACCOUNTS_DDL,
+  // A pull, like every answer to a client, never carries it.
+  const visibility = defineVisibility(accountSchema, { account: 'id' });
+  const pull = await handlePullRequest({
+    db: t.db,
+    schema: accountSchema,
+    visibility,
+    userID: 'a1',
+    scopes: ['a1'],
+    request: new Request('http://app.test/pull', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ clientGroupID: 'g1', cookie: null }),
+    }),
   });
-  const visibility = defineVisibility(accounts, {
-    user: 'id',
-    profile: 'userId',
-    settings: 'userId',
-    subscription: 'userId',
-  });
-  // The client's fetch goes straight to the handlers; in an app it is your server.
-  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = new Request(input, init);
-    const server = { db: t.db, schema: accounts, request, userID: 'u2', logger: silentLogger };
-    return request.url.endsWith('/mutate')
-      ? handleMutateRequest({ ...server, mutators: accountMutators, context: {} })
-      : handlePullRequest({ ...server, visibility, scopes: ['u2'] });
-  };
-  const client = await createClient({
-    schema: accounts,
-    mutators: accountMutators,
-    userID: 'u2',
-    server: 'http://app.test',
-    fetch,
-    context: {}, // no mailer here: onSuccess runs on the server only
-  });
-  const args = { userId: 'u2', email: 'bo@example.com', password: 'open sesame', name: 'Bo' };
-  const { client: applied, server } = client.mutate.user.signUp(args);
-  await applied; // already in the local store, before the server has seen it
-  expect(await client.query.profile.run()).toMatchObject([{ id: 'u2', displayName: 'Bo' }]);
-  expect(await client.query.subscription.run()).toEqual([]); // the free plan skips step 4
-
-  const result = await server;
-  expect(result.ok && result.data.user).toEqual({ id: 'u2', email: 'bo@example.com' });
-  await client.idle();
-  expect(await client.query.user.run()).toEqual([{ id: 'u2', email: 'bo@example.com' }]);
-  expect(await client.query.settings.run()).toMatchObject([
-    { theme: 'light', notifications: true },
+  const { patch } = await pull.json();
+  expect(patch).toEqual([
+    { op: 'clear' },
+    {
+      op: 'put',
+      tableName: 'account',
+      value: { id: 'a1', email: 'ana@example.com', role: 'admin' },
+    },
   ]);
-  await client.close();
 });

@@ -1,6 +1,6 @@
-// src/accounts-route.ts: the same transaction as a route, for a plain fetch or a webhook
+// src/signup-route.ts: the same transaction as a route, for a plain fetch or a webhook
 import { mapRoute } from '@reprise/server';
-import { accountMutators } from './accounts.js';
+import { accountMutators } from './signup.js';
 
 export const signUpRoute = mapRoute({
   path: '/auth/sign-up',
