@@ -158,6 +158,7 @@ export function createClientTransaction<S extends AnySchema>(
     reason: meta.reason,
     clientID: meta.clientID,
     mutationID: meta.mutationID,
+    schema,
     mutate: createStoreMutate(schema, store as unknown as MemoryStore) as never,
     run: async <Q extends Query<any, any, any, any>>(query: Q) =>
       runQuery(store, query) as QueryResult<Q>,

@@ -71,6 +71,16 @@ export {
 } from './push/write-policy';
 export { type CompiledQuery, type CompileOptions, compileQuery } from './query/query-compiler';
 export { runQuery } from './query/run-query';
+export {
+  mapRoute,
+  type RouteDefinition,
+  type RouteHandler,
+  type RouteMethod,
+  type RouteOptions,
+  type RouteResponse,
+  type RouteValidate,
+} from './routes/map-route';
+export type { RouteCall } from './routes/route-processor';
 export type {
   ActionFilters,
   FieldFilter,

@@ -9,6 +9,15 @@ export {
   crudPutArgsSchema,
 } from './crud-mutations';
 export {
+  createTransactionDefiner,
+  type DefineTransaction,
+  defineTransaction,
+  type OperationInput,
+  type TransactionBuilder,
+  type TransactionInput,
+  type WhereFilter,
+} from './define-transaction';
+export {
   ApplicationError,
   type JSONValue,
   toApplicationError,
@@ -38,6 +47,7 @@ export {
   type Mutator,
   type MutatorDefinition,
   type MutatorDefinitionTree,
+  type MutatorFailureHook,
   type MutatorFn,
   type MutatorOptions,
   type MutatorOverride,
@@ -174,6 +184,14 @@ export type {
   TransactionLocation,
   TransactionReason,
 } from './transaction';
+export {
+  type FailureContext,
+  type OperationContext,
+  type OperationKind,
+  type OperationSpec,
+  runOperations,
+  type TransactionSpec,
+} from './transaction-operations';
 export {
   decodeRich,
   encodeRich,

@@ -27,7 +27,19 @@ export interface MutatorDefinition<TInput = any, TArgs = any, TReturn = any> {
   readonly '~kind': 'mutator-definition';
   readonly validator: StandardSchemaV1<TInput, TArgs> | undefined;
   readonly fn: MutatorFn<TArgs, TReturn, any, any, any>;
+  /**
+   * Runs on the server once per mutation that failed for good (its writes rolled back, its
+   * error recorded), after that is committed: a declarative transaction's `onError`. Its
+   * own errors are logged and change nothing. `args` are as sent (validation may have failed).
+   */
+  readonly onFailure?: MutatorFailureHook | undefined;
 }
+
+/** See `MutatorDefinition.onFailure`. */
+export type MutatorFailureHook = (
+  error: unknown,
+  options: { readonly args: unknown; readonly ctx: unknown },
+) => void | Promise<void>;
 
 /**
  * Defines one mutator. With a validator (zod or any Standard Schema), the args are

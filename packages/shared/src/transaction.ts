@@ -53,6 +53,8 @@ interface BaseTransaction<S extends AnySchema> {
   readonly clientID: string;
   /** The mutation's per-client id. */
   readonly mutationID: number;
+  /** The schema `mutate` and `run` work on (declarative transactions read its tables). */
+  readonly schema: S;
   readonly mutate: SchemaMutate<S>;
   /**
    * Runs a query against the state this transaction sees, its own earlier writes included:

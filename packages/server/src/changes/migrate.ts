@@ -168,6 +168,24 @@ const STEPS: readonly MigrationStep[] = [
              EXECUTE FUNCTION ${t.stampCommit}()`,
           ],
   },
+  {
+    version: 6,
+    // Routes' idempotency keys (routes/route-processor.ts): the first answer to a call with
+    // an `Idempotency-Key`, written in the transaction of its writes, replayed to retries.
+    // The body is JSON text, not jsonb, so any answer JSON.stringify made can be stored.
+    statements: (t) => [
+      `CREATE TABLE ${t.routeReceipts} (
+        "userID" TEXT NOT NULL,
+        "route" TEXT NOT NULL,
+        "key" TEXT NOT NULL,
+        "requestHash" TEXT NOT NULL,
+        "status" INTEGER NOT NULL,
+        "body" TEXT NOT NULL,
+        "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY ("userID", "route", "key")
+      )`,
+    ],
+  },
 ];
 
 /** The newest engine schema version this package knows. */

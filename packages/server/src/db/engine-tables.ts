@@ -25,6 +25,8 @@ export interface EngineTables {
   readonly commitSeq: string;
   /** The CRUD operations already applied (or refused), so a resent one applies once. */
   readonly crudReceipts: string;
+  /** Routes' answers by idempotency key, so a retried call applies once. */
+  readonly routeReceipts: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -50,6 +52,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       stampCommit: q('stamp_commit'),
       commitSeq: q('commit_seq'),
       crudReceipts: q('crudReceipts'),
+      routeReceipts: q('routeReceipts'),
     };
     cache.set(schema, tables);
   }

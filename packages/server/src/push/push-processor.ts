@@ -7,6 +7,7 @@ import {
   flattenMutators,
   type MutationResponse,
   type MutationResult,
+  type Mutator,
   type PushRequest,
   runMutator,
   type ServerTransaction,
@@ -252,6 +253,7 @@ async function applyChunk(
     let result: MutationResult;
     if (retried && forcedFailure?.error instanceof ApplicationError) {
       result = appErrorResult(forcedFailure.error);
+      failed(hooks, mutatorsByName.get(m.name), forcedFailure.error, m, config);
     } else {
       const mutationHooks: Array<() => void | Promise<void>> = [];
       const mutationChanges: RecordedChange[] = [];
@@ -272,6 +274,7 @@ async function applyChunk(
           reason: 'authoritative',
           clientID: m.clientID,
           mutationID: m.id,
+          schema: config.schema,
           mutate: createSchemaMutate(dbTx, {
             schema: config.schema,
             partialSQL: config.db.capabilities.partialSQL,
@@ -320,6 +323,7 @@ async function applyChunk(
         if (isTransientError(error)) throw error;
         if (applied === 0 && !retried) throw new FirstMutationFailed(index, error, responses);
         result = appErrorResult(error);
+        failed(hooks, mutatorsByName.get(m.name), error, m, config);
       }
     }
     if ('error' in result || result.data !== undefined) {
@@ -367,6 +371,18 @@ function guardFor(m: CustomMutation, config: PushConfig) {
     partialSQL: config.db.capabilities.partialSQL,
     isolation: config.isolation,
   });
+}
+
+/** Its failure is final once this transaction commits: then the mutator's `onFailure` runs. */
+function failed(
+  hooks: Array<() => void | Promise<void>>,
+  mutator: Mutator | undefined,
+  error: unknown,
+  m: CustomMutation,
+  config: PushConfig,
+) {
+  const onFailure = mutator?.definition.onFailure;
+  if (onFailure) hooks.push(() => onFailure(error, { args: m.args[0], ctx: config.context }));
 }
 
 function appErrorResult(error: unknown): MutationResult {
