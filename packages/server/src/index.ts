@@ -33,6 +33,23 @@ export { DEFAULT_ENGINE_SCHEMA } from './db/engine-tables';
 export { consoleLogger, type Logger, silentLogger } from './db/logger';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './db/retry';
 export {
+  type AnyJobDefinition,
+  type DefineJobOptions,
+  defineJob,
+  type JobDefinition,
+  type JobInfo,
+  JobPayloadError,
+} from './jobs/define-job';
+export type {
+  DeadJob,
+  JobEngine,
+  JobRunSummary,
+  JobWorker,
+  JobWorkerOptions,
+  PgPoolLike,
+} from './jobs/job-backend';
+export { createJobQueue, type JobQueue, type JobQueueOptions } from './jobs/job-queue';
+export {
   createPokeHub,
   type PokeHub,
   type PokeHubOptions,

@@ -23,6 +23,8 @@ export interface EngineTables {
   readonly commitSeq: string;
   /** The CRUD operations already applied (or refused), so a resent one applies once. */
   readonly crudReceipts: string;
+  /** The in-process job runner's jobs (PGlite, pg-mem). */
+  readonly jobs: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -47,6 +49,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       stampCommit: q('stamp_commit'),
       commitSeq: q('commit_seq'),
       crudReceipts: q('crudReceipts'),
+      jobs: q('jobs'),
     };
     cache.set(schema, tables);
   }

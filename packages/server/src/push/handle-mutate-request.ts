@@ -25,6 +25,7 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
+import type { JobQueue } from '../jobs/job-queue';
 import { withCrudMutators } from './crud-mutators';
 import { processPush } from './push-processor';
 import type { ScopeKey, WritePolicy } from './write-policy';
@@ -76,6 +77,11 @@ export interface MutateOptions {
    * default, and only with a `writePolicy`: without one any client could write any row.
    */
   readonly crud?: boolean;
+  /**
+   * The job queue (`createJobQueue`) that `tx.enqueue` adds jobs to, in the mutation's own
+   * transaction. Without it, `tx.enqueue` fails the mutation.
+   */
+  readonly jobs?: JobQueue;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -194,6 +200,7 @@ export async function processMutateRequest(
       changelog: options.changelog ?? true,
       writePolicy: options.writePolicy as WritePolicy | undefined,
       scopeKey: options.scopeKey,
+      jobs: options.jobs,
     });
   } catch (error) {
     logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });

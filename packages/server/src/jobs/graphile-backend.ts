@@ -1,0 +1,163 @@
+import { EventEmitter } from 'node:events';
+import type { Logger as GraphileLogger, Job, RunnerOptions, TaskList } from 'graphile-worker';
+import { quoteIdent } from '../db/database';
+import type {
+  BackendConfig,
+  DeadJob,
+  JobBackend,
+  JobRunSummary,
+  JobSpec,
+  JobWorker,
+  JobWorkerOptions,
+} from './job-backend';
+import { runHandler } from './job-backend';
+
+// graphile-worker on a real Postgres server. Enqueueing is its `add_job` SQL function, run
+// through the engine's own transaction (whatever the driver); migrating, working and
+// running once are graphile-worker's own, over its own node-postgres connections. The
+// package is loaded only when one of those runs, so an app that only enqueues, or runs on
+// PGlite, never loads it.
+
+type Graphile = typeof import('graphile-worker');
+let loaded: Promise<Graphile> | undefined;
+const loadGraphile = () => {
+  loaded ??= import('graphile-worker');
+  return loaded;
+};
+
+export function createGraphileBackend(config: BackendConfig): JobBackend {
+  const schema = quoteIdent(config.schema);
+  // One statement however many jobs a transaction adds: a row of the JSON array each.
+  const text = `SELECT ${schema}.add_job(j.name, j.payload, run_at => j.run_at, max_attempts => j.max_attempts)
+    FROM json_to_recordset($1::text::json) AS j(name text, payload json, run_at timestamptz, max_attempts integer)`;
+
+  async function options(events?: EventEmitter): Promise<RunnerOptions> {
+    const { connectionString, pgPool } = config;
+    if (connectionString === undefined && pgPool === undefined) {
+      throw new TypeError(
+        'graphile-worker needs a connection of its own: pass connectionString or pgPool to createJobQueue',
+      );
+    }
+    const graphile = await loadGraphile();
+    return {
+      ...(pgPool ? { pgPool: pgPool as unknown as NonNullable<RunnerOptions['pgPool']> } : {}),
+      ...(connectionString === undefined ? {} : { connectionString }),
+      schema: config.schema,
+      taskList: taskList(config),
+      logger: graphileLogger(graphile, config),
+      // The app decides when to stop: `worker.stop()` on its own shutdown.
+      noHandleSignals: true,
+      ...(events ? { events: events as NonNullable<RunnerOptions['events']> } : {}),
+    };
+  }
+
+  function watchFailures(events: EventEmitter, summary?: { completed: number; failed: number }) {
+    events.on('job:success', () => {
+      if (summary) summary.completed++;
+    });
+    events.on('job:error', () => {
+      if (summary) summary.failed++;
+    });
+    events.on('job:failed', ({ job, error }: { job: Job; error: unknown }) => {
+      const dead = deadJob(job);
+      config.logger.error({ event: 'jobs.deadLetter', job: dead.id, name: dead.name, error });
+      Promise.resolve(config.onDeadLetter?.(dead, error)).catch((hookError) =>
+        config.logger.error({ event: 'jobs.onDeadLetter', error: hookError }),
+      );
+    });
+  }
+
+  return {
+    engine: 'graphile-worker',
+    statement(specs: readonly JobSpec[]) {
+      const rows = specs.map((spec) => ({
+        name: spec.name,
+        payload: JSON.parse(spec.payload) as unknown,
+        run_at: spec.runAt?.toISOString() ?? null,
+        max_attempts: spec.maxAttempts,
+      }));
+      return { text, params: [JSON.stringify(rows)] };
+    },
+    async migrate() {
+      const graphile = await loadGraphile();
+      await graphile.runMigrations(await options());
+    },
+    async startWorker(workerOptions: JobWorkerOptions): Promise<JobWorker> {
+      const graphile = await loadGraphile();
+      const events = new EventEmitter();
+      watchFailures(events);
+      const runner = await graphile.run({
+        ...(await options(events)),
+        concurrency: workerOptions.concurrency ?? 1,
+        pollInterval: workerOptions.pollInterval ?? 2000,
+      });
+      return { stop: () => runner.stop() };
+    },
+    async runPending(): Promise<JobRunSummary> {
+      const graphile = await loadGraphile();
+      const events = new EventEmitter();
+      const summary = { completed: 0, failed: 0 };
+      watchFailures(events, summary);
+      await graphile.runOnce(await options(events));
+      return summary;
+    },
+    async deadLetters(): Promise<DeadJob[]> {
+      const rows = await config.db.query<{
+        id: string;
+        task_identifier: string;
+        attempts: number;
+        max_attempts: number;
+        last_error: string | null;
+        created_at: Date | string;
+      }>(
+        `SELECT id::text AS id, task_identifier, attempts, max_attempts, last_error, created_at
+         FROM ${schema}.jobs WHERE attempts >= max_attempts AND locked_at IS NULL ORDER BY id`,
+      );
+      return rows.map((row) => ({
+        id: row.id,
+        name: row.task_identifier,
+        attempts: Number(row.attempts),
+        maxAttempts: Number(row.max_attempts),
+        lastError: row.last_error,
+        createdAt: new Date(row.created_at),
+      }));
+    },
+    // graphile-worker's trigger notifies its workers of every new job.
+    added() {},
+  };
+}
+
+function taskList(config: BackendConfig): TaskList {
+  const tasks: TaskList = {};
+  for (const [name, definition] of config.jobs) {
+    tasks[name] = (payload, helpers) =>
+      runHandler(definition, name, payload, {
+        id: String(helpers.job.id),
+        name,
+        attempt: helpers.job.attempts,
+        maxAttempts: helpers.job.max_attempts,
+      });
+  }
+  return tasks;
+}
+
+function deadJob(job: Job): DeadJob {
+  return {
+    id: String(job.id),
+    name: job.task_identifier,
+    attempts: job.attempts,
+    maxAttempts: job.max_attempts,
+    lastError: job.last_error,
+    createdAt: new Date(job.created_at),
+  };
+}
+
+/** graphile-worker's log lines, through the app's logger. */
+function graphileLogger(graphile: Graphile, config: BackendConfig): GraphileLogger {
+  return new graphile.Logger((scope) => (level, message, meta) => {
+    const entry = { event: 'jobs.graphile-worker', message, ...scope, ...meta };
+    if (level === 'error') config.logger.error(entry);
+    else if (level === 'warning') config.logger.warn(entry);
+    else config.logger.debug(entry);
+  });
+}
