@@ -1,5 +1,7 @@
 import {
   createJobQueue,
+  type Database,
+  type DatabaseTransaction,
   type DeadJob,
   type JobQueue,
   type JobWorker,
@@ -24,32 +26,72 @@ interface JobRun {
   worker: string;
 }
 
-async function pushOne(
+/** One push of `mutations` (ids 1, 2, … of a new client) through `db`; their results. */
+async function push(
   fx: AdapterFixture,
   queue: JobQueue,
-  name: string,
-  args: unknown,
-): Promise<MutationResult> {
+  mutations: readonly { name: string; args: unknown }[],
+  db: Database<any> = fx.db,
+): Promise<MutationResult[]> {
   const clientID = `c-${nanoid(8)}`;
   const reply = await processMutateRequest({
-    db: fx.db,
+    db,
     schema,
     mutators: jobsMutators,
     jobs: queue,
     userID: 'u',
     context: { userID: 'u', raw: fx.raw },
     logger: silentLogger,
+    retry: { baseDelayMs: 1, maxDelayMs: 2 },
     body: {
       clientGroupID: `g-${clientID}`,
       pushVersion: 1,
       timestamp: Date.now(),
       requestID: 'r1',
-      mutations: [{ type: 'custom', id: 1, clientID, name, args: [args], timestamp: Date.now() }],
+      mutations: mutations.map((m, i) => ({
+        type: 'custom' as const,
+        id: i + 1,
+        clientID,
+        name: m.name,
+        args: [m.args],
+        timestamp: Date.now(),
+      })),
     },
   });
   const body = reply.body as { kind: string; mutations?: { result: MutationResult }[] };
   if (body.kind !== 'MutateResponse') throw new Error(`push failed: ${JSON.stringify(body)}`);
-  return body.mutations![0]!.result;
+  return body.mutations!.map((m) => m.result);
+}
+
+async function pushOne(
+  fx: AdapterFixture,
+  queue: JobQueue,
+  name: string,
+  args: unknown,
+): Promise<MutationResult> {
+  const [result] = await push(fx, queue, [{ name, args }]);
+  return result!;
+}
+
+/**
+ * `db`, whose statements matching `match` run and then fail, `times` times, with a
+ * serialization failure: their effects roll back with the transaction, which is retried.
+ */
+function failing(db: Database<any>, match: RegExp, times: number): Database<any> {
+  let remaining = times;
+  const wrap = (tx: DatabaseTransaction<any>): DatabaseTransaction<any> => ({
+    query: async (text, params) => {
+      if (remaining > 0 && match.test(text)) {
+        remaining--;
+        await tx.query(text, params);
+        throw Object.assign(new Error('could not serialize access'), { code: '40001' });
+      }
+      return tx.query(text, params);
+    },
+    savepoint: (fn) => tx.savepoint((inner) => fn(wrap(inner))),
+    wrappedTransaction: tx.wrappedTransaction,
+  });
+  return { ...db, transaction: (fn, options) => db.transaction((tx) => fn(wrap(tx)), options) };
 }
 
 const runsOf = (fx: AdapterFixture, issueID: string) =>
@@ -91,6 +133,47 @@ for (const kind of ADAPTERS) {
       expect(runs).toMatchObject([{ issue_id: id, attempt: 1 }]);
       await queue.runPending();
       expect(await runsOf(fx, id)).toHaveLength(1);
+    });
+
+    it('adds the jobs of the mutations of a push that committed, not of one refused', async () => {
+      const [a, b, c] = [nanoid(), nanoid(), nanoid()];
+      const results = await push(fx, queue, [
+        { name: 'issue.create', args: { id: a, title: 't' } },
+        { name: 'issue.refuse', args: { id: b, title: 't' } },
+        { name: 'issue.create', args: { id: c, title: 't' } },
+      ]);
+      expect(results).toMatchObject([{}, { error: 'app' }, {}]);
+      await queue.runPending();
+      expect(await runsOf(fx, a)).toHaveLength(1);
+      expect(await runsOf(fx, b)).toEqual([]);
+      expect(await runsOf(fx, c)).toHaveLength(1);
+    });
+
+    it('adds a job once when its transaction is retried', async () => {
+      const id = nanoid();
+      // The job's own statement runs, then fails transiently: the whole transaction runs again.
+      const flaky = failing(fx.db, /add_job|"jobs"/, 1);
+      const [result] = await push(
+        fx,
+        queue,
+        [{ name: 'issue.create', args: { id, title: 't' } }],
+        flaky,
+      );
+      expect(result).toEqual({});
+      await queue.runPending();
+      expect(await runsOf(fx, id)).toHaveLength(1);
+    });
+
+    it('fails the mutation, and adds nothing, when the payload fails the job schema', async () => {
+      const id = nanoid();
+      const result = await pushOne(fx, queue, 'issue.badPayload', { id, title: 't' });
+      expect(result).toMatchObject({
+        error: 'app',
+        message: expect.stringContaining('The payload of job "issue.created" is invalid'),
+      });
+      expect(await fx.query('SELECT id FROM issue WHERE id = $1', [id])).toEqual([]);
+      await queue.runPending();
+      expect(await runsOf(fx, id)).toEqual([]);
     });
 
     it("never runs a refused mutation's job", async () => {
