@@ -3,16 +3,19 @@ import {
   type Database,
   type DatabaseTransaction,
   type DeadJob,
+  defineJob,
   type JobQueue,
   type JobWorker,
   processMutateRequest,
   silentLogger,
 } from '@reprise/server';
-import type { MutationResult } from '@reprise/shared';
+import { createTestDatabase, type TestEngine } from '@reprise/server/testing';
+import type { MutationResult, ServerTransaction } from '@reprise/shared';
 import { nanoid } from 'nanoid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
-import { schema } from './fixtures/app';
+import { FIXTURE_DDL, schema } from './fixtures/app';
 import { issueJobs, JOB_RUN_DDL, jobsMutators } from './fixtures/jobs-app';
 
 // Durable side effects: a job enqueued by a mutator exists if and only if the mutation
@@ -185,6 +188,60 @@ for (const kind of ADAPTERS) {
     });
   });
 }
+
+describe.each<TestEngine>(['pglite', 'pg-mem'])('createTestDatabase with jobs on %s', (engine) => {
+  const ran: { id: string; issueID: string }[] = [];
+  const jobs = [
+    defineJob('issue.created', z.object({ issueID: z.string() }), ({ issueID }, job) => {
+      ran.push({ id: job.id, issueID });
+    }),
+  ];
+
+  it('keeps enqueued jobs until runJobs runs them, and never a refused one', async () => {
+    await using t = await createTestDatabase({
+      schema,
+      mutators: jobsMutators,
+      jobs,
+      ddl: FIXTURE_DDL,
+      engine,
+      userID: 'u',
+      context: { userID: 'u', raw: async () => [] },
+    });
+    ran.length = 0;
+    expect(await t.mutate(jobsMutators.issue.create({ id: 'i1', title: 't' }))).toEqual({
+      ok: true,
+      data: undefined,
+    });
+    expect((await t.mutate(jobsMutators.issue.refuse({ id: 'i2', title: 't' }))).ok).toBe(false);
+    expect(ran).toEqual([]);
+    expect(await t.runJobs()).toEqual({ completed: 1, failed: 0 });
+    expect(ran).toEqual([{ id: expect.any(String), issueID: 'i1' }]);
+    expect(await t.runJobs()).toEqual({ completed: 0, failed: 0 });
+  }, 90_000);
+});
+
+describe('tx.enqueue types', () => {
+  it('takes the payload type of the job definition it is given', () => {
+    const job = defineJob('typed', z.object({ n: z.number() }), () => {});
+    const enqueue = (tx: ServerTransaction) => {
+      void tx.enqueue(job, { n: 1 });
+      // @ts-expect-error: n must be a number
+      void tx.enqueue(job, { n: 'one' });
+      // @ts-expect-error: the payload is required
+      void tx.enqueue(job);
+    };
+    expectTypeOf(enqueue).toBeFunction();
+    expectTypeOf<NonNullable<typeof job.$payload>>().toEqualTypeOf<{ n: number }>();
+    expectTypeOf(job.handler).parameter(0).toEqualTypeOf<{ n: number }>();
+  });
+
+  it('refuses a bad job name or maxAttempts when the job is defined', () => {
+    expect(() => defineJob('no spaces', z.object({}), () => {})).toThrow(/Invalid job name/);
+    expect(() => defineJob('ok', z.object({}), () => {}, { maxAttempts: 0 })).toThrow(
+      /maxAttempts of job "ok" must be an integer from 1/,
+    );
+  });
+});
 
 /** One in-process setup and the real server's first adapter: the heavier cases. */
 const HEAVY = ADAPTERS.filter((a) =>
