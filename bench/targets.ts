@@ -13,6 +13,8 @@ export interface Target {
   readonly label: string;
   readonly db: Database<any>;
   readonly baseline: Baseline;
+  /** The Postgres target's own database, for tools with connections of their own. */
+  readonly url?: string;
   close(): Promise<void>;
 }
 
@@ -104,7 +106,13 @@ export async function createPostgresTarget(
   try {
     const db = createPostgresJsDatabase(sql);
     await prepare(db, ddl, capture);
-    return { label: 'Postgres', db, baseline: createPostgresJsBaseline(sql), close };
+    return {
+      label: 'Postgres',
+      db,
+      baseline: createPostgresJsBaseline(sql),
+      url: url.toString(),
+      close,
+    };
   } catch (error) {
     await close();
     throw error;

@@ -282,7 +282,7 @@ async function applyChunk(
           ctx: config.context,
         }).then(storableData);
         // An enqueue the mutator did not await still fails the mutation when its payload does.
-        mutationJobSpecs.push(...(await Promise.all(mutationJobs)));
+        if (mutationJobs.length > 0) mutationJobSpecs.push(...(await Promise.all(mutationJobs)));
         return data;
       };
       try {
