@@ -4,18 +4,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import { createJobQueue, type Database, migrate, silentLogger } from '@reprise/server';
+import {
+  createJobQueue,
+  type Database,
+  migrate,
+  processMutateRequest,
+  silentLogger,
+} from '@reprise/server';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { nanoid } from 'nanoid';
 import { describe, expect, it } from 'vitest';
 import { ADAPTERS, DATABASE_URL } from './fixtures/adapters';
-import { FIXTURE_DDL } from './fixtures/app';
-import { issueJobs, JOB_RUN_DDL } from './fixtures/jobs-app';
+import { FIXTURE_DDL, schema } from './fixtures/app';
+import { issueJobs, JOB_RUN_DDL, jobsMutators } from './fixtures/jobs-app';
 
 // The app server dies (SIGKILL) between the commit of a mutation that enqueued a job and
 // any run of that job. A new worker must still run the job, exactly once, by the id the
 // job had when it was committed. The server is a child process (fixtures/jobs-server.ts)
-// with a worker of its own running; the mutation's after-commit hook kills it.
+// with a worker of its own running; the mutation's after-commit hook kills it. Then the
+// same with a worker killed while it runs the job: once its heartbeat is stale, a new
+// worker runs the job again (its second attempt).
+
+/** The new workers' heartbeat: a dead worker is found within a couple of seconds. */
+const FAST_HEARTBEAT = { heartbeatMs: 200, deadAfterMs: 1_500 };
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/jobs-server.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -56,6 +67,7 @@ async function recover(
   issueID: string,
   pendingJobID: () => Promise<string[]>,
   connectionString?: string,
+  attempt = 1,
 ) {
   // The mutation committed; its job waits, run by no one.
   const [client] = await db.query<{ lastMutationID: string | number }>(
@@ -74,7 +86,7 @@ async function recover(
         jobs: issueJobs(db, name),
         ...(connectionString ? { connectionString } : {}),
         logger: silentLogger,
-      }).startWorker({ pollInterval: 100 }),
+      }).startWorker({ pollInterval: 100, ...FAST_HEARTBEAT }),
     ),
   );
   try {
@@ -92,39 +104,115 @@ async function recover(
     'SELECT * FROM job_run',
   );
   expect(runs).toHaveLength(1);
-  expect(runs[0]).toMatchObject({ job_id: pending[0], issue_id: issueID, attempt: 1 });
+  expect(runs[0]).toMatchObject({ job_id: pending[0], issue_id: issueID, attempt });
   expect(['new-a', 'new-b']).toContain(runs[0]!.worker);
   // Completed jobs leave the queue.
   expect(await pendingJobID()).toEqual([]);
 }
 
-function expectKilled(exit: Exit) {
+function expectKilled(exit: Exit, midJob = false) {
   expect(exit.signal, `the server exited otherwise: ${exit.stderr.slice(-2000)}`).toBe('SIGKILL');
   expect(exit.stdout).toContain('worker started');
   expect(exit.stdout).not.toContain('survived');
+  if (midJob) expect(exit.stdout).toContain('job started');
+}
+
+/** Commits `issue.create` of `issueID` as client c-crash, which enqueues its job. */
+async function enqueueOne(db: Database<any>, issueID: string, connectionString?: string) {
+  const queue = createJobQueue({
+    db,
+    jobs: issueJobs(db, 'enqueuer'),
+    ...(connectionString ? { connectionString } : {}),
+    logger: silentLogger,
+  });
+  const reply = await processMutateRequest({
+    db,
+    schema,
+    mutators: jobsMutators,
+    jobs: queue,
+    userID: 'u',
+    context: { userID: 'u', raw: async () => [] },
+    logger: silentLogger,
+    body: {
+      clientGroupID: 'g-crash',
+      pushVersion: 1,
+      timestamp: 0,
+      requestID: 'r',
+      mutations: [
+        {
+          type: 'custom',
+          id: 1,
+          clientID: 'c-crash',
+          name: 'issue.create',
+          args: [{ id: issueID, title: 't' }],
+          timestamp: 0,
+        },
+      ],
+    },
+  });
+  expect(reply.body).toMatchObject({ mutations: [{ result: {} }] });
+}
+
+const pgliteJobIDs = (db: Database<any>) => async () =>
+  (await db.query<{ id: string }>('SELECT id::text AS id FROM reprise.jobs')).map((row) => row.id);
+const graphileJobIDs = (db: Database<any>) => async () =>
+  (
+    await db.query<{ id: string }>(
+      `SELECT id::text AS id FROM graphile_worker.jobs WHERE task_identifier = 'issue.created'`,
+    )
+  ).map((row) => row.id);
+
+/** A PGlite data directory with the engine's tables and the app's. */
+async function pgliteDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'reprise-jobs-'));
+  const setup = new PGlite(dir);
+  const db = createPGliteDatabase(setup);
+  await migrate(db);
+  for (const ddl of [...FIXTURE_DDL, JOB_RUN_DDL]) await db.query(ddl);
+  await setup.close();
+  return dir;
 }
 
 describe('a server killed between commit and run (PGlite data directory)', () => {
   it('leaves the job to a new worker, which runs it exactly once', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'reprise-jobs-'));
+    const dir = await pgliteDir();
     try {
-      const setup = new PGlite(dir);
-      const setupDB = createPGliteDatabase(setup);
-      await migrate(setupDB);
-      for (const ddl of [...FIXTURE_DDL, JOB_RUN_DDL]) await setupDB.query(ddl);
-      await setup.close();
-
       const issueID = nanoid();
       expectKilled(await runServer({ JOBS_PGLITE_DIR: dir, JOBS_ISSUE_ID: issueID }));
 
       const pglite = new PGlite(dir);
       try {
         const db = createPGliteDatabase(pglite);
-        await recover(db, issueID, async () =>
-          (await db.query<{ id: string }>('SELECT id::text AS id FROM reprise.jobs')).map(
-            (row) => row.id,
-          ),
-        );
+        await recover(db, issueID, pgliteJobIDs(db));
+      } finally {
+        await pglite.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('runs the job of a worker killed mid-job again, once its heartbeat is stale', async () => {
+    const dir = await pgliteDir();
+    try {
+      const issueID = nanoid();
+      const before = new PGlite(dir);
+      await enqueueOne(createPGliteDatabase(before), issueID);
+      await before.close();
+
+      expectKilled(
+        await runServer({ JOBS_PGLITE_DIR: dir, JOBS_ISSUE_ID: issueID, JOBS_MODE: 'midjob' }),
+        true,
+      );
+
+      const pglite = new PGlite(dir);
+      try {
+        const db = createPGliteDatabase(pglite);
+        // Claimed by the dead worker: its first attempt.
+        expect(
+          await db.query('SELECT "attempts", "lockedBy" IS NOT NULL AS locked FROM reprise.jobs'),
+        ).toEqual([{ attempts: 1, locked: true }]);
+        await recover(db, issueID, pgliteJobIDs(db), undefined, 2);
       } finally {
         await pglite.close();
       }
@@ -149,17 +237,34 @@ describe.skipIf(!DATABASE_URL)('a server killed between commit and run (real Pos
       }).migrate();
       const issueID = nanoid();
       expectKilled(await runServer({ JOBS_DATABASE_URL: fx.url!, JOBS_ISSUE_ID: issueID }));
-      await recover(
-        fx.db,
-        issueID,
-        async () =>
-          (
-            await fx.query<{ id: string }>(
-              `SELECT id::text AS id FROM graphile_worker.jobs WHERE task_identifier = 'issue.created'`,
-            )
-          ).map((row) => row.id),
-        fx.url!,
+      await recover(fx.db, issueID, graphileJobIDs(fx.db), fx.url!);
+    } finally {
+      await fx.close();
+    }
+  }, 60_000);
+
+  it('runs the job of a worker killed mid-job again, once its heartbeat is stale', async () => {
+    const fx = await postgresJs.create();
+    try {
+      await fx.query(JOB_RUN_DDL);
+      await createJobQueue({ db: fx.db, jobs: [], connectionString: fx.url! }).migrate();
+      const issueID = nanoid();
+      await enqueueOne(fx.db, issueID, fx.url!);
+      expectKilled(
+        await runServer({
+          JOBS_DATABASE_URL: fx.url!,
+          JOBS_ISSUE_ID: issueID,
+          JOBS_MODE: 'midjob',
+        }),
+        true,
       );
+      // Locked by the dead worker, which took its first attempt.
+      expect(
+        await fx.query(
+          `SELECT attempts, locked_by IS NOT NULL AS locked FROM graphile_worker.jobs`,
+        ),
+      ).toEqual([{ attempts: 1, locked: true }]);
+      await recover(fx.db, issueID, graphileJobIDs(fx.db), fx.url!, 2);
     } finally {
       await fx.close();
     }

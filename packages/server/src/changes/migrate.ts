@@ -139,7 +139,8 @@ const STEPS: readonly MigrationStep[] = [
     version: 5,
     // The jobs of the in-process job runner (jobs/in-process-backend.ts), which PGlite and
     // pg-mem use; on a real server graphile-worker keeps its own schema, installed by its
-    // own migrations (`queue.migrate()`), and this table stays empty.
+    // own migrations (`queue.migrate()`), and this table stays empty. "jobWorkers" holds
+    // each running worker's heartbeat, for either engine (jobs/worker-heartbeat.ts).
     statements: (t) => [
       `CREATE TABLE ${t.jobs} (
         "id" BIGSERIAL PRIMARY KEY,
@@ -152,6 +153,10 @@ const STEPS: readonly MigrationStep[] = [
         "lockedBy" TEXT,
         "lockedAt" TIMESTAMPTZ,
         "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE ${t.jobWorkers} (
+        "id" TEXT PRIMARY KEY,
+        "heartbeatAt" TIMESTAMPTZ NOT NULL
       )`,
     ],
   },

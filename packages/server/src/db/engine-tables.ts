@@ -25,6 +25,8 @@ export interface EngineTables {
   readonly crudReceipts: string;
   /** The in-process job runner's jobs (PGlite, pg-mem). */
   readonly jobs: string;
+  /** The last heartbeat of each running job worker. */
+  readonly jobWorkers: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -50,6 +52,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       commitSeq: q('commit_seq'),
       crudReceipts: q('crudReceipts'),
       jobs: q('jobs'),
+      jobWorkers: q('jobWorkers'),
     };
     cache.set(schema, tables);
   }

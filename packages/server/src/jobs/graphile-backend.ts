@@ -10,7 +10,8 @@ import type {
   JobWorker,
   JobWorkerOptions,
 } from './job-backend';
-import { runHandler } from './job-backend';
+import { heartbeatFor, runHandler } from './job-backend';
+import type { Heartbeat } from './worker-heartbeat';
 
 // graphile-worker on a real Postgres server. Enqueueing is its `add_job` SQL function, run
 // through the engine's own transaction (whatever the driver); migrating, working and
@@ -51,6 +52,23 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
     };
   }
 
+  // A dead worker's jobs are released at once, not after graphile-worker's 4 hours.
+  const release = async (workerIDs: readonly string[]) => {
+    await config.db.query(`SELECT ${schema}.force_unlock_workers($1::text[])`, [workerIDs]);
+  };
+
+  /**
+   * Records each worker pool graphile-worker creates in the heartbeat table: its jobs are
+   * locked by the pool's id.
+   */
+  function watchWorkers(events: EventEmitter, heartbeat: Heartbeat) {
+    events.on('pool:create', ({ workerPool }: { workerPool: { id: string } }) => {
+      heartbeat
+        .add(workerPool.id)
+        .catch((error) => config.logger.error({ event: 'jobs.heartbeat', error }));
+    });
+  }
+
   function watchFailures(events: EventEmitter, summary?: { completed: number; failed: number }) {
     events.on('job:success', () => {
       if (summary) summary.completed++;
@@ -86,19 +104,38 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
       const graphile = await loadGraphile();
       const events = new EventEmitter();
       watchFailures(events);
-      const runner = await graphile.run({
-        ...(await options(events)),
-        concurrency: workerOptions.concurrency ?? 1,
-        pollInterval: workerOptions.pollInterval ?? 2000,
-      });
-      return { stop: () => runner.stop() };
+      const heartbeat = heartbeatFor(config, workerOptions, release);
+      watchWorkers(events, heartbeat);
+      let runner: Awaited<ReturnType<Graphile['run']>>;
+      try {
+        runner = await graphile.run({
+          ...(await options(events)),
+          concurrency: workerOptions.concurrency ?? 1,
+          pollInterval: workerOptions.pollInterval ?? 2000,
+        });
+      } catch (error) {
+        await heartbeat.stop();
+        throw error;
+      }
+      return {
+        async stop() {
+          await runner.stop();
+          await heartbeat.stop();
+        },
+      };
     },
     async runPending(): Promise<JobRunSummary> {
       const graphile = await loadGraphile();
       const events = new EventEmitter();
       const summary = { completed: 0, failed: 0 };
       watchFailures(events, summary);
-      await graphile.runOnce(await options(events));
+      const heartbeat = heartbeatFor(config, {}, release);
+      watchWorkers(events, heartbeat);
+      try {
+        await graphile.runOnce(await options(events));
+      } finally {
+        await heartbeat.stop();
+      }
       return summary;
     },
     async deadLetters(): Promise<DeadJob[]> {

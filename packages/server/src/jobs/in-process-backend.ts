@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { engineTables } from '../db/engine-tables';
 import {
   type BackendConfig,
   backoffSeconds,
   type DeadJob,
+  heartbeatFor,
   type JobBackend,
   type JobRunSummary,
   type JobSpec,
@@ -32,7 +32,16 @@ interface JobRow {
 }
 
 export function createInProcessBackend(config: BackendConfig): JobBackend {
-  const table = engineTables(config.schema).jobs;
+  const table = config.tables.jobs;
+  // A dead worker's claims are released at once, not after LOCK_TIMEOUT_MS.
+  const release = async (workerIDs: readonly string[]) => {
+    for (const id of workerIDs) {
+      await config.db.query(
+        `UPDATE ${table} SET "lockedBy" = NULL, "lockedAt" = NULL WHERE "lockedBy" = $1`,
+        [id],
+      );
+    }
+  };
   const workers = new Set<() => void>();
 
   /** Claims the next due job for `worker`, or returns undefined when none is due. */
@@ -118,6 +127,8 @@ export function createInProcessBackend(config: BackendConfig): JobBackend {
       const worker = `in-process:${randomUUID()}`;
       const concurrency = Math.max(1, options.concurrency ?? 1);
       const pollInterval = options.pollInterval ?? 2000;
+      const heartbeat = heartbeatFor(config, options, release);
+      await heartbeat.add(worker);
       let stopped = false;
       // Each idle loop's way to wake up early: on new jobs, and on stop.
       const wakers = new Set<() => void>();
@@ -155,15 +166,22 @@ export function createInProcessBackend(config: BackendConfig): JobBackend {
           workers.delete(nudge);
           nudge();
           await Promise.all(loops);
+          await heartbeat.stop();
         },
       };
     },
     async runPending(): Promise<JobRunSummary> {
       const worker = `in-process:${randomUUID()}`;
       const summary = { completed: 0, failed: 0 };
-      for (let row = await claim(worker); row; row = await claim(worker)) {
-        if (await attempt(worker, row)) summary.completed++;
-        else summary.failed++;
+      const heartbeat = heartbeatFor(config, {}, release);
+      try {
+        await heartbeat.add(worker);
+        for (let row = await claim(worker); row; row = await claim(worker)) {
+          if (await attempt(worker, row)) summary.completed++;
+          else summary.failed++;
+        }
+      } finally {
+        await heartbeat.stop();
       }
       return summary;
     },

@@ -1,6 +1,8 @@
 import type { Database } from '../db/database';
+import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type AnyJobDefinition, type JobInfo, parsePayload } from './define-job';
+import { type Heartbeat, startHeartbeat } from './worker-heartbeat';
 
 /** Which engine stores and runs the jobs. */
 export type JobEngine = 'graphile-worker' | 'in-process';
@@ -41,6 +43,14 @@ export interface JobWorkerOptions {
    * at once: graphile-worker listens for them, the in-process runner is told by the push.
    */
   readonly pollInterval?: number;
+  /** How often the worker records that it is alive, in ms (default 5000). */
+  readonly heartbeatMs?: number;
+  /**
+   * After how long without a heartbeat a worker is taken for dead, in ms (default 60000):
+   * the jobs it was running are then released to run again elsewhere. Keep it many
+   * heartbeats long: a live worker taken for dead may see its job run twice at once.
+   */
+  readonly deadAfterMs?: number;
 }
 
 /** A running worker. */
@@ -63,6 +73,8 @@ export interface BackendConfig {
   readonly jobs: ReadonlyMap<string, AnyJobDefinition>;
   /** Where the backend's tables live. */
   readonly schema: string;
+  /** The engine's tables: the in-process jobs, and every engine's worker heartbeats. */
+  readonly tables: EngineTables;
   readonly logger: Logger;
   readonly onDeadLetter: ((job: DeadJob, error: unknown) => void | Promise<void>) | undefined;
   readonly connectionString: string | undefined;
@@ -80,6 +92,25 @@ export interface JobBackend {
   deadLetters(): Promise<DeadJob[]>;
   /** Called after a transaction that added jobs committed. */
   added(): void;
+}
+
+export const DEFAULT_HEARTBEAT_MS = 5_000;
+export const DEFAULT_DEAD_AFTER_MS = 60_000;
+
+/** The heartbeat of a worker started with `options`. */
+export function heartbeatFor(
+  config: BackendConfig,
+  options: JobWorkerOptions,
+  release: (workerIDs: readonly string[]) => Promise<void>,
+): Heartbeat {
+  return startHeartbeat({
+    db: config.db,
+    table: config.tables.jobWorkers,
+    logger: config.logger,
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    deadAfterMs: options.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS,
+    release,
+  });
 }
 
 /** The seconds to wait before attempt `attempts + 1`: graphile-worker's own curve. */

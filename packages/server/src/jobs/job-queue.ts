@@ -43,6 +43,8 @@ export interface JobQueueOptions {
    * `in-process` the engine's schema (default `reprise`).
    */
   readonly schema?: string;
+  /** Where the engine's own tables are (default `reprise`): `migrate(db, {schema})`'s. */
+  readonly engineSchema?: string;
   /** Attempts before a job is dead-lettered, unless its definition says (default 25). */
   readonly maxAttempts?: number;
   /** Called once for each job that failed its last attempt. */
@@ -112,14 +114,15 @@ export function createJobQueue(options: JobQueueOptions): JobQueue {
     if (jobs.has(job.name)) throw new TypeError(`Two jobs are named "${job.name}"`);
     jobs.set(job.name, job);
   }
-  const schema =
-    options.schema ?? (engine === 'in-process' ? DEFAULT_ENGINE_SCHEMA : 'graphile_worker');
+  const tables = engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA);
+  const schema = options.schema ?? (engine === 'in-process' ? tables.schema : 'graphile_worker');
   // Checks the name, as the engine's tables do.
   engineTables(schema);
   const config = {
     db,
     jobs,
     schema,
+    tables: engine === 'in-process' ? engineTables(schema) : tables,
     logger: options.logger ?? consoleLogger,
     onDeadLetter: options.onDeadLetter,
     connectionString: options.connectionString,
