@@ -8,7 +8,7 @@ import { createPGliteTarget, createPostgresTarget, resolveServerURL, type Target
 // `npm run bench -- jobs`: what `tx.enqueue` costs the push path. The same pushes (one
 // insert per mutation, one client) run with and without an enqueue in each mutation, one
 // mutation per push and 50 per push. On Postgres the jobs go to graphile-worker (its
-// `add_job` in the push transaction, one statement per transaction, sent with COMMIT by
+// `add_jobs` in the push transaction, one statement per transaction, sent with COMMIT by
 // postgres.js); on PGlite to the engine's in-process `jobs` table. No worker runs: this
 // measures the push path only.
 
