@@ -67,7 +67,7 @@ async function recover(
   issueID: string,
   pendingJobID: () => Promise<string[]>,
   connectionString?: string,
-  attempt = 1,
+  attempts: readonly number[] = [1],
 ) {
   // The mutation committed; its job waits, run by no one.
   const [client] = await db.query<{ lastMutationID: string | number }>(
@@ -100,11 +100,15 @@ async function recover(
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
   }
-  const runs = await db.query<{ job_id: string; issue_id: string; worker: string }>(
-    'SELECT * FROM job_run',
-  );
+  const runs = await db.query<{
+    job_id: string;
+    issue_id: string;
+    attempt: number;
+    worker: string;
+  }>('SELECT * FROM job_run');
   expect(runs).toHaveLength(1);
-  expect(runs[0]).toMatchObject({ job_id: pending[0], issue_id: issueID, attempt });
+  expect(runs[0]).toMatchObject({ job_id: pending[0], issue_id: issueID });
+  expect(attempts).toContain(runs[0]!.attempt);
   expect(['new-a', 'new-b']).toContain(runs[0]!.worker);
   // Completed jobs leave the queue.
   expect(await pendingJobID()).toEqual([]);
@@ -183,14 +187,15 @@ describe('a server killed between commit and run (PGlite data directory)', () =>
       const pglite = new PGlite(dir);
       try {
         const db = createPGliteDatabase(pglite);
-        await recover(db, issueID, pgliteJobIDs(db));
+        // As on Postgres: the dying server's worker may have claimed it first.
+        await recover(db, issueID, pgliteJobIDs(db), undefined, [1, 2]);
       } finally {
         await pglite.close();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 
   it('runs the job of a worker killed mid-job again, once its heartbeat is stale', async () => {
     const dir = await pgliteDir();
@@ -212,14 +217,14 @@ describe('a server killed between commit and run (PGlite data directory)', () =>
         expect(
           await db.query('SELECT "attempts", "lockedBy" IS NOT NULL AS locked FROM reprise.jobs'),
         ).toEqual([{ attempts: 1, locked: true }]);
-        await recover(db, issueID, pgliteJobIDs(db), undefined, 2);
+        await recover(db, issueID, pgliteJobIDs(db), undefined, [2]);
       } finally {
         await pglite.close();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });
 
 const postgresJs = ADAPTERS.find((a) => a.name === 'postgres.js (real server)')!;
@@ -237,11 +242,14 @@ describe.skipIf(!DATABASE_URL)('a server killed between commit and run (real Pos
       }).migrate();
       const issueID = nanoid();
       expectKilled(await runServer({ JOBS_DATABASE_URL: fx.url!, JOBS_ISSUE_ID: issueID }));
-      await recover(fx.db, issueID, graphileJobIDs(fx.db), fx.url!);
+      // The server's own worker polls too: should it have claimed the job in the instant
+      // between the commit and the kill, the new workers release the dead worker's lock and
+      // run the job as its second attempt. Either way, once.
+      await recover(fx.db, issueID, graphileJobIDs(fx.db), fx.url!, [1, 2]);
     } finally {
       await fx.close();
     }
-  }, 60_000);
+  }, 180_000);
 
   it('runs the job of a worker killed mid-job again, once its heartbeat is stale', async () => {
     const fx = await postgresJs.create();
@@ -264,9 +272,9 @@ describe.skipIf(!DATABASE_URL)('a server killed between commit and run (real Pos
           `SELECT attempts, locked_by IS NOT NULL AS locked FROM graphile_worker.jobs`,
         ),
       ).toEqual([{ attempts: 1, locked: true }]);
-      await recover(fx.db, issueID, graphileJobIDs(fx.db), fx.url!, 2);
+      await recover(fx.db, issueID, graphileJobIDs(fx.db), fx.url!, [2]);
     } finally {
       await fx.close();
     }
-  }, 60_000);
+  }, 180_000);
 });

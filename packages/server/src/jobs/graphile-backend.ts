@@ -55,9 +55,18 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
     };
   }
 
-  // A dead worker's jobs are released at once, not after graphile-worker's 4 hours.
-  const release = async (workerIDs: readonly string[]) => {
-    await config.db.query(`SELECT ${schema}.force_unlock_workers($1::text[])`, [workerIDs]);
+  // A dead worker's jobs are released within a minute, not after graphile-worker's 4 hours.
+  const locks = {
+    async lockOwners(before: Date) {
+      const rows = await config.db.query<{ locked_by: string }>(
+        `SELECT DISTINCT locked_by FROM ${schema}.jobs WHERE locked_by IS NOT NULL AND locked_at < $1`,
+        [before],
+      );
+      return rows.map((row) => row.locked_by);
+    },
+    async release(workerIDs: readonly string[]) {
+      await config.db.query(`SELECT ${schema}.force_unlock_workers($1::text[])`, [workerIDs]);
+    },
   };
 
   /**
@@ -107,7 +116,7 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
       const graphile = await loadGraphile();
       const events = new EventEmitter();
       watchFailures(events);
-      const heartbeat = heartbeatFor(config, workerOptions, release);
+      const heartbeat = heartbeatFor(config, workerOptions, locks);
       watchWorkers(events, heartbeat);
       let runner: Awaited<ReturnType<Graphile['run']>>;
       try {
@@ -132,7 +141,7 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
       const events = new EventEmitter();
       const summary = { completed: 0, failed: 0 };
       watchFailures(events, summary);
-      const heartbeat = heartbeatFor(config, {}, release);
+      const heartbeat = heartbeatFor(config, {}, locks);
       watchWorkers(events, heartbeat);
       try {
         await graphile.runOnce(await options(events));

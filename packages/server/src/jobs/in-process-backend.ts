@@ -33,14 +33,23 @@ interface JobRow {
 
 export function createInProcessBackend(config: BackendConfig): JobBackend {
   const table = config.tables.jobs;
-  // A dead worker's claims are released at once, not after LOCK_TIMEOUT_MS.
-  const release = async (workerIDs: readonly string[]) => {
-    for (const id of workerIDs) {
-      await config.db.query(
-        `UPDATE ${table} SET "lockedBy" = NULL, "lockedAt" = NULL WHERE "lockedBy" = $1`,
-        [id],
+  // A dead worker's claims are released within a minute, not after LOCK_TIMEOUT_MS.
+  const locks = {
+    async lockOwners(before: Date) {
+      const rows = await config.db.query<{ lockedBy: string }>(
+        `SELECT DISTINCT "lockedBy" FROM ${table} WHERE "lockedBy" IS NOT NULL AND "lockedAt" < $1`,
+        [before],
       );
-    }
+      return rows.map((row) => row.lockedBy);
+    },
+    async release(workerIDs: readonly string[]) {
+      for (const id of workerIDs) {
+        await config.db.query(
+          `UPDATE ${table} SET "lockedBy" = NULL, "lockedAt" = NULL WHERE "lockedBy" = $1`,
+          [id],
+        );
+      }
+    },
   };
   const workers = new Set<() => void>();
 
@@ -127,7 +136,7 @@ export function createInProcessBackend(config: BackendConfig): JobBackend {
       const worker = `in-process:${randomUUID()}`;
       const concurrency = Math.max(1, options.concurrency ?? 1);
       const pollInterval = options.pollInterval ?? 2000;
-      const heartbeat = heartbeatFor(config, options, release);
+      const heartbeat = heartbeatFor(config, options, locks);
       await heartbeat.add(worker);
       let stopped = false;
       // Each idle loop's way to wake up early: on new jobs, and on stop.
@@ -173,7 +182,7 @@ export function createInProcessBackend(config: BackendConfig): JobBackend {
     async runPending(): Promise<JobRunSummary> {
       const worker = `in-process:${randomUUID()}`;
       const summary = { completed: 0, failed: 0 };
-      const heartbeat = heartbeatFor(config, {}, release);
+      const heartbeat = heartbeatFor(config, {}, locks);
       try {
         await heartbeat.add(worker);
         for (let row = await claim(worker); row; row = await claim(worker)) {

@@ -2,7 +2,7 @@ import type { Database } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type AnyJobDefinition, type JobInfo, parsePayload } from './define-job';
-import { type Heartbeat, startHeartbeat } from './worker-heartbeat';
+import { type Heartbeat, type HeartbeatConfig, startHeartbeat } from './worker-heartbeat';
 
 /** Which engine stores and runs the jobs. */
 export type JobEngine = 'graphile-worker' | 'in-process';
@@ -101,7 +101,7 @@ export const DEFAULT_DEAD_AFTER_MS = 60_000;
 export function heartbeatFor(
   config: BackendConfig,
   options: JobWorkerOptions,
-  release: (workerIDs: readonly string[]) => Promise<void>,
+  locks: Pick<HeartbeatConfig, 'lockOwners' | 'release'>,
 ): Heartbeat {
   return startHeartbeat({
     db: config.db,
@@ -109,7 +109,7 @@ export function heartbeatFor(
     logger: config.logger,
     heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
     deadAfterMs: options.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS,
-    release,
+    ...locks,
   });
 }
 

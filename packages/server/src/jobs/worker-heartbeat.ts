@@ -3,11 +3,13 @@ import type { Logger } from '../db/logger';
 
 // Workers that died mid-job. Both engines lock a job to the worker running it, and only
 // release a lock after 4 hours on their own. So each worker writes a heartbeat to the
-// engine's "jobWorkers" table, and every worker, on each beat, looks for workers whose
-// last beat is older than `deadAfterMs`: it releases their jobs (graphile-worker's own
-// `force_unlock_workers`, or the in-process table's locks) and forgets them. A worker
-// still alive but silent that long (no database for a minute) may then see its job run
-// elsewhere too; `deadAfterMs` is many beats long so that only a dead one is taken for dead.
+// engine's "jobWorkers" table, and every worker, on each beat, releases the locks older
+// than `deadAfterMs` whose owner has no heartbeat that recent (graphile-worker's own
+// `force_unlock_workers`, or the in-process table's locks). An owner with no heartbeat at
+// all counts as dead too: a worker may claim a job before its first beat is written, and
+// die. A worker still alive but silent that long (no database for a minute) may then see
+// its job run elsewhere too; `deadAfterMs` is many beats long so that only a dead one is
+// taken for dead. Every worker on the queue must therefore be started by `startWorker`.
 
 export interface HeartbeatConfig {
   readonly db: Database<any>;
@@ -16,6 +18,8 @@ export interface HeartbeatConfig {
   readonly logger: Logger;
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
+  /** The workers holding a lock taken before `before`. */
+  readonly lockOwners: (before: Date) => Promise<string[]>;
   /** Releases the jobs locked by these dead workers. */
   readonly release: (workerIDs: readonly string[]) => Promise<void>;
 }
@@ -44,20 +48,21 @@ export function startHeartbeat(config: HeartbeatConfig): Heartbeat {
       );
     }
     if (only !== undefined) return;
-    const dead = await db.query<{ id: string }>(
-      `SELECT "id" FROM ${table} WHERE "heartbeatAt" < $1`,
-      [new Date(now.getTime() - config.deadAfterMs)],
-    );
-    if (dead.length === 0) return;
-    const deadIDs = dead.map((row) => row.id);
-    config.logger.warn({ event: 'jobs.deadWorkers', workers: deadIDs });
-    await config.release(deadIDs);
-    for (const id of deadIDs) {
-      await db.query(`DELETE FROM ${table} WHERE "id" = $1 AND "heartbeatAt" < $2`, [
-        id,
-        new Date(now.getTime() - config.deadAfterMs),
-      ]);
+    const threshold = new Date(now.getTime() - config.deadAfterMs);
+    const owners = await config.lockOwners(threshold);
+    if (owners.length > 0) {
+      const alive = await db.query<{ id: string }>(
+        `SELECT "id" FROM ${table} WHERE "heartbeatAt" >= $1`,
+        [threshold],
+      );
+      const fresh = new Set(alive.map((row) => row.id));
+      const dead = owners.filter((owner) => !fresh.has(owner));
+      if (dead.length > 0) {
+        config.logger.warn({ event: 'jobs.deadWorkers', workers: dead });
+        await config.release(dead);
+      }
     }
+    await db.query(`DELETE FROM ${table} WHERE "heartbeatAt" < $1`, [threshold]);
   }
 
   let timer: NodeJS.Timeout | undefined;
