@@ -1,19 +1,21 @@
 import { availableParallelism } from 'node:os';
 import { runChangesBench } from './changes-bench';
 import { runClientBench } from './client-bench';
+import { runJobsBench } from './jobs-bench';
 import { runPolicyBench } from './policy-bench';
 import { runPushBench } from './push-bench';
 import { runQueryBench } from './query-bench';
 
-// `npm run bench [-- push | query | changes | client | policy]`: push throughput against raw driver baselines
+// `npm run bench [-- push | query | changes | client | policy | jobs]`: push throughput against raw driver baselines
 // (push-bench.ts), in-memory query latency and SQL compilation (query-bench.ts), and the
 // changelog's cost with pulls and change streams reading it (changes-bench.ts), and the
 // client's own costs: mutate latency, rebase, memory (client-bench.ts), and what a write
-// policy costs per write (policy-bench.ts). Without an
+// policy costs per write (policy-bench.ts), and what `tx.enqueue` costs a push
+// (jobs-bench.ts). Without an
 // argument every section runs. BENCH_REPS (default 3) and BENCH_SCALE (default 1) tune the
 // length of the run.
 
-const SECTIONS = ['push', 'query', 'changes', 'client', 'policy'] as const;
+const SECTIONS = ['push', 'query', 'changes', 'client', 'policy', 'jobs'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 3));
@@ -59,6 +61,9 @@ async function main() {
   }
   if (sections.includes('policy')) {
     failed ||= await runPolicyBench({ reps: REPS, scale: SCALE, progress });
+  }
+  if (sections.includes('jobs')) {
+    failed ||= await runJobsBench({ reps: REPS, scale: SCALE, progress });
   }
   console.log(`\nTook ${((performance.now() - started) / 1000).toFixed(0)} s.`);
   process.exitCode = failed ? 1 : 0;

@@ -27,6 +27,8 @@ export interface Target {
    * the process's own).
    */
   serverCpu?(): Promise<Map<number, number> | undefined>;
+  /** The Postgres target's own database, for tools with connections of their own. */
+  readonly url?: string;
   close(): Promise<void>;
 }
 

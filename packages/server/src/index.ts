@@ -41,6 +41,23 @@ export {
   type EntityTables,
 } from './entities/entity-context';
 export {
+  type AnyJobDefinition,
+  type DefineJobOptions,
+  defineJob,
+  type JobDefinition,
+  type JobInfo,
+  JobPayloadError,
+} from './jobs/define-job';
+export type {
+  DeadJob,
+  JobEngine,
+  JobRunSummary,
+  JobWorker,
+  JobWorkerOptions,
+  PgPoolLike,
+} from './jobs/job-backend';
+export { createJobQueue, type JobQueue, type JobQueueOptions } from './jobs/job-queue';
+export {
   createPokeHub,
   type PokeHub,
   type PokeHubOptions,

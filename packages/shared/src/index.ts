@@ -1,3 +1,4 @@
+export type { StandardSchemaV1 } from '@standard-schema/spec';
 export {
   CRUD_MUTATORS_KEY,
   type CrudDeleteArgs,
@@ -176,6 +177,10 @@ export {
 } from './timestamp';
 export type {
   ClientTransaction,
+  EnqueueOptions,
+  JobReference,
+  RegisteredJobName,
+  RegisteredJobPayload,
   RowFilter,
   SchemaMutate,
   ServerTransaction,

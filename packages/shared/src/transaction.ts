@@ -1,5 +1,6 @@
 import type { PgTable } from 'drizzle-orm/pg-core';
 import type { Query, QueryResult, RowOf } from './query/query';
+import type { Register } from './register';
 import type { AnySchema, InsertRow, Row, UpdateRow } from './schema';
 
 /** Where a transaction runs. */
@@ -79,7 +80,53 @@ export interface ServerTransaction<S extends AnySchema = AnySchema, TWrapped = u
    * reported to the handler's logger and do not affect the mutation's result.
    */
   afterCommit(fn: () => void | Promise<void>): void;
+  /**
+   * Adds a job to the server's job queue in this mutation's own transaction: it exists if
+   * and only if the mutation commits, once however often the transaction is retried. The
+   * payload is checked against the job's schema; a payload that fails it fails the
+   * mutation. Name the job by its name (typed once the app registers `jobs` on
+   * `Register`) or pass its definition. Needs `jobs` in the mutate handler's options.
+   *
+   * @example
+   * if (tx.location === 'server') await tx.enqueue('email.welcome', {userID: args.id});
+   */
+  enqueue<N extends RegisteredJobName>(
+    name: N,
+    payload: RegisteredJobPayload<N>,
+    options?: EnqueueOptions,
+  ): Promise<void>;
+  enqueue<P>(job: JobReference<string, P>, payload: P, options?: EnqueueOptions): Promise<void>;
 }
+
+/** Options of `tx.enqueue`. */
+export interface EnqueueOptions {
+  /** Attempts before the job is dead-lettered; default the job's own, else the queue's. */
+  readonly maxAttempts?: number;
+  /** Not before this time (default now). */
+  readonly runAt?: Date;
+}
+
+/**
+ * What `tx.enqueue` knows of a job: its name, and its payload type as a phantom member.
+ * The server's `defineJob` returns one.
+ */
+export interface JobReference<N extends string = string, P = unknown> {
+  readonly name: N;
+  /** Type-only: the payload `tx.enqueue` accepts. */
+  readonly $payload?: P;
+}
+
+/** The registered jobs (`Register['jobs']`, an array of job definitions) as one union. */
+type RegisteredJob = Register extends { jobs: infer J }
+  ? J extends readonly (infer U extends JobReference)[]
+    ? U
+    : never
+  : JobReference<string, unknown>;
+/** A registered job's name; any string while no jobs are registered. */
+export type RegisteredJobName = RegisteredJob['name'];
+/** The payload the registered job named `N` accepts. */
+export type RegisteredJobPayload<N extends string> =
+  Extract<RegisteredJob, { readonly name: N }> extends JobReference<string, infer P> ? P : never;
 
 /** The transaction a mutator sees when it runs on the client's local store. */
 export interface ClientTransaction<S extends AnySchema = AnySchema> extends BaseTransaction<S> {

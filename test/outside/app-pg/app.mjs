@@ -47,6 +47,69 @@ if (process.env.DATABASE_URL) {
     { isolation: 'serializable' },
   );
   assert.deepEqual(rows, [{ one: 1 }]);
+  await checkJobs(pg, process.env.DATABASE_URL);
 }
 await kysely.end();
 console.log('app-pg: @reprise/server with only pg installed');
+
+/**
+ * Jobs from the packed package, in a database of their own: a mutation enqueues a job
+ * (graphile-worker's add_job in its transaction), and graphile-worker, loaded by the
+ * package, runs it.
+ */
+async function checkJobs(pg, serverURL) {
+  const { createJobQueue, defineJob, migrate, processMutateRequest } = server;
+  const { defineMutator } = await import('@reprise/shared');
+  const admin = new pg.Pool({ connectionString: serverURL, max: 1 });
+  const name = `reprise_outside_jobs_${process.pid}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(serverURL);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString() });
+  try {
+    const db = createPgDatabase(pool);
+    await migrate(db);
+    const ran = [];
+    // Any Standard Schema will do; this one takes every payload.
+    const anything = {
+      '~standard': { version: 1, vendor: 'app', validate: (value) => ({ value }) },
+    };
+    const job = defineJob('hello', anything, (payload, info) => void ran.push([info.id, payload]));
+    const queue = createJobQueue({ db, jobs: [job], connectionString: url.toString() });
+    await queue.migrate();
+    const mutators = defineMutators({
+      hello: defineMutator(async ({ tx, args }) => tx.enqueue('hello', args)),
+    });
+    const reply = await processMutateRequest({
+      db,
+      schema: createSchema({ tables: {} }),
+      mutators,
+      jobs: queue,
+      userID: 'u',
+      body: {
+        clientGroupID: 'g',
+        pushVersion: 1,
+        timestamp: 0,
+        requestID: 'r',
+        mutations: [
+          {
+            type: 'custom',
+            id: 1,
+            clientID: 'c',
+            name: 'hello',
+            args: [{ to: 'ana' }],
+            timestamp: 0,
+          },
+        ],
+      },
+    });
+    assert.deepEqual(reply.body.mutations, [{ id: { clientID: 'c', id: 1 }, result: {} }]);
+    assert.deepEqual(await queue.runPending(), { completed: 1, failed: 0 });
+    assert.deepEqual(ran, [[ran[0]?.[0], { to: 'ana' }]]);
+    assert.match(ran[0][0], /^\d+$/);
+  } finally {
+    await pool.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}

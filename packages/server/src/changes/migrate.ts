@@ -186,6 +186,31 @@ const STEPS: readonly MigrationStep[] = [
       )`,
     ],
   },
+  {
+    version: 7,
+    // The jobs of the in-process job runner (jobs/in-process-backend.ts), which PGlite and
+    // pg-mem use; on a real server graphile-worker keeps its own schema, installed by its
+    // own migrations (`queue.migrate()`), and this table stays empty. "jobWorkers" holds
+    // each running worker's heartbeat, for either engine (jobs/worker-heartbeat.ts).
+    statements: (t) => [
+      `CREATE TABLE ${t.jobs} (
+        "id" BIGSERIAL PRIMARY KEY,
+        "name" TEXT NOT NULL,
+        "payload" JSONB NOT NULL,
+        "runAt" TIMESTAMPTZ NOT NULL DEFAULT now(),
+        "attempts" INTEGER NOT NULL DEFAULT 0,
+        "maxAttempts" INTEGER NOT NULL,
+        "lastError" TEXT,
+        "lockedBy" TEXT,
+        "lockedAt" TIMESTAMPTZ,
+        "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE ${t.jobWorkers} (
+        "id" TEXT PRIMARY KEY,
+        "heartbeatAt" TIMESTAMPTZ NOT NULL
+      )`,
+    ],
+  },
 ];
 
 /** The newest engine schema version this package knows. */

@@ -27,6 +27,10 @@ export interface EngineTables {
   readonly crudReceipts: string;
   /** Routes' answers by idempotency key, so a retried call applies once. */
   readonly routeReceipts: string;
+  /** The in-process job runner's jobs (PGlite, pg-mem). */
+  readonly jobs: string;
+  /** The last heartbeat of each running job worker. */
+  readonly jobWorkers: string;
 }
 
 const cache = new Map<string, EngineTables>();
@@ -53,6 +57,8 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       commitSeq: q('commit_seq'),
       crudReceipts: q('crudReceipts'),
       routeReceipts: q('routeReceipts'),
+      jobs: q('jobs'),
+      jobWorkers: q('jobWorkers'),
     };
     cache.set(schema, tables);
   }

@@ -26,6 +26,7 @@ import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
 import { contentTypeProblem, decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
+import type { JobQueue } from '../jobs/job-queue';
 import { withCrudMutators } from './crud-mutators';
 import { type PushConfig, processPush } from './push-processor';
 import type { ScopeKey, WritePolicy } from './write-policy';
@@ -86,6 +87,11 @@ export interface MutateOptions {
    * `schema`/`appID` is a `parse` failure, a shard not named here a `database` failure.
    */
   readonly zero?: ZeroModeOptions;
+  /**
+   * The job queue (`createJobQueue`) that `tx.enqueue` adds jobs to, in the mutation's own
+   * transaction. Without it, `tx.enqueue` fails the mutation.
+   */
+  readonly jobs?: JobQueue;
 }
 
 /** The status and JSON body of a push response, for frameworks without Web `Response`. */
@@ -234,6 +240,7 @@ function pushConfig(options: MutateOptions, logger: Logger): PushConfig {
     changelog: options.changelog ?? true,
     writePolicy: options.writePolicy as WritePolicy | undefined,
     scopeKey: options.scopeKey,
+    jobs: options.jobs,
   };
 }
 

@@ -3,8 +3,10 @@ import {
   type AnySchema,
   ApplicationError,
   type CustomMutation,
+  type EnqueueOptions,
   encodeRich,
   flattenMutators,
+  type JobReference,
   type MutationResponse,
   type MutationResult,
   type Mutator,
@@ -35,6 +37,8 @@ import {
   saveShardLMID,
   storeShardResult,
 } from '../db/zero-shard';
+import type { JobSpec } from '../jobs/job-backend';
+import { type JobQueue, queueInternals } from '../jobs/job-queue';
 import { runQuery } from '../query/run-query';
 import { createSchemaMutate } from './schema-mutate';
 import { storableAppError, storableData } from './storable-result';
@@ -66,6 +70,8 @@ export interface PushConfig {
    * are compared as Zero compares them, and `_zero_cleanupResults` deletes results.
    */
   readonly zero?: { readonly shard: ShardTables } | undefined;
+  /** The queue `tx.enqueue` adds jobs to. */
+  readonly jobs?: JobQueue | undefined;
 }
 
 /** How a push ended, before it is put on the wire. */
@@ -178,6 +184,8 @@ async function applyChunk(
   const responses: MutationResponse[] = [];
   const hooks: Array<() => void | Promise<void>> = [];
   const changes: Array<RecordedChange & { origin: ChangeOrigin }> = [];
+  // The jobs of the mutations applied so far, added by one statement as the chunk ends.
+  const jobs: JobSpec[] = [];
   const mutatorsByName = flattenMutators(config.mutators);
   let applied = 0;
   let stop: Chunk['ooo'];
@@ -257,6 +265,8 @@ async function applyChunk(
     } else {
       const mutationHooks: Array<() => void | Promise<void>> = [];
       const mutationChanges: RecordedChange[] = [];
+      const mutationJobs: Array<Promise<JobSpec>> = [];
+      const mutationJobSpecs: JobSpec[] = [];
       const mutationOrigin = {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
@@ -290,11 +300,29 @@ async function applyChunk(
           afterCommit: (fn) => {
             mutationHooks.push(fn);
           },
+          enqueue: (job: string | JobReference, payload: unknown, options?: EnqueueOptions) => {
+            const spec = config.jobs
+              ? queueInternals(config.jobs).spec(job, payload, options)
+              : Promise.reject(
+                  new Error('tx.enqueue needs a job queue: pass `jobs` to the mutate handler'),
+                );
+            // Awaited below whether or not the mutator awaits it: never an unhandled rejection.
+            spec.catch(() => undefined);
+            mutationJobs.push(spec);
+            const done = spec.then(() => undefined);
+            done.catch(() => undefined);
+            return done;
+          },
         };
         // Checked here, so a return value that cannot be stored fails (and rolls back) the mutation.
-        return runMutator(mutator, { tx: serverTx, args: m.args[0], ctx: config.context }).then(
-          storableData,
-        );
+        const data = await runMutator(mutator, {
+          tx: serverTx,
+          args: m.args[0],
+          ctx: config.context,
+        }).then(storableData);
+        // An enqueue the mutator did not await still fails the mutation when its payload does.
+        if (mutationJobs.length > 0) mutationJobSpecs.push(...(await Promise.all(mutationJobs)));
+        return data;
       };
       try {
         // Names the mutation for the capture triggers, before its savepoint: the name
@@ -314,6 +342,7 @@ async function applyChunk(
         const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
         await named;
         hooks.push(...mutationHooks);
+        jobs.push(...mutationJobSpecs);
         for (const change of mutationChanges) changes.push({ ...change, origin: mutationOrigin });
         result = data === undefined ? {} : { data };
       } catch (error) {
@@ -342,6 +371,15 @@ async function applyChunk(
   }
 
   await writeChanges(tx, config.schema, tables, changes);
+
+  if (jobs.length > 0 && config.jobs) {
+    // One statement for every job of the chunk; sent with COMMIT where the driver pipelines.
+    const queue = queueInternals(config.jobs);
+    const { text, params } = queue.statement(jobs);
+    if (tx.queryAtCommit) tx.queryAtCommit(text, params);
+    else await tx.query(text, params);
+    hooks.push(() => queue.added());
+  }
 
   // The claim already wrote the LMID for the usual in-order push; only a push that went
   // past its first contiguous run needs another write.

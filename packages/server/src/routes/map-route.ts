@@ -22,6 +22,7 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { readBody, refuseUnlessJSON } from '../http/request-body';
+import type { JobQueue } from '../jobs/job-queue';
 import type { ScopeKey, WritePolicy } from '../push/write-policy';
 import { processRoute, type RouteCall } from './route-processor';
 
@@ -95,6 +96,8 @@ export interface RouteOptions {
   readonly logger?: Logger;
   /** On pg-mem, record the writes in the changelog (default true). */
   readonly changelog?: boolean;
+  /** The job queue `tx.enqueue` adds jobs to, in the call's own transaction. */
+  readonly jobs?: JobQueue;
 }
 
 /** A Web `Request` → `Response` handler for one route; `path` and `method` say which. */
@@ -196,6 +199,7 @@ export function mapRoute(definition: RouteDefinition): RouteHandler {
         changelog: options.changelog ?? true,
         writePolicy: options.writePolicy,
         scopeKey: options.scopeKey,
+        jobs: options.jobs,
         respond: (result) => shapeResponse(options.schema, definition, result),
       });
       return new Response(outcome.json, {

@@ -9,6 +9,9 @@ import type {
 } from '@reprise/shared';
 import type { Database } from '../db/database';
 import type { Logger } from '../db/logger';
+import type { AnyJobDefinition } from '../jobs/define-job';
+import type { JobRunSummary } from '../jobs/job-backend';
+import type { JobQueue } from '../jobs/job-queue';
 import type { WritePolicy } from '../push/write-policy';
 import type { TestEngine } from './testing-engine';
 
@@ -81,6 +84,11 @@ export interface TestDatabaseOptions<S extends AnySchema, M extends AnyMutators>
   readonly writePolicy?: WritePolicy<S>;
   /** The scope keys writes are checked against (default: the mutation's `userID`). */
   readonly scopeKey?: string | readonly string[];
+  /**
+   * The jobs mutators may `tx.enqueue`. They wait in the database's job table (the
+   * in-process runner's, as on PGlite in production) until `runJobs()` runs them.
+   */
+  readonly jobs?: readonly AnyJobDefinition[];
 }
 
 /**
@@ -107,6 +115,18 @@ export interface TestDatabase<S extends AnySchema, M extends AnyMutators> extend
   run<Q extends Query<S, any, any, any>>(query: Q): Promise<QueryResult<Q>>;
   /** Runs one SQL statement and returns its rows. */
   sql<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /**
+   * Runs every queued job that is due, one after another, and resolves when none is left:
+   * a job's handler has run by then. A failed attempt is retried only once its backoff
+   * has passed (a later `runJobs()`).
+   *
+   * @example
+   * await t.mutate(mutators.user.create({id: 'u1'}));
+   * expect(await t.runJobs()).toEqual({completed: 1, failed: 0});
+   */
+  runJobs(): Promise<JobRunSummary>;
+  /** The queue behind `runJobs` (workers, dead letters). */
+  readonly jobs: JobQueue;
   /** Closes the database; later calls do nothing. */
   close(): Promise<void>;
 }

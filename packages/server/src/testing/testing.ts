@@ -15,6 +15,7 @@ import {
 } from '@reprise/shared';
 import { migrate } from '../changes/migrate';
 import { silentLogger } from '../db/logger';
+import { createJobQueue } from '../jobs/job-queue';
 import { processMutateRequest } from '../push/handle-mutate-request';
 import { runQuery } from '../query/run-query';
 import { openTestEngine } from './testing-engine';
@@ -63,6 +64,12 @@ export async function createTestDatabase<S extends AnySchema, M extends AnyMutat
     },
   });
   const { db } = engine;
+  const jobs = createJobQueue({
+    db,
+    jobs: options.jobs ?? [],
+    engine: 'in-process',
+    logger: options.logger ?? silentLogger,
+  });
 
   let closed: Promise<void> | undefined;
   const close = () => {
@@ -101,6 +108,7 @@ export async function createTestDatabase<S extends AnySchema, M extends AnyMutat
       userID,
       ...(options.writePolicy ? { writePolicy: options.writePolicy } : {}),
       ...(options.scopeKey === undefined ? {} : { scopeKey: options.scopeKey }),
+      jobs,
       logger: {
         ...logger,
         warn: (entry) => {
@@ -149,6 +157,9 @@ export async function createTestDatabase<S extends AnySchema, M extends AnyMutat
     },
     run: (query) => runQuery(db, options.schema, query, { partialSQL: db.capabilities.partialSQL }),
     sql: (text, params) => db.query(text, params),
+    // Behind the pushes so far, as a worker would find their jobs committed.
+    runJobs: () => turn.then(() => jobs.runPending()),
+    jobs,
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -1,6 +1,7 @@
 // Not in the README: pins that the packed .d.ts files carry the types end to end.
 import { type ClientClosedError, createClient } from '@reprise/client';
-import type { ApplicationError } from '@reprise/shared';
+import { type ApplicationError, defineMutator } from '@reprise/shared';
+import { z } from 'zod';
 import { mutators, q, schema } from './schema.js';
 
 const client = await createClient({
@@ -31,3 +32,13 @@ const title: string | undefined = rows[0]?.title;
 // @ts-expect-error: rows are typed from the drizzle table, and `open` is a boolean
 const wrong: string | undefined = rows[0]?.open;
 console.log(title, wrong);
+
+// tx.enqueue is typed from the registered jobs (src/jobs.ts).
+defineMutator(z.object({ id: z.string() }), async ({ tx, args }) => {
+  if (tx.location !== 'server') return;
+  await tx.enqueue('issue.notify', { issueID: args.id, title: 't' });
+  // @ts-expect-error: issue.notify's payload needs a title
+  await tx.enqueue('issue.notify', { issueID: args.id });
+  // @ts-expect-error: no job is named issue.archive
+  await tx.enqueue('issue.archive', { issueID: args.id });
+});
