@@ -10,12 +10,17 @@ import {
   silentLogger,
 } from '@reprise/server';
 import { createTestDatabase, type TestEngine } from '@reprise/server/testing';
-import type { MutationResult, ServerTransaction } from '@reprise/shared';
+import {
+  createTransactionDefiner,
+  defineMutators,
+  type MutationResult,
+  type ServerTransaction,
+} from '@reprise/shared';
 import { nanoid } from 'nanoid';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
-import { FIXTURE_DDL, schema } from './fixtures/app';
+import { FIXTURE_DDL, schema, type TestContext } from './fixtures/app';
 import { issueJobs, JOB_RUN_DDL, jobsMutators } from './fixtures/jobs-app';
 
 // Durable side effects: a job enqueued by a mutator exists if and only if the mutation
@@ -219,6 +224,44 @@ describe.each<TestEngine>(['pglite', 'pg-mem'])('createTestDatabase with jobs on
     expect(await t.runJobs()).toEqual({ completed: 0, failed: 0 });
   }, 90_000);
 });
+
+describe.each<TestEngine>(['pglite', 'pg-mem'])(
+  'a declarative transaction enqueues on %s',
+  (engine) => {
+    const ran: string[] = [];
+    const created = defineJob('issue.opened', z.object({ issueID: z.string() }), ({ issueID }) => {
+      ran.push(issueID);
+    });
+    const defineTransaction = createTransactionDefiner<typeof schema, TestContext>();
+    const open = defineTransaction(z.object({ id: z.string(), fail: z.boolean() }))
+      .create('issue', {
+        data: (ctx) => ({ id: ctx.body.id, title: 'opened', ownerID: ctx.context.userID }),
+      })
+      .read('issue', {
+        as: 'again',
+        where: (ctx) => ({ id: ctx.body.fail ? 'missing' : ctx.body.id }),
+      })
+      .enqueue(created, (results) => ({ issueID: results.issue.id }));
+    const mutators = defineMutators({ decl: { open } });
+
+    it('adds the job with the transaction, and none when an operation fails', async () => {
+      await using t = await createTestDatabase({
+        schema,
+        mutators,
+        jobs: [created],
+        ddl: FIXTURE_DDL,
+        engine,
+        userID: 'u',
+        context: { userID: 'u', raw: async () => [] },
+      });
+      ran.length = 0;
+      expect((await t.mutate(mutators.decl.open({ id: 'i1', fail: false }))).ok).toBe(true);
+      expect((await t.mutate(mutators.decl.open({ id: 'i2', fail: true }))).ok).toBe(false);
+      expect(await t.runJobs()).toEqual({ completed: 1, failed: 0 });
+      expect(ran).toEqual(['i1']);
+    }, 90_000);
+  },
+);
 
 describe('tx.enqueue types', () => {
   it('takes the payload type of the job definition it is given', () => {

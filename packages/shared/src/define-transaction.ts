@@ -3,8 +3,15 @@ import type { MutatorDefinition } from './mutator';
 import type { RowOf, TableName } from './query/query';
 import type { RegisteredContext, RegisteredSchema } from './register';
 import type { AnySchema, InsertRow } from './schema';
+import type {
+  EnqueueOptions,
+  JobReference,
+  RegisteredJobName,
+  RegisteredJobPayload,
+} from './transaction';
 import {
   type FailureContext,
+  type JobStep,
   type OperationContext,
   type OperationKind,
   type OperationSpec,
@@ -238,6 +245,29 @@ export interface TransactionBuilder<
   ): TransactionBuilder<S, TContext, TInput, TBody, TResults>;
 
   /**
+   * Enqueues a durable job in the transaction, after its operations, on the server only:
+   * the job exists if and only if the transaction commits, and a worker runs it even if
+   * this process dies right after the commit (the README's Jobs section). `onSuccess`, which
+   * runs after the commit in this process, is for effects that may be lost.
+   */
+  enqueue<N extends RegisteredJobName>(
+    name: N,
+    payload: (
+      results: TResults,
+      ctx: OperationContext<TBody, TResults, TContext>,
+    ) => RegisteredJobPayload<N> | Promise<RegisteredJobPayload<N>>,
+    options?: EnqueueOptions,
+  ): TransactionBuilder<S, TContext, TInput, TBody, TResults>;
+  enqueue<P>(
+    job: JobReference<string, P>,
+    payload: (
+      results: TResults,
+      ctx: OperationContext<TBody, TResults, TContext>,
+    ) => P | Promise<P>,
+    options?: EnqueueOptions,
+  ): TransactionBuilder<S, TContext, TInput, TBody, TResults>;
+
+  /**
    * Runs on the server once when the transaction failed for good (rolled back, its error
    * recorded), after that is committed. `ctx.body` is the args as sent (validation may be
    * what failed).
@@ -423,6 +453,11 @@ function makeTransaction(
     list: add('list'),
     update: add('update'),
     delete: add('delete'),
+    enqueue: (job: JobStep['job'], payload: JobStep['payload'], options?: EnqueueOptions) =>
+      makeTransaction(
+        { ...spec, jobs: [...(spec.jobs ?? []), { job, payload, options }] },
+        validator,
+      ),
     onSuccess: (fn) => makeTransaction({ ...spec, onSuccess: fn }, validator),
     onError: (fn) => makeTransaction({ ...spec, onError: fn }, validator),
   } as TransactionBuilder<AnySchema, unknown, unknown, unknown, object>;

@@ -3,7 +3,7 @@ import type { Condition, LiteralValue } from './query/ast';
 import { Query } from './query/query';
 import { valuesEqual } from './query/values';
 import { type AnySchema, mustGetTable, type TableInfo } from './schema';
-import type { Transaction } from './transaction';
+import type { EnqueueOptions, JobReference, Transaction } from './transaction';
 
 // The runtime of declarative transactions (define-transaction.ts has the typed builder).
 // Every operation goes through `tx.run` and `tx.mutate`, so it runs the same way on the
@@ -56,6 +56,15 @@ export interface TransactionSpec {
     | ((results: any, ctx: OperationContext<any, any, any>) => unknown)
     | undefined;
   readonly onError?: ((error: unknown, ctx: FailureContext<any, any>) => unknown) | undefined;
+  /** Durable jobs enqueued in the transaction after its operations, on the server only. */
+  readonly jobs?: readonly JobStep[] | undefined;
+}
+
+/** One `enqueue` of a declarative transaction. */
+export interface JobStep {
+  readonly job: string | JobReference;
+  readonly payload: (results: any, ctx: OperationContext<any, any, any>) => unknown;
+  readonly options?: EnqueueOptions | undefined;
 }
 
 /**
@@ -74,6 +83,17 @@ export async function runOperations(
     if (op.condition && !(await op.condition(ctx))) continue;
     const result = await runOperation(tx, op, ctx);
     results[op.as ?? op.entity] = op.transform ? await op.transform(result) : result;
+  }
+  if (spec.jobs?.length && tx.location === 'server') {
+    // In the transaction, so a job exists if and only if the transaction commits.
+    for (const step of spec.jobs) {
+      const payload = await step.payload({ ...results }, ctx);
+      await (tx.enqueue as (job: unknown, payload: unknown, options?: unknown) => Promise<void>)(
+        step.job,
+        payload,
+        step.options,
+      );
+    }
   }
   const { onSuccess } = spec;
   if (onSuccess && tx.location === 'server') {
