@@ -10,7 +10,11 @@ export default defineConfig({
   resolve: { conditions: [SOURCE_CONDITION, ...defaultClientConditions] },
   ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions] } },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.{ts,tsx}',
+      'test/**/*.test.{ts,tsx}',
+      'examples/*/test/**/*.test.ts',
+    ],
     // The apps in test/outside run on the packed tarballs (npm run test:outside), not here.
     exclude: ['**/node_modules/**', 'test/outside/**'],
     globalSetup: ['test/global-setup.ts'],

@@ -1,0 +1,86 @@
+// @vitest-environment happy-dom
+// test/react.test.tsx: the hooks from the packed @reprise/react, rendered by react-dom
+// against a real client talking to the real handlers over PGlite.
+import { createClient } from '@reprise/client';
+import { RepriseProvider } from '@reprise/react';
+import { defineVisibility, handleMutateRequest, handlePullRequest } from '@reprise/server';
+import { createTestDatabase } from '@reprise/server/testing';
+import { createRoot } from 'react-dom/client';
+import { expect, it, vi } from 'vitest';
+import { OpenIssues } from '../src/issues.js';
+import { mutators, schema } from '../src/schema.js';
+
+const APP_DDL = `
+  CREATE TABLE issue (id text PRIMARY KEY, title text NOT NULL, owner_id text NOT NULL,
+    open boolean NOT NULL DEFAULT true, priority integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now());
+  CREATE TABLE comment (id text PRIMARY KEY, issue_id text NOT NULL, author_id text NOT NULL,
+    body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+`;
+const visibility = defineVisibility(schema, { issue: () => 'all' });
+
+it('renders live rows, the sync status and the server’s refusal', async () => {
+  await using t = await createTestDatabase({ schema, mutators, ddl: APP_DDL });
+  let down = false;
+  const serverFor =
+    (userID: string): typeof fetch =>
+    async (input, init) => {
+      if (down) throw new TypeError('fetch failed');
+      const request = new Request(String(input), init);
+      if (request.url.endsWith('/mutate')) {
+        return handleMutateRequest({
+          db: t.db,
+          schema,
+          mutators,
+          request,
+          userID,
+          context: { userID },
+        });
+      }
+      return handlePullRequest({ db: t.db, schema, visibility, request, userID, scopes: ['all'] });
+    };
+  const open = (userID: string) =>
+    createClient({
+      schema,
+      mutators,
+      userID,
+      server: 'http://app.test/api',
+      context: { userID },
+      fetch: serverFor(userID),
+      poke: false,
+      pullIntervalMs: 0,
+    });
+  const bob = await open('bob');
+  await bob.mutate.issue.create({ id: 'i1', title: 'Printer on fire' }).client;
+  await bob.idle();
+
+  down = true;
+  const ana = await open('ana');
+  const root = createRoot(document.body.appendChild(document.createElement('div')));
+  root.render(
+    <RepriseProvider client={ana}>
+      <OpenIssues />
+    </RepriseProvider>,
+  );
+  const page = () => document.body.textContent;
+  await vi.waitFor(() => expect(page()).toContain('Offline, 0 unsaved (not yet synced)'));
+
+  down = false;
+  await ana.pull();
+  await vi.waitFor(() => expect(page()).toContain('Online, 0 unsaved'));
+  expect(page()).toContain('Printer on fire');
+  expect(page()).not.toContain('not yet synced');
+
+  document.querySelector('button')!.click(); // ana closes bob's issue: the server refuses
+  await vi.waitFor(() => expect(page()).not.toContain('Printer on fire')); // optimistic
+  await ana.idle();
+  await vi.waitFor(() =>
+    expect(document.querySelector('[role="alert"]')?.textContent).toBe(
+      'Only bob, who opened this issue, can close it',
+    ),
+  );
+  expect(page()).toContain('Printer on fire'); // the rebase brought it back
+  root.unmount();
+  await ana.close();
+  await bob.close();
+});
