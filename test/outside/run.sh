@@ -5,7 +5,7 @@
 # from the npm registry) and runs those apps:
 #   app/     plain `node app.mjs`; `tsc` on NodeNext, strict, skipLibCheck false; `vite build`
 #            of a page on @reprise/client; `vitest run` on README step 5 and on the React
-#            hooks of @reprise/react (react-dom in happy-dom)
+#            hooks of @reprise/react (react-dom in jsdom)
 #   app-pg/  @reprise/server with only `pg` installed
 # and checks that the README's code blocks are these apps' files, word for word.
 set -euo pipefail

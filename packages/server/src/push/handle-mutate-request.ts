@@ -25,6 +25,7 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
+import { observePush, type PushObservation } from '../telemetry';
 import { withCrudMutators } from './crud-mutators';
 import { processPush } from './push-processor';
 import type { ScopeKey, WritePolicy } from './write-policy';
@@ -140,8 +141,15 @@ function readQuery(query: QueryInput): { ok: true } | { ok: false; message: stri
  *   res.status(status).json(body);
  * });
  */
-export async function processMutateRequest(
+export function processMutateRequest(
   options: MutateOptions & { body: unknown; query?: QueryInput },
+): Promise<MutateResult> {
+  return observePush((observed) => processObservedPush(options, observed));
+}
+
+async function processObservedPush(
+  options: MutateOptions & { body: unknown; query?: QueryInput },
+  observed: PushObservation,
 ): Promise<MutateResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
@@ -161,6 +169,10 @@ export async function processMutateRequest(
   const decoded = decodeBody(options.body, pushRequestSchema, 'push');
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
   const { value: push, rich } = decoded;
+  observed.annotate({
+    'reprise.client_group.id': push.clientGroupID,
+    'reprise.push.mutations': push.mutations.length,
+  });
   if (push.pushVersion !== PUSH_VERSION) {
     return failed(
       400,
@@ -204,13 +216,15 @@ export async function processMutateRequest(
     return failed(403, 'unauthorized', outcome.message, push.mutations);
   }
 
+  const counts = countResults(outcome.kind === 'ok' ? outcome.mutations : outcome.processed);
+  observed.counted(counts);
   logger.debug({
     event: 'push',
     clientGroupID: push.clientGroupID,
     requestID: push.requestID,
     outcome: outcome.kind,
     received: push.mutations.length,
-    ...countResults(outcome.kind === 'ok' ? outcome.mutations : outcome.processed),
+    ...counts,
     ms: Math.round((performance.now() - started) * 100) / 100,
   });
 

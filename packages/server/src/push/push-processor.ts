@@ -27,6 +27,7 @@ import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
 import { runQuery } from '../query/run-query';
+import { observeAttempt } from '../telemetry';
 import { storableAppError, storableData } from './storable-result';
 import { createSchemaMutate, type WriteCapture } from './table-writer';
 import { createWriteGuard } from './write-guard';
@@ -105,10 +106,12 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
     try {
       const start = index;
       const failure = forcedFailure;
-      chunk = await withRetries(config.retry, () =>
-        config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
-          isolation: config.isolation,
-        }),
+      chunk = await withRetries(config.retry, (attempt) =>
+        observeAttempt('push', attempt, () =>
+          config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
+            isolation: config.isolation,
+          }),
+        ),
       );
       forcedFailure = undefined;
     } catch (error) {

@@ -1,4 +1,4 @@
-// @vitest-environment happy-dom
+// @vitest-environment jsdom
 // test/react.test.tsx: the hooks from the packed @reprise/react, rendered by react-dom
 // against a real client talking to the real handlers over PGlite.
 import { createClient } from '@reprise/client';
