@@ -20,6 +20,8 @@ import { type TestClient, useClients } from './fixtures/client';
 // talking to the in-process server over PGlite.
 
 const pglite = ADAPTERS.find((a) => a.name === 'pglite')!;
+/** Waits for React to render (slow on a loaded machine: the default 1 s is not enough). */
+const eventually = (check: () => void) => vi.waitFor(check, { timeout: 10_000 });
 
 const roots: Root[] = [];
 afterEach(() => {
@@ -96,14 +98,14 @@ describe('@reprise/react', () => {
     const a = await h.open();
     const b = await h.open();
     const { container } = mount(a, <Titles />);
-    await vi.waitFor(() => expect(statusOf(container)).toBe('complete'));
+    await eventually(() => expect(statusOf(container)).toBe('complete'));
     expect(text(container)).toBe('');
     await a.mutate.issue.create({ id: 'i1', title: 'mine' }).client;
-    await vi.waitFor(() => expect(text(container)).toBe('mine'));
+    await eventually(() => expect(text(container)).toBe('mine'));
     await b.mutate.issue.create({ id: 'i2', title: 'theirs' }).client;
     await b.idle();
     await a.pull();
-    await vi.waitFor(() => expect(text(container)).toBe('mine,theirs'));
+    await eventually(() => expect(text(container)).toBe('mine,theirs'));
   });
 
   it("the status is 'unknown' until a pull is applied, then 'complete'", async () => {
@@ -111,12 +113,12 @@ describe('@reprise/react', () => {
     const a = await h.open();
     await a.mutate.issue.create({ id: 'i1', title: 'offline' }).client;
     const { container } = mount(a, <Titles />);
-    await vi.waitFor(() => expect(text(container)).toBe('offline'));
+    await eventually(() => expect(text(container)).toBe('offline'));
     expect(statusOf(container)).toBe('unknown');
     expect(a.synced).toBe(false);
     h.server.down = false;
     await a.pull();
-    await vi.waitFor(() => expect(statusOf(container)).toBe('complete'));
+    await eventually(() => expect(statusOf(container)).toBe('complete'));
     expect(text(container)).toBe('offline');
   });
 
@@ -131,9 +133,9 @@ describe('@reprise/react', () => {
       return <p data-testid="one">{issue ? issue.title : 'none'}</p>;
     }
     const { container } = mount(a, <One />);
-    await vi.waitFor(() => expect(text(container, 'one')).toBe('none'));
+    await eventually(() => expect(text(container, 'one')).toBe('none'));
     await a.mutate.issue.create({ id: 'i1', title: 'found' }).client;
-    await vi.waitFor(() => expect(text(container, 'one')).toBe('found'));
+    await eventually(() => expect(text(container, 'one')).toBe('found'));
   });
 
   it('components asking for the same query share one view, and unmounting releases it', async () => {
@@ -153,14 +155,14 @@ describe('@reprise/react', () => {
       </>,
     );
     await a.mutate.issue.create({ id: 'i1', title: 't' }).client;
-    await vi.waitFor(() => expect(text(container, 'y')).toBe('1'));
+    await eventually(() => expect(text(container, 'y')).toBe('1'));
     // Subscriptions happen in passive effects, after the commit that shows the rows.
-    await vi.waitFor(() => expect(counts).toEqual({ views: 1, subscribers: 1, materialized: 1 }));
+    await eventually(() => expect(counts).toEqual({ views: 1, subscribers: 1, materialized: 1 }));
     root.unmount();
     expect(counts.subscribers).toBe(0);
     const rendersAtUnmount = renders;
     await a.mutate.issue.create({ id: 'i2', title: 't' }).client;
-    await vi.waitFor(() => expect(counts.views).toBe(0), { timeout: 3000 });
+    await eventually(() => expect(counts.views).toBe(0));
     expect(renders).toBe(rendersAtUnmount);
   });
 
@@ -173,10 +175,10 @@ describe('@reprise/react', () => {
     }
     const { container } = mount(a, <Rows />, true);
     await a.mutate.issue.create({ id: 'i1', title: 't' }).client;
-    await vi.waitFor(() => expect(text(container, 'rows')).toBe('i1'));
-    await vi.waitFor(() => expect(counts.subscribers).toBe(1));
+    await eventually(() => expect(text(container, 'rows')).toBe('i1'));
+    await eventually(() => expect(counts.subscribers).toBe(1));
     await a.mutate.issue.create({ id: 'i2', title: 't' }).client;
-    await vi.waitFor(() => expect(text(container, 'rows')).toBe('i1,i2'));
+    await eventually(() => expect(text(container, 'rows')).toBe('i1,i2'));
     expect(counts).toEqual({ views: 1, subscribers: 1, materialized: 1 });
   });
 
@@ -214,7 +216,7 @@ describe('@reprise/react', () => {
         </RepriseProvider>,
       ),
     );
-    await vi.waitFor(() => {
+    await eventually(() => {
       const shown = [...container.querySelectorAll('[data-slow]')].map((e) => e.textContent);
       expect(shown).toEqual(['after', 'after', 'after', 'after', 'after']);
     });
@@ -241,14 +243,14 @@ describe('@reprise/react', () => {
       );
     }
     const { container } = mount(a, <Status />);
-    await vi.waitFor(() => expect(text(container, 'status')).toBe('0 online -'));
+    await eventually(() => expect(text(container, 'status')).toBe('0 online -'));
     h.server.down = true;
     await a.mutate.review.refuse({ id: 'r1' }).client;
-    await vi.waitFor(() => expect(text(container, 'status')).toBe('1 offline -'));
+    await eventually(() => expect(text(container, 'status')).toBe('1 offline -'));
     h.server.down = false;
     await a.pull();
     await a.idle();
-    await vi.waitFor(() => expect(text(container, 'status')).toBe('0 online Refused'));
+    await eventually(() => expect(text(container, 'status')).toBe('0 online Refused'));
     expect(new Set(seenRefusals)).toEqual(new Set(['review.refuse: Refused']));
   });
 });

@@ -7,6 +7,9 @@ import { defineVisibility, handleMutateRequest, handlePullRequest } from '@repri
 import { createTestDatabase } from '@reprise/server/testing';
 import { createRoot } from 'react-dom/client';
 import { expect, it, vi } from 'vitest';
+
+const eventually = (check: () => void) => vi.waitFor(check, { timeout: 20_000 });
+
 import { OpenIssues } from '../src/issues.js';
 import { mutators, schema } from '../src/schema.js';
 
@@ -39,13 +42,14 @@ it('renders live rows, the sync status and the server’s refusal', async () => 
       }
       return handlePullRequest({ db: t.db, schema, visibility, request, userID, scopes: ['all'] });
     };
-  const open = (userID: string) =>
+  // `claims`: the user the client's own context names. The server knows better.
+  const open = (userID: string, claims = userID) =>
     createClient({
       schema,
       mutators,
       userID,
       server: 'http://app.test/api',
-      context: { userID },
+      context: { userID: claims },
       fetch: serverFor(userID),
       poke: false,
       pullIntervalMs: 0,
@@ -55,7 +59,9 @@ it('renders live rows, the sync status and the server’s refusal', async () => 
   await bob.idle();
 
   down = true;
-  const ana = await open('ana');
+  // A client whose context claims to be bob, as a tampered one could: its optimistic
+  // close of bob's issue applies; the server, which knows the caller is ana, refuses it.
+  const ana = await open('ana', 'bob');
   const root = createRoot(document.body.appendChild(document.createElement('div')));
   root.render(
     <RepriseProvider client={ana}>
@@ -63,18 +69,18 @@ it('renders live rows, the sync status and the server’s refusal', async () => 
     </RepriseProvider>,
   );
   const page = () => document.body.textContent;
-  await vi.waitFor(() => expect(page()).toContain('Offline, 0 unsaved (not yet synced)'));
+  await eventually(() => expect(page()).toContain('Offline, 0 unsaved (not yet synced)'));
 
   down = false;
   await ana.pull();
-  await vi.waitFor(() => expect(page()).toContain('Online, 0 unsaved'));
+  await eventually(() => expect(page()).toContain('Online, 0 unsaved'));
   expect(page()).toContain('Printer on fire');
   expect(page()).not.toContain('not yet synced');
 
-  document.querySelector('button')!.click(); // ana closes bob's issue: the server refuses
-  await vi.waitFor(() => expect(page()).not.toContain('Printer on fire')); // optimistic
+  document.querySelector('button')!.click();
+  await eventually(() => expect(page()).not.toContain('Printer on fire')); // optimistic
   await ana.idle();
-  await vi.waitFor(() =>
+  await eventually(() =>
     expect(document.querySelector('[role="alert"]')?.textContent).toBe(
       'Only bob, who opened this issue, can close it',
     ),
