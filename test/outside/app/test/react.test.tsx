@@ -77,14 +77,20 @@ it('renders live rows, the sync status and the server’s refusal', async () => 
   expect(page()).toContain('Printer on fire');
   expect(page()).not.toContain('not yet synced');
 
+  down = true; // the close waits in the queue, applied optimistically
   document.querySelector('button')!.click();
-  await eventually(() => expect(page()).not.toContain('Printer on fire')); // optimistic
+  await eventually(() => expect(page()).toContain('Offline, 1 unsaved'));
+  expect(page()).not.toContain('Printer on fire');
+
+  down = false;
+  await ana.pull();
   await ana.idle();
   await eventually(() =>
     expect(document.querySelector('[role="alert"]')?.textContent).toBe(
       'Only bob, who opened this issue, can close it',
     ),
   );
+  await eventually(() => expect(page()).toContain('Online, 0 unsaved'));
   expect(page()).toContain('Printer on fire'); // the rebase brought it back
   root.unmount();
   await ana.close();
