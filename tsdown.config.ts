@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { defineConfig, type UserConfig } from 'tsdown';
 
 /**
- * The build of the three published packages (`npm run build`). Each package's entry points
+ * The build of the four published packages (`npm run build`). Each package's entry points
  * come from its own `exports` map: every subpath names its source under the
  * `@reprise/source` condition and its output under `default`, so adding or moving an entry
  * is one edit to that package.json and nothing here.
  */
-const PACKAGES = ['shared', 'server', 'client'];
+const PACKAGES = ['shared', 'server', 'client', 'react'];
 
 type Target = { '@reprise/source': string; default: string };
 
@@ -34,7 +34,7 @@ function packageConfig(name: string): UserConfig {
     cwd,
     entry: entriesOf(cwd),
     format: 'esm',
-    platform: name === 'client' ? 'neutral' : 'node',
+    platform: name === 'client' || name === 'react' ? 'neutral' : 'node',
     target: 'es2022',
     outDir: 'dist',
     clean: true,

@@ -8,9 +8,20 @@ const SOURCE_CONDITION = '@reprise/source';
 
 export default defineConfig({
   resolve: { conditions: [SOURCE_CONDITION, ...defaultClientConditions] },
-  ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions] } },
+  // Without `module`: vitest hands these conditions to Node too (--conditions), and a
+  // bundler-only `module` build such as @opentelemetry/api's (imports without file
+  // extensions) does not load in Node.
+  ssr: {
+    resolve: {
+      conditions: [SOURCE_CONDITION, ...defaultServerConditions.filter((c) => c !== 'module')],
+    },
+  },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.{ts,tsx}',
+      'test/**/*.test.{ts,tsx}',
+      'examples/*/test/**/*.test.ts',
+    ],
     // The apps in test/outside run on the packed tarballs (npm run test:outside), not here.
     exclude: ['**/node_modules/**', 'test/outside/**'],
     globalSetup: ['test/global-setup.ts'],

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# `npm run test:outside`: the packages as a new user gets them. Builds and packs the three
+# `npm run test:outside`: the packages as a new user gets them. Builds and packs the four
 # packages, lints each tarball (publint, arethetypeswrong with the ESM-only profile), installs
 # them into fresh apps in a temporary folder outside the repo (their other dependencies come
 # from the npm registry) and runs those apps:
 #   app/     plain `node app.mjs`; `tsc` on NodeNext, strict, skipLibCheck false; `vite build`
-#            of a page on @reprise/client; `vitest run` on README step 5
+#            of a page on @reprise/client; `vitest run` on README step 5 and on the React
+#            hooks of @reprise/react (react-dom in jsdom)
 #   app-pg/  @reprise/server with only `pg` installed
 # and checks that the README's code blocks are these apps' files, word for word.
 set -euo pipefail
@@ -19,7 +20,7 @@ npm run build --silent
 work="$(mktemp -d "${TMPDIR:-/tmp}/reprise-outside.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/packs"
-for name in shared server client; do
+for name in shared server client react; do
   tarball="$(cd "packages/$name" && npm pack --silent --pack-destination "$work/packs")"
   mv "$work/packs/$tarball" "$work/packs/reprise-$name.tgz"
   npx publint --strict "$work/packs/reprise-$name.tgz"

@@ -7,6 +7,7 @@ import { toNodeHandler } from '@reprise/server/node';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
 import postgres from 'postgres';
+import { redactDatabaseURL } from './database-url';
 import { createApp, prepareDatabase } from './server';
 
 // Starts the issue tracker: embedded PGlite (data in examples/issue-tracker/.data) by
@@ -15,7 +16,8 @@ import { createApp, prepareDatabase } from './server';
 async function openDatabase(): Promise<{ db: Database<any>; where: string }> {
   const url = process.env.DATABASE_URL;
   if (url) {
-    return { db: createPostgresJsDatabase(postgres(url, { onnotice: () => {} })), where: url };
+    const db = createPostgresJsDatabase(postgres(url, { onnotice: () => {} }));
+    return { db, where: redactDatabaseURL(url) };
   }
   const dir = fileURLToPath(new URL('../.data/pglite', import.meta.url));
   mkdirSync(dir, { recursive: true });

@@ -43,6 +43,13 @@ export interface Client<S extends AnySchema, M extends AnyMutators> {
   /** False while the server is unreachable or `setOnline(false)` holds the client offline. */
   readonly online: boolean;
   readonly authState: AuthState;
+  /**
+   * False until a pull from the server has been applied since this client opened: until
+   * then the view holds only what the storage kept from an earlier session (or nothing).
+   * True after, for good: the view then holds every row the user may see as of the last
+   * pull, with the pending mutations applied on top.
+   */
+  readonly synced: boolean;
   /** Resolves once every mutation is pushed and confirmed by a pull, and stored. */
   idle(): Promise<void>;
   /** Pulls now (and pushes whatever is queued). */
@@ -50,6 +57,8 @@ export interface Client<S extends AnySchema, M extends AnyMutators> {
   /** Forces the client offline (false) or lets it reconnect (true). */
   setOnline(online: boolean): void;
   onOnlineChange(listener: (online: boolean) => void): () => void;
+  /** Calls `listener` when `synced` turns true; returns the unsubscribe function. */
+  onSyncedChange(listener: (synced: boolean) => void): () => void;
   onMutationSettled(listener: (settled: SettledMutation) => void): () => void;
   /** Calls `listener` with `pending` whenever it changes; returns the unsubscribe function. */
   onPendingChange(listener: (pending: number) => void): () => void;
@@ -110,6 +119,8 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
   const settledListeners = new Set<(settled: SettledMutation) => void>();
   const onlineListeners = new Set<(online: boolean) => void>();
   const pendingListeners = new Set<(pending: number) => void>();
+  const syncedListeners = new Set<(synced: boolean) => void>();
+  let lastSynced = false;
   let lastPending = state.pendingCount;
   const notifyPending = () => {
     const pending = state.pendingCount;
@@ -148,6 +159,10 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
       changed: () => {
         live.refresh();
         notifyPending();
+        if (sync.synced && !lastSynced) {
+          lastSynced = true;
+          for (const listener of syncedListeners) listener(true);
+        }
         if (sync.online && !sync.forcedOffline) {
           if (!lastOnline) for (const l of onlineListeners) l(true);
           lastOnline = true;
@@ -223,6 +238,9 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     get authState() {
       return sync.authState;
     },
+    get synced() {
+      return lastSynced;
+    },
     async idle() {
       for (;;) {
         if (closed) throw new ClientClosedError('The client was closed before it was idle');
@@ -246,6 +264,10 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
     onOnlineChange(listener) {
       onlineListeners.add(listener);
       return () => onlineListeners.delete(listener);
+    },
+    onSyncedChange(listener) {
+      syncedListeners.add(listener);
+      return () => syncedListeners.delete(listener);
     },
     onMutationSettled(listener) {
       settledListeners.add(listener);

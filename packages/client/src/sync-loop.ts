@@ -50,6 +50,8 @@ export class SyncLoop {
   pushing = false;
   pulling: Promise<void> | undefined;
   retrying = false;
+  /** Set once a pull's answer has been applied: the view holds the server's rows. */
+  synced = false;
   private pushAgain = false;
   /** The pull that callers arriving during a running pull wait for (see pull()). */
   private queuedPull: Promise<void> | undefined;
@@ -282,6 +284,7 @@ export class SyncLoop {
       pulled.patch,
       pulled.lastMutationIDChanges,
     );
+    this.synced = true;
     const results = new Map<string, MutationResult>();
     for (const { id, result } of pulled.mutationResults) {
       const key = `${id.clientID}/${id.id}`;

@@ -32,16 +32,19 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
 /**
  * Runs `fn`, running it again after a transient failure (serialization failure, deadlock,
  * lost connection, an attempt past `attemptTimeoutMs`) with exponential back-off and full
- * jitter, while the budget lasts. Other errors, and the last transient one, are thrown.
+ * jitter, while the budget lasts. `fn` gets the attempt's number, from 1. Other errors, and the last transient one, are thrown.
  *
  * @example
  * await withRetries(DEFAULT_RETRY_POLICY, () => db.transaction(work, {isolation: 'serializable'}));
  */
-export async function withRetries<T>(policy: RetryPolicy, fn: () => Promise<T>): Promise<T> {
+export async function withRetries<T>(
+  policy: RetryPolicy,
+  fn: (attempt: number) => Promise<T>,
+): Promise<T> {
   const deadline = Date.now() + policy.budgetMs;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await withDeadline(fn(), policy.attemptTimeoutMs, 'one transaction');
+      return await withDeadline(fn(attempt), policy.attemptTimeoutMs, 'one transaction');
     } catch (error) {
       if (attempt >= policy.maxAttempts || !isTransientError(error)) throw error;
       const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));

@@ -25,6 +25,7 @@ import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../db/retry';
 import { mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
 import { decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
+import { observeAttempt, observePull, type RequestObservation } from '../telemetry';
 import { fingerprint, parseCookie } from './pull-cookie';
 import { type PullOutcome, processPull } from './pull-processor';
 
@@ -83,8 +84,13 @@ function failed(status: number, error: PullErrorKind, message: string): PullResu
  *   res.status(status).json(body);
  * });
  */
-export async function processPullRequest(
+export function processPullRequest(options: PullOptions & { body: unknown }): Promise<PullResult> {
+  return observePull((observed) => processObservedPull(options, observed));
+}
+
+async function processObservedPull(
   options: PullOptions & { body: unknown },
+  observed: RequestObservation,
 ): Promise<PullResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
@@ -99,6 +105,7 @@ export async function processPullRequest(
   const decoded = decodeBody(options.body, pullRequestSchema, 'pull');
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
   const { value: pull, rich } = decoded;
+  observed.annotate({ 'reprise.client_group.id': pull.clientGroupID });
   if (pull.pullVersion !== undefined && pull.pullVersion !== PULL_VERSION) {
     return failed(
       400,
@@ -125,11 +132,13 @@ export async function processPullRequest(
   try {
     const synced = Object.keys(options.visibility as Visibility);
     await ensureCaptured(options.db, tables, options.schema, synced);
-    outcome = await withRetries({ ...DEFAULT_RETRY_POLICY, ...options.retry }, () =>
-      options.db.transaction((tx) => processPull(tx, pull.clientGroupID, cookie, config), {
-        // The cookie's snapshot must be the one every read of the pull sees.
-        isolation: 'repeatable read',
-      }),
+    outcome = await withRetries({ ...DEFAULT_RETRY_POLICY, ...options.retry }, (attempt) =>
+      observeAttempt('pull', attempt, () =>
+        options.db.transaction((tx) => processPull(tx, pull.clientGroupID, cookie, config), {
+          // The cookie's snapshot must be the one every read of the pull sees.
+          isolation: 'repeatable read',
+        }),
+      ),
     );
   } catch (error) {
     if (error instanceof CaptureMissingError) {
@@ -150,6 +159,10 @@ export async function processPullRequest(
   if (outcome.kind === 'forbidden') return failed(403, 'unauthorized', outcome.message);
 
   const { response, reset } = outcome;
+  observed.annotate({
+    'reprise.pull.operations': response.patch.length,
+    ...(reset ? { 'reprise.pull.reset': reset } : {}),
+  });
   logger.debug({
     event: 'pull',
     clientGroupID: pull.clientGroupID,

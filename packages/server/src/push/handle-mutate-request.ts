@@ -27,6 +27,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
 import { contentTypeProblem, decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
 import type { JobQueue } from '../jobs/job-queue';
+import { observePush, type PushObservation } from '../telemetry';
 import { withCrudMutators } from './crud-mutators';
 import { type PushConfig, processPush } from './push-processor';
 import type { ScopeKey, WritePolicy } from './write-policy';
@@ -156,8 +157,15 @@ function readQuery(query: QueryInput): { ok: true } | { ok: false; message: stri
  *   res.status(status).json(body);
  * });
  */
-export async function processMutateRequest(
+export function processMutateRequest(
   options: MutateOptions & { body: unknown; query?: QueryInput },
+): Promise<MutateResult> {
+  return observePush((observed) => processObservedPush(options, observed));
+}
+
+async function processObservedPush(
+  options: MutateOptions & { body: unknown; query?: QueryInput },
+  observed: PushObservation,
 ): Promise<MutateResult> {
   const started = performance.now();
   const logger = options.logger ?? consoleLogger;
@@ -167,7 +175,9 @@ export async function processMutateRequest(
       "crud: true needs a writePolicy (mark the tables any client may write 'unrestricted')",
     );
   }
-  if (options.zero) return processZeroMutateRequest(options, options.zero, logger, started);
+  if (options.zero) {
+    return processZeroMutateRequest(options, options.zero, logger, started, observed);
+  }
   const query = readQuery(options.query ?? {});
   if (!query.ok) return failed(400, 'parse', query.message);
   // The user id comes from the app's auth, but usually from the request before that.
@@ -178,6 +188,10 @@ export async function processMutateRequest(
   const decoded = decodeBody(options.body, pushRequestSchema, 'push');
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
   const { value: push, rich } = decoded;
+  observed.annotate({
+    'reprise.client_group.id': push.clientGroupID,
+    'reprise.push.mutations': push.mutations.length,
+  });
   if (push.pushVersion !== PUSH_VERSION) {
     return failed(
       400,
@@ -208,7 +222,7 @@ export async function processMutateRequest(
     return failed(403, 'unauthorized', outcome.message, push.mutations);
   }
 
-  logPush(logger, push, outcome, started);
+  logPush(logger, push, outcome, started, observed);
 
   let result: MutateResult;
   if (outcome.kind === 'ok') {
@@ -249,15 +263,18 @@ function logPush(
   push: { clientGroupID: string; requestID: string; mutations: readonly unknown[] },
   outcome: Awaited<ReturnType<typeof processPush>>,
   started: number,
+  observed: PushObservation,
 ) {
   if (outcome.kind === 'forbidden') return;
+  const counts = countResults(outcome.kind === 'ok' ? outcome.mutations : outcome.processed);
+  observed.counted(counts);
   logger.debug({
     event: 'push',
     clientGroupID: push.clientGroupID,
     requestID: push.requestID,
     outcome: outcome.kind,
     received: push.mutations.length,
-    ...countResults(outcome.kind === 'ok' ? outcome.mutations : outcome.processed),
+    ...counts,
     ms: Math.round((performance.now() - started) * 100) / 100,
   });
 }
@@ -268,6 +285,7 @@ async function processZeroMutateRequest(
   zero: ZeroModeOptions,
   logger: Logger,
   started: number,
+  observed: PushObservation,
 ): Promise<MutateResult> {
   const shards = mustGetShards(zero);
   const config = pushConfig(options, logger);
@@ -282,7 +300,7 @@ async function processZeroMutateRequest(
     run: async (push, shard) => {
       try {
         const outcome = await processPush(push, { ...config, zero: { shard } });
-        logPush(logger, push, outcome, started);
+        logPush(logger, push, outcome, started, observed);
         return outcome;
       } catch (error) {
         logger.error({ event: 'push.internal', clientGroupID: push.clientGroupID, error });

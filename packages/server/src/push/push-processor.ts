@@ -40,6 +40,7 @@ import {
 import type { JobSpec } from '../jobs/job-backend';
 import { type JobQueue, queueInternals } from '../jobs/job-queue';
 import { runQuery } from '../query/run-query';
+import { observeAttempt } from '../telemetry';
 import { createSchemaMutate } from './schema-mutate';
 import { storableAppError, storableData } from './storable-result';
 import type { WriteCapture } from './table-writer';
@@ -126,10 +127,12 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
     try {
       const start = index;
       const failure = forcedFailure;
-      chunk = await withRetries(config.retry, () =>
-        config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
-          isolation: config.isolation,
-        }),
+      chunk = await withRetries(config.retry, (attempt) =>
+        observeAttempt('push', attempt, () =>
+          config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
+            isolation: config.isolation,
+          }),
+        ),
       );
       forcedFailure = undefined;
     } catch (error) {

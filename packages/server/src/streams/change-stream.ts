@@ -10,9 +10,11 @@ import { canSee, scopesOf, type Visibility } from '../changes/visibility';
 import type { Database } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
+import { observePendingChanges } from '../telemetry';
 import { type ActionFilters, compileChangeFilter } from './change-filter';
 import { type ChangeIterator, type Durable, openChangeIterator } from './stream-iterator';
 import { acquireLease } from './stream-lease';
+import { pendingChanges } from './stream-pending';
 
 // Change streams for server code, after Prisma Pulse: `stream()` is resumable by name and
 // delivers at least once in commit order; `subscribe()` is live only. Both read the
@@ -231,6 +233,10 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
   const open = new Set<ChangeIterator<unknown>>();
   let closed = false;
   let watcher: ChangeWatcher | undefined;
+  const stopGauge = observePendingChanges(
+    () => pendingChanges(db, tables),
+    (error) => logger.warn({ event: 'stream.pending', error }),
+  );
 
   const startWatcher = () => {
     watcher ??= createChangeWatcher({
@@ -325,6 +331,7 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
     },
     async close() {
       closed = true;
+      stopGauge();
       await Promise.all([...open].map((iterator) => iterator.stop()));
       await watcher?.close();
     },
