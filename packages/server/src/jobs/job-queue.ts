@@ -92,6 +92,32 @@ export function queueInternals(queue: JobQueue): JobQueueInternals {
 }
 
 /**
+ * `tx.enqueue` for one mutation (or route call) and the jobs it asked for. Each call
+ * checks its payload at once; `specs()` waits for every check, so an enqueue the mutator
+ * did not await still fails it. Without a queue, `tx.enqueue` fails with `missing`.
+ */
+export function collectJobs(queue: JobQueue | undefined, missing: string) {
+  const pending: Array<Promise<JobSpec>> = [];
+  return {
+    enqueue(job: string | JobReference, payload: unknown, options?: EnqueueOptions) {
+      const spec = queue
+        ? queueInternals(queue).spec(job, payload, options)
+        : Promise.reject(new Error(missing));
+      // Awaited by specs() whether or not the mutator awaits it: never an unhandled rejection.
+      spec.catch(() => undefined);
+      pending.push(spec);
+      const done = spec.then(() => undefined);
+      done.catch(() => undefined);
+      return done;
+    },
+    specs: (): Promise<JobSpec[]> => Promise.all(pending),
+    get count() {
+      return pending.length;
+    },
+  };
+}
+
+/**
  * The job queue of an app: the jobs it defines, stored and run by graphile-worker on a
  * real Postgres server, or in-process on PGlite and pg-mem. Mutators add jobs with
  * `tx.enqueue` once the queue is passed as `jobs` to `handleMutateRequest`.

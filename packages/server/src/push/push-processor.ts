@@ -3,10 +3,8 @@ import {
   type AnySchema,
   ApplicationError,
   type CustomMutation,
-  type EnqueueOptions,
   encodeRich,
   flattenMutators,
-  type JobReference,
   type MutationResponse,
   type MutationResult,
   type Mutator,
@@ -38,7 +36,7 @@ import {
   storeShardResult,
 } from '../db/zero-shard';
 import type { JobSpec } from '../jobs/job-backend';
-import { type JobQueue, queueInternals } from '../jobs/job-queue';
+import { collectJobs, type JobQueue, queueInternals } from '../jobs/job-queue';
 import { runQuery } from '../query/run-query';
 import { observeAttempt } from '../telemetry';
 import { createSchemaMutate } from './schema-mutate';
@@ -268,7 +266,10 @@ async function applyChunk(
     } else {
       const mutationHooks: Array<() => void | Promise<void>> = [];
       const mutationChanges: RecordedChange[] = [];
-      const mutationJobs: Array<Promise<JobSpec>> = [];
+      const mutationJobs = collectJobs(
+        config.jobs,
+        'tx.enqueue needs a job queue: pass `jobs` to the mutate handler',
+      );
       const mutationJobSpecs: JobSpec[] = [];
       const mutationOrigin = {
         clientGroupID: push.clientGroupID,
@@ -303,19 +304,7 @@ async function applyChunk(
           afterCommit: (fn) => {
             mutationHooks.push(fn);
           },
-          enqueue: (job: string | JobReference, payload: unknown, options?: EnqueueOptions) => {
-            const spec = config.jobs
-              ? queueInternals(config.jobs).spec(job, payload, options)
-              : Promise.reject(
-                  new Error('tx.enqueue needs a job queue: pass `jobs` to the mutate handler'),
-                );
-            // Awaited below whether or not the mutator awaits it: never an unhandled rejection.
-            spec.catch(() => undefined);
-            mutationJobs.push(spec);
-            const done = spec.then(() => undefined);
-            done.catch(() => undefined);
-            return done;
-          },
+          enqueue: mutationJobs.enqueue,
         };
         // Checked here, so a return value that cannot be stored fails (and rolls back) the mutation.
         const data = await runMutator(mutator, {
@@ -324,7 +313,7 @@ async function applyChunk(
           ctx: config.context,
         }).then(storableData);
         // An enqueue the mutator did not await still fails the mutation when its payload does.
-        if (mutationJobs.length > 0) mutationJobSpecs.push(...(await Promise.all(mutationJobs)));
+        if (mutationJobs.count > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
         return data;
       };
       try {

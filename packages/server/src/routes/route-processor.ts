@@ -1,8 +1,6 @@
 import {
   type AnySchema,
   ApplicationError,
-  type EnqueueOptions,
-  type JobReference,
   type JSONValue,
   type Mutator,
   runMutator,
@@ -22,8 +20,7 @@ import {
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
-import type { JobSpec } from '../jobs/job-backend';
-import { type JobQueue, queueInternals } from '../jobs/job-queue';
+import { collectJobs, type JobQueue, queueInternals } from '../jobs/job-queue';
 import { createSchemaMutate } from '../push/schema-mutate';
 import type { WriteCapture } from '../push/table-writer';
 import { createWriteGuard } from '../push/write-guard';
@@ -166,6 +163,7 @@ async function applyCall(
           isolation: config.isolation,
         })
       : undefined;
+    const jobs = collectJobs(config.jobs, 'tx.enqueue needs a job queue: pass `jobs` to the route');
     const serverTx: ServerTransaction = {
       location: 'server',
       reason: 'authoritative',
@@ -183,32 +181,20 @@ async function applyCall(
       afterCommit: (fn) => {
         hooks.push(fn);
       },
-      enqueue: (job: string | JobReference, payload: unknown, options?: EnqueueOptions) => {
-        const spec = config.jobs
-          ? queueInternals(config.jobs).spec(job, payload, options)
-          : Promise.reject(new Error('tx.enqueue needs a job queue: pass `jobs` to the route'));
-        // Awaited below whether or not the mutator awaits it: never an unhandled rejection.
-        spec.catch(() => undefined);
-        jobs.push(spec);
-        const done = spec.then(() => undefined);
-        done.catch(() => undefined);
-        return done;
-      },
+      enqueue: jobs.enqueue,
     };
-    const jobs: Array<Promise<JobSpec>> = [];
     const result = await runMutator(mutator, {
       tx: serverTx,
       args: call.args,
       ctx: config.context,
     });
-    if (jobs.length > 0 && config.jobs) {
+    if (jobs.count > 0) {
       // Added in the call's transaction (its savepoint, with a key), with its writes.
-      const queue = queueInternals(config.jobs);
-      const { text, params } = queue.statement(await Promise.all(jobs));
+      const specs = await jobs.specs();
+      const queue = queueInternals(config.jobs!);
+      const { text, params } = queue.statement(specs);
       await dbTx.query(text, params);
       hooks.push(() => queue.added());
-    } else if (jobs.length > 0) {
-      await Promise.all(jobs);
     }
     return toPlainJSON(config.respond(result));
   };
