@@ -43,6 +43,9 @@ function packageConfig(name: string): UserConfig {
     sourcemap: true,
     tsconfig: join(import.meta.dirname, 'tsconfig.build.json'),
     dts: { sourcemap: true },
+    // postgres.js is not a declared peer of the server (see its package.json and the
+    // README's Install); its adapter imports only its types, which stay imports.
+    ...(name === 'server' ? { deps: { neverBundle: ['postgres'] } } : {}),
     logLevel: 'warn',
     // The .d.ts pass dominates the build time by nature; rolldown's hint about it is noise.
     inputOptions: { checks: { pluginTimings: false } },
