@@ -20,6 +20,14 @@ const visibility = defineVisibility(schema, {
   comment: () => PUBLIC_SCOPE,
 });
 
+async function waitFor(condition: () => boolean, what: string) {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Long enough for a poke that is coming to arrive, past the hub's 50 ms coalescing. */
 const QUIET_MS = 300;
 
@@ -162,6 +170,57 @@ for (const adapter of ADAPTERS) {
       },
     );
 
+    // On a server the engine announces its own commits after they commit (a NOTIFY in the
+    // writing transaction would serialize every such commit); the trigger announces the rest.
+    it.skipIf(!adapter.connect)(
+      'a push is announced after its commit, by the engine, not by the capture trigger',
+      async () => {
+        const heard: string[] = [];
+        const unlisten = await fx.db.listen!('reprise_changes_reprise', (payload) => {
+          heard.push(payload);
+        });
+        try {
+          await push('alice', 'issue.create', { id: 'i1', title: 'T' });
+          await waitFor(() => heard.length > 0, 'the push announced');
+          await insertIssue('i2', 'alice');
+          await waitFor(() => heard.includes('issue'), 'the raw insert announced');
+          expect(heard.slice(0, -1)).toEqual([expect.stringMatching(/^@[0-9a-f]{16}$/)]);
+          expect(heard.at(-1)).toBe('issue');
+        } finally {
+          await unlisten();
+        }
+      },
+    );
+
+    it.skipIf(!adapter.connect)(
+      'a commit whose announcement never went out (its process stopped first) still pokes',
+      async () => {
+        const hub = createPokeHub({
+          db: fx.db,
+          schema,
+          visibility,
+          logger: silentLogger,
+          listeningPollIntervalMs: 200,
+        });
+        hubs.push(hub);
+        const alice = await connect(hub, ['alice']);
+        // What a push's transaction leaves when its process dies right after COMMIT: a
+        // write with the engine's origin, which the trigger leaves to the engine to announce.
+        await fx.db.transaction(
+          async (tx) => {
+            await tx.query(
+              `SELECT set_config('reprise.client_group_id', 'g', true),
+                      set_config('reprise.client_id', 'c', true),
+                      set_config('reprise.mutation_id', '1', true)`,
+            );
+            await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('i1', 'T', 'alice')`);
+          },
+          { isolation: 'serializable' },
+        );
+        expect(await alice.next()).toBe('poke');
+      },
+    );
+
     // pg-mem has no triggers: only tx.mutate writes are captured there.
     it.skipIf(!listens)(
       'a write by raw SQL outside the engine pokes the owner, and no one else',
@@ -240,7 +299,13 @@ for (const adapter of ADAPTERS) {
       async () => {
         const hub = hubOn(fx.db);
         const alice = await connect(hub, ['alice']);
+        let heard = 0;
+        const unlisten = await fx.db.listen!('reprise_changes_reprise', () => heard++);
         await insertIssue('burst', 'alice', 20);
+        // Every notification delivered (on a busy machine they trail the commits), and
+        // time for the hub to read what committed.
+        await waitFor(() => heard >= 20, 'the burst announced');
+        await unlisten();
         await new Promise((resolve) => setTimeout(resolve, 100));
         expect(await alice.next()).toBe('poke');
         expect(await alice.next(QUIET_MS)).toBe('timeout');

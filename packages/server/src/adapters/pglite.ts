@@ -39,7 +39,7 @@ export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
   const prepared = preparedRunner(pglite);
   return {
     name: 'pglite',
-    capabilities: { advisoryLocks: true, partialSQL: false },
+    capabilities: { advisoryLocks: true, partialSQL: false, embedded: true },
     transaction(fn) {
       let pgTx: Transaction | undefined;
       // PGlite has one connection and runs transactions one at a time, so they never

@@ -29,8 +29,16 @@ function functionName(tables: EngineTables, table: TableInfo): string {
   return `${quoteIdent(tables.schema)}.${quoteIdent(`${name}_${hash.toString('hex').slice(0, 8)}`)}`;
 }
 
-/** `CREATE FUNCTION` for one table's capture trigger. */
-function captureFunctionSQL(tables: EngineTables, table: TableInfo): string {
+/**
+ * `CREATE FUNCTION` for one table's capture trigger. With `announcedByEngine`, a write
+ * whose origin is set (it came through the engine) is not announced by `NOTIFY`: the
+ * engine announces its commits itself (announcer.ts).
+ */
+function captureFunctionSQL(
+  tables: EngineTables,
+  table: TableInfo,
+  announcedByEngine: boolean,
+): string {
   const columns = [...table.columns.values()];
   const keys = keyColumns(table);
   const keyChanged = keys
@@ -73,7 +81,7 @@ BEGIN
   ELSE
     ${insert('update', 'NEW', oldRow, newRow)}
   END IF;
-  PERFORM pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)});
+  ${announcedByEngine ? 'IF cg IS NULL THEN ' : ''}PERFORM pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)});${announcedByEngine ? ' END IF;' : ''}
   RETURN NULL;
 END
 $reprise$`;
@@ -100,6 +108,7 @@ export async function installCapture(
   tx: DatabaseTransaction,
   tables: EngineTables,
   schema: AnySchema,
+  options: { readonly announcedByEngine: boolean },
 ): Promise<void> {
   const trigger = quoteIdent(captureTriggerName(tables));
   const wanted = new Set<string>();
@@ -114,7 +123,7 @@ export async function installCapture(
       );
     }
     wanted.add(`${table.sqlSchema ?? ''}.${table.sqlName}`);
-    await tx.query(captureFunctionSQL(tables, table));
+    await tx.query(captureFunctionSQL(tables, table, options.announcedByEngine));
     await tx.query(
       `CREATE OR REPLACE TRIGGER ${trigger} AFTER INSERT OR UPDATE OR DELETE ON ${tableSQL(table)}
        FOR EACH ROW EXECUTE FUNCTION ${functionName(tables, table)}()`,

@@ -1,12 +1,15 @@
 import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import type { Logger } from '../db/logger';
+import { hearAnnouncements, isAnnouncement, isOwnAnnouncement } from './announcer';
 import { type ChangeCursor, changeChannel, currentCursor } from './changelog';
 
 // An ear on the changelog: each poke hub and each set of change streams has one, and all
 // their connections or streams wait on it instead of asking the database each on their
-// own. It LISTENs where the database has notifications, and otherwise polls for anything
-// committed since its last look.
+// own. It hears the engine's commits in this process at once (announcer.ts), LISTENs where
+// the database has notifications, and otherwise polls for anything committed since its
+// last look. A listening watcher still looks now and then, for an announcement that a
+// process could not send (it stopped between its commit and its NOTIFY).
 
 /** What committed: changes to these tables (schema names), or anything at all. */
 export type ChangeNotice = { readonly all: true } | { readonly tables: readonly string[] };
@@ -26,14 +29,20 @@ export interface ChangeWatcherOptions {
   readonly tables: EngineTables;
   /** How often to look for commits where there is no `LISTEN` (default 1000 ms). */
   readonly pollIntervalMs?: number;
+  /** How often a listening watcher looks all the same (default 10,000 ms). */
+  readonly listeningPollIntervalMs?: number;
   readonly logger: Logger;
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
+export const DEFAULT_LISTENING_POLL_INTERVAL_MS = 10_000;
 
-/** Reads a capture trigger's `NOTIFY` payload, the table's name; empty means "anything". */
+/**
+ * Reads a `NOTIFY` payload: a capture trigger's is the table's name; the engine's
+ * announcement of its own commits (announcer.ts), or an empty one, means "anything".
+ */
 export function parseNotice(payload: string): ChangeNotice {
-  return payload === '' ? { all: true } : { tables: [payload] };
+  return payload === '' || isAnnouncement(payload) ? { all: true } : { tables: [payload] };
 }
 
 /** True when changes committed after `since` are visible to `tx`. */
@@ -69,6 +78,8 @@ async function changedSince(
 export function createChangeWatcher(options: ChangeWatcherOptions): ChangeWatcher {
   const { db, tables, logger } = options;
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const listeningPollIntervalMs =
+    options.listeningPollIntervalMs ?? DEFAULT_LISTENING_POLL_INTERVAL_MS;
   const listeners = new Set<(notice: ChangeNotice) => void>();
   let generation = 0;
   let started: Promise<void> | undefined;
@@ -76,6 +87,8 @@ export function createChangeWatcher(options: ChangeWatcherOptions): ChangeWatche
   let unlisten: (() => Promise<void>) | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let cursor: ChangeCursor | undefined;
+  let interval = pollIntervalMs;
+  let stopHearing: (() => void) | undefined;
 
   const emit = (notice: ChangeNotice) => {
     if (closed) return;
@@ -110,17 +123,24 @@ export function createChangeWatcher(options: ChangeWatcherOptions): ChangeWatche
         polling = undefined;
         schedule();
       });
-    }, pollIntervalMs);
+    }, interval);
     timer.unref?.();
   };
 
   const begin = async () => {
+    const heard = hearAnnouncements(db, tables, () => emit({ all: true }));
+    stopHearing = heard.stop;
     if (db.listen) {
       try {
-        unlisten = await db.listen(changeChannel(tables), (payload) => emit(parseNotice(payload)), {
-          onReconnect: () => emit({ all: true }),
-        });
-        return;
+        unlisten = await db.listen(
+          changeChannel(tables),
+          (payload) => {
+            // Heard already, from this process, as it committed.
+            if (!isOwnAnnouncement(payload, heard.token)) emit(parseNotice(payload));
+          },
+          { onReconnect: () => emit({ all: true }) },
+        );
+        interval = listeningPollIntervalMs;
       } catch (error) {
         logger.warn({ event: 'changes.listen', message: 'LISTEN failed; polling', error });
       }
@@ -162,6 +182,8 @@ export function createChangeWatcher(options: ChangeWatcherOptions): ChangeWatche
   };
 
   async function stop() {
+    stopHearing?.();
+    stopHearing = undefined;
     if (timer) clearTimeout(timer);
     timer = undefined;
     await polling;

@@ -2,6 +2,7 @@ import type { AnySchema } from '@reprise/shared';
 import { type Database, quoteIdent } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from '../db/engine-tables';
 import { createShardTables, mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
+import { announcesItself } from './announcer';
 import { installCapture } from './capture';
 
 /** One step of the engine's schema history. Steps are append-only. */
@@ -282,7 +283,9 @@ export async function migrate(
         applied.push(step.version);
       }
       if (options.capture && !db.capabilities.partialSQL) {
-        await installCapture(tx, tables, options.capture);
+        await installCapture(tx, tables, options.capture, {
+          announcedByEngine: announcesItself(db),
+        });
       }
       // Not a numbered step: which shards exist is the app's choice, and zero-cache may
       // have created (or dropped and re-created) them itself.

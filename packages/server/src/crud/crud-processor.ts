@@ -1,4 +1,5 @@
 import type { AnySchema } from '@reprise/shared';
+import { announceCommit } from '../changes/announcer';
 import { originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import {
@@ -9,6 +10,7 @@ import {
   isTransientError,
 } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
+import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
 import type { CrudOperation } from '../push/crud-protocol';
 import { MAX_MUTATIONS_PER_TRANSACTION } from '../push/push-processor';
@@ -68,6 +70,7 @@ export interface CrudConfig {
   /** Record writes in the engine where the database has no triggers (pg-mem). */
   readonly changelog: boolean;
   readonly aliases: Readonly<Record<string, string>> | undefined;
+  readonly logger: Logger;
 }
 
 /** An operation's own refusal: rolls back its savepoint and becomes its result. */
@@ -93,13 +96,15 @@ export async function processCrud(
   const outcomes: CrudOutcome[] = [];
   for (let start = 0; start < operations.length; start += MAX_MUTATIONS_PER_TRANSACTION) {
     const chunk = operations.slice(start, start + MAX_MUTATIONS_PER_TRANSACTION);
-    outcomes.push(
-      ...(await withRetries(config.retry, () =>
-        config.db.transaction((tx) => applyChunk(tx, chunk, config), {
-          isolation: config.isolation,
-        }),
-      )),
+    const applied = await withRetries(config.retry, () =>
+      config.db.transaction((tx) => applyChunk(tx, chunk, config), {
+        isolation: config.isolation,
+      }),
     );
+    if (applied.some((outcome) => outcome.status === 'applied')) {
+      announceCommit(config.db, config.tables, config.logger);
+    }
+    outcomes.push(...applied);
   }
   return outcomes;
 }

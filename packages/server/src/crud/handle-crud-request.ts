@@ -136,6 +136,7 @@ export async function processCrudRequest(
       context: options.context,
       changelog: options.changelog ?? true,
       aliases: options.tables,
+      logger,
     });
   } catch (error) {
     if (error instanceof DatabaseError || isTransientError(error)) {

@@ -48,6 +48,12 @@ export interface Database<TWrapped = unknown> {
      * Absent means false.
      */
     readonly pipelining?: boolean;
+    /**
+     * The database runs inside this process on one connection (PGlite): a `NOTIFY` in a
+     * writing transaction costs nothing there, so the capture triggers announce every
+     * write themselves. Absent means false.
+     */
+    readonly embedded?: boolean;
   };
   transaction<T>(
     fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>,

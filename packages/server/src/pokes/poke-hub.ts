@@ -30,6 +30,11 @@ export interface PokeHubOptions {
   readonly engineSchema?: string;
   /** How often to look for commits where the database has no `LISTEN` (default 1000 ms). */
   readonly pollIntervalMs?: number;
+  /**
+   * How often to look for commits all the same where it has (default 10,000 ms): for a
+   * commit whose process stopped before announcing it.
+   */
+  readonly listeningPollIntervalMs?: number;
   /** How often an idle connection gets a comment line, so proxies keep it open (default 25 s). */
   readonly heartbeatMs?: number;
   readonly logger?: Logger;
@@ -131,6 +136,9 @@ export function createPokeHub(options: PokeHubOptions): PokeHub {
         tables,
         logger,
         ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+        ...(options.listeningPollIntervalMs === undefined
+          ? {}
+          : { listeningPollIntervalMs: options.listeningPollIntervalMs }),
       });
       watcher.subscribe(onNotice);
     }

@@ -12,6 +12,7 @@ import {
   runMutator,
   type ServerTransaction,
 } from '@reprise/shared';
+import { announceCommit } from '../changes/announcer';
 import { originSettings, originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
@@ -156,6 +157,10 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
       throw error;
     }
     responses.push(...chunk.responses);
+    // A mutation that succeeded may have written synced tables (an error's writes are gone).
+    if (chunk.responses.some((r) => !('error' in r.result))) {
+      announceCommit(config.db, config.tables, config.logger);
+    }
     await runHooks(chunk.hooks, config);
     if (chunk.ooo) {
       const next = mutations[chunk.next]!;

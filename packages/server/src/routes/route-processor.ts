@@ -8,6 +8,7 @@ import {
   toPlainJSON,
   ValidationError,
 } from '@reprise/shared';
+import { announceCommit } from '../changes/announcer';
 import { originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import {
@@ -108,6 +109,7 @@ export async function processRoute(
         { isolation: config.isolation },
       ),
     );
+    if (!outcome.replayed) announceCommit(config.db, config.tables, config.logger);
   } catch (error) {
     if (!(error instanceof Refused)) {
       // A 500 or 503: the call failed too, though nothing is stored for a retry to replay.

@@ -129,6 +129,11 @@ export interface ChangeStreamsOptions<S extends AnySchema = AnySchema> {
   /** How often to look for commits where the database has no `LISTEN` (default 1000 ms). */
   readonly pollIntervalMs?: number;
   /**
+   * How often to look for commits all the same where it has (default 10,000 ms): for a
+   * commit whose process stopped before announcing it.
+   */
+  readonly listeningPollIntervalMs?: number;
+  /**
    * How long a named stream's consumer holds it without renewing (default 30 s); it renews
    * every third of that. After a crash, the name is free again once the lease runs out.
    */
@@ -244,6 +249,9 @@ export function createChangeStreams<S extends AnySchema = AnySchema>(
       tables,
       logger,
       ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+      ...(options.listeningPollIntervalMs === undefined
+        ? {}
+        : { listeningPollIntervalMs: options.listeningPollIntervalMs }),
     });
     return watcher.start().then(() => watcher!);
   };
