@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { runChangesBench } from './changes-bench';
 import { runClientBench } from './client-bench';
+import { runHistoryBench } from './history-bench';
 import { runJobsBench } from './jobs-bench';
 import { runPolicyBench } from './policy-bench';
 import { runPushBench } from './push-bench';
@@ -11,11 +12,12 @@ import { runQueryBench } from './query-bench';
 // changelog's cost with pulls and change streams reading it (changes-bench.ts), and the
 // client's own costs: mutate latency, rebase, memory (client-bench.ts), and what a write
 // policy costs per write (policy-bench.ts), and what `tx.enqueue` costs a push
-// (jobs-bench.ts). Without an
+// (jobs-bench.ts), and whether a push and a pull cost the same with a large history
+// (history-bench.ts). Without an
 // argument every section runs. BENCH_REPS (default 3) and BENCH_SCALE (default 1) tune the
 // length of the run.
 
-const SECTIONS = ['push', 'query', 'changes', 'client', 'policy', 'jobs'] as const;
+const SECTIONS = ['push', 'query', 'changes', 'client', 'policy', 'jobs', 'history'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 3));
@@ -64,6 +66,9 @@ async function main() {
   }
   if (sections.includes('jobs')) {
     failed ||= await runJobsBench({ reps: REPS, scale: SCALE, progress });
+  }
+  if (sections.includes('history')) {
+    failed ||= await runHistoryBench({ reps: REPS, scale: SCALE, progress });
   }
   console.log(`\nTook ${((performance.now() - started) / 1000).toFixed(0)} s.`);
   process.exitCode = failed ? 1 : 0;
