@@ -6,6 +6,7 @@ import { runJobsBench } from './jobs-bench';
 import { runPolicyBench } from './policy-bench';
 import { runPushBench } from './push-bench';
 import { runQueryBench } from './query-bench';
+import { runScaleBench } from './scale-bench';
 
 // `npm run bench [-- push | query | changes | client | policy | jobs]`: push throughput against raw driver baselines
 // (push-bench.ts), in-memory query latency and SQL compilation (query-bench.ts), and the
@@ -13,11 +14,21 @@ import { runQueryBench } from './query-bench';
 // client's own costs: mutate latency, rebase, memory (client-bench.ts), and what a write
 // policy costs per write (policy-bench.ts), and what `tx.enqueue` costs a push
 // (jobs-bench.ts), and whether a push and a pull cost the same with a large history
-// (history-bench.ts). Without an
+// (history-bench.ts), and whether a second server process serves more (scale-bench.ts).
+// Without an
 // argument every section runs. BENCH_REPS (default 3) and BENCH_SCALE (default 1) tune the
 // length of the run.
 
-const SECTIONS = ['push', 'query', 'changes', 'client', 'policy', 'jobs', 'history'] as const;
+const SECTIONS = [
+  'push',
+  'query',
+  'changes',
+  'client',
+  'policy',
+  'jobs',
+  'history',
+  'scale',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 3));
@@ -69,6 +80,9 @@ async function main() {
   }
   if (sections.includes('history')) {
     failed ||= await runHistoryBench({ reps: REPS, scale: SCALE, progress });
+  }
+  if (sections.includes('scale')) {
+    failed ||= await runScaleBench({ reps: REPS, scale: SCALE, progress });
   }
   console.log(`\nTook ${((performance.now() - started) / 1000).toFixed(0)} s.`);
   process.exitCode = failed ? 1 : 0;
