@@ -179,13 +179,19 @@ for (const adapter of ADAPTERS) {
         const unlisten = await fx.db.listen!('reprise_changes_reprise', (payload) => {
           heard.push(payload);
         });
+        const complaints: unknown[] = [];
+        const logger = { ...silentLogger, warn: (e: unknown) => complaints.push(e) };
         try {
-          await push('alice', 'issue.create', { id: 'i1', title: 'T' });
+          const body = pushBody([{ id: 1, name: 'issue.create', args: { id: 'i1', title: 'T' } }]);
+          const res = await post(fx, body, { userID: 'alice', logger });
+          expect(res.body.mutations[0].result).toEqual({});
           await waitFor(() => heard.length > 0, 'the push announced');
           await insertIssue('i2', 'alice');
           await waitFor(() => heard.includes('issue'), 'the raw insert announced');
           expect(heard.slice(0, -1)).toEqual([expect.stringMatching(/^@[0-9a-f]{16}$/)]);
           expect(heard.at(-1)).toBe('issue');
+          // The announcement went through this driver without a complaint.
+          expect(complaints).toEqual([]);
         } finally {
           await unlisten();
         }
