@@ -203,6 +203,25 @@ describe.skipIf(!hasChromium)(
       expect(rows.rows).toHaveLength(1);
     });
 
+    it('empties the comment box after posting, so a second submit posts nothing', async () => {
+      const row = issue(ana, 'Printer on fire, again');
+      await row.getByRole('button', { name: /^Comments/ }).click();
+      const box = row.getByPlaceholder('Add a comment');
+      await box.fill('Smoke seen at 9:00');
+      await row.getByRole('button', { name: 'Comment', exact: true }).click();
+      await row.getByTestId('comment').filter({ hasText: 'Smoke seen at 9:00' }).waitFor();
+      await expect.poll(() => box.inputValue()).toBe('');
+      // Submitting again (Enter in the box) must not post the comment a second time.
+      await box.press('Enter');
+      await expect
+        .poll(() => ana.getByTestId('status').textContent(), { timeout: 10_000 })
+        .toContain('all changes saved');
+      const rows = await pglite.query(`SELECT 1 FROM comment WHERE body = 'Smoke seen at 9:00'`);
+      expect(rows.rows).toHaveLength(1);
+      expect(await row.getByTestId('comment').count()).toBe(1);
+      await shoot(ana, '5-commented-ana');
+    });
+
     it('reverts a change the server refuses and shows why', async () => {
       // Bob closes Ana's issue while offline: the close applies at once on his page.
       await bob.getByTestId('offline-toggle').check();
