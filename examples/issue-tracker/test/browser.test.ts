@@ -141,19 +141,34 @@ describe.skipIf(!hasChromium)(
       await shoot(bob, '2-reconnected-bob');
     });
 
-    it('keeps what was made offline across a reload, then pushes it', async () => {
+    it('stays offline across a reload while Work offline is ticked, then pushes when unticked', async () => {
       await ana.getByTestId('offline-toggle').check();
       await ana.getByTestId('new-title').fill('Made offline, then reloaded');
       await ana.getByTestId('new-title').press('Enter');
       await issue(ana, 'Made offline, then reloaded').waitFor({ timeout: 1000 });
       await ana.reload();
-      // Read back from IndexedDB; the page starts online, so the queue goes out.
+      // Read back from IndexedDB; the tick is remembered, so nothing goes out.
       await issue(ana, 'Made offline, then reloaded').waitFor();
+      expect(await ana.getByTestId('offline-toggle').isChecked()).toBe(true);
+      expect(await ana.getByTestId('status').textContent()).toContain('Offline');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await ana.getByTestId('pending-count').textContent()).toBe('1');
+      expect(await issue(bob, 'Made offline, then reloaded').count()).toBe(0);
+      const before = await pglite.query(
+        `SELECT 1 FROM issue WHERE title = 'Made offline, then reloaded'`,
+      );
+      expect(before.rows).toHaveLength(0);
+
+      await ana.getByTestId('offline-toggle').uncheck();
       await issue(bob, 'Made offline, then reloaded').waitFor();
       const rows = await pglite.query(
         `SELECT 1 FROM issue WHERE title = 'Made offline, then reloaded'`,
       );
       expect(rows.rows).toHaveLength(1);
+      // Unticked is remembered too.
+      await ana.reload();
+      await issue(ana, 'Made offline, then reloaded').waitFor();
+      expect(await ana.getByTestId('offline-toggle').isChecked()).toBe(false);
     });
 
     it("runs two tabs of one browser as two clients, and loses neither tab's changes", async () => {

@@ -8,6 +8,7 @@ import { schema } from '../shared/schema';
 import { ErrorBanners } from './error-banners';
 import { SignIn } from './sign-in';
 import { describeMutation, Tracker } from './tracker';
+import { loadWorkOffline } from './work-offline';
 
 // The page: sign in (a name in a cookie), then a Reprise client over IndexedDB, handed to
 // the React tree by RepriseProvider. The same schema and mutators run here, optimistically,
@@ -34,6 +35,11 @@ async function main(element: HTMLElement) {
     onAuthError: () =>
       errors.show('You are signed out: sign in again (reload) to send your changes.'),
   });
+  // At once: the client's first push waits for the next task, so a remembered "Work
+  // offline" holds the queue from the start. (Its first pull, a read, has gone out already:
+  // createClient has no option to start offline.)
+  const workOffline = loadWorkOffline(userID);
+  if (workOffline) client.setOnline(false);
   // Every refusal by the server, this page's calls and those queued before a reload alike,
   // each one shown: useLastRefusal() would show only the last of those one push refuses.
   client.onMutationSettled(({ name, outcome }) => {
@@ -42,7 +48,7 @@ async function main(element: HTMLElement) {
   root.render(
     <StrictMode>
       <RepriseProvider client={client}>
-        <Tracker userID={userID} errors={errors} />
+        <Tracker userID={userID} errors={errors} workOffline={workOffline} />
       </RepriseProvider>
     </StrictMode>,
   );

@@ -7,6 +7,7 @@ import type { schema } from '../shared/schema';
 import { ConnectionStatus } from './connection-status';
 import type { ErrorBanners } from './error-banners';
 import { IssueItem } from './issue-item';
+import { saveWorkOffline } from './work-offline';
 
 // The tracker: a live query feeds the list, each button calls a mutator, and what the
 // server refuses shows up as an error while the rebase takes the change back.
@@ -82,12 +83,14 @@ function useRunMutation(errors: ErrorBanners) {
 export interface TrackerProps {
   readonly userID: string;
   readonly errors: ErrorBanners;
+  /** Whether "Work offline" was ticked when the page loaded (main has applied it). */
+  readonly workOffline: boolean;
 }
 
-export function Tracker({ userID, errors }: TrackerProps) {
+export function Tracker({ userID, errors, workOffline }: TrackerProps) {
   const client = useClient<TrackerClient>();
   const mutate = useMutate<TrackerClient>();
-  const [offline, setOffline] = useState(false);
+  const [offline, setOffline] = useState(workOffline);
   const [filters, setFilters] = useState<Filters>({ status: 'open', mine: false, text: '' });
   const [newTitle, setNewTitle] = useState('');
   const [issues, status] = useQuery(issuesQuery(client, filters, userID));
@@ -95,6 +98,7 @@ export function Tracker({ userID, errors }: TrackerProps) {
 
   const toggleOffline = (next: boolean) => {
     client.setOnline(!next);
+    saveWorkOffline(userID, next);
     setOffline(next);
   };
   const create = (event: FormEvent) => {
