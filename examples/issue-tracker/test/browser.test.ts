@@ -237,6 +237,31 @@ describe.skipIf(!hasChromium)(
       await shoot(ana, '5-commented-ana');
     });
 
+    it('asks before deleting, and deletes only once confirmed', async () => {
+      await ana.getByTestId('new-title').fill('Delete me');
+      await ana.getByTestId('new-title').press('Enter');
+      const row = issue(ana, 'Delete me');
+      await row.waitFor({ timeout: 1000 });
+      await issue(bob, 'Delete me').waitFor();
+      await row.getByRole('button', { name: 'Delete', exact: true }).click();
+      // Asked, not deleted.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await row.count()).toBe(1);
+      const confirm = row.getByTestId('confirm-delete');
+      expect(await confirm.textContent()).toContain('Delete this issue?');
+      await shoot(ana, '7-confirm-delete-ana');
+      await confirm.getByRole('button', { name: 'Keep it' }).click();
+      await confirm.waitFor({ state: 'detached', timeout: 1000 });
+      expect(await row.count()).toBe(1);
+
+      await row.getByRole('button', { name: 'Delete', exact: true }).click();
+      await row.getByTestId('confirm-delete').getByRole('button', { name: 'Yes, delete' }).click();
+      await row.waitFor({ state: 'detached', timeout: 1000 });
+      await issue(bob, 'Delete me').waitFor({ state: 'detached' });
+      const rows = await pglite.query(`SELECT 1 FROM issue WHERE title = 'Delete me'`);
+      expect(rows.rows).toHaveLength(0);
+    });
+
     it('reverts a change the server refuses and shows why', async () => {
       // Bob closes Ana's issue while offline: the close applies at once on his page.
       await bob.getByTestId('offline-toggle').check();

@@ -21,11 +21,19 @@ export interface IssueItemProps {
 export function IssueItem({ issue, userID, saving, run }: IssueItemProps) {
   const mutate = useMutate<TrackerClient>();
   const [editing, setEditing] = useState(false);
+  const [confirmingDelete, setConfirmingDelete] = useState(false);
   const [expanded, setExpanded] = useState(false);
   const { id, ownerID } = issue;
   const owned = ownerID === userID;
-
-  const actions = (
+  const actions = confirmingDelete ? (
+    <ConfirmDelete
+      onConfirm={() => {
+        setConfirmingDelete(false);
+        run(id, mutate.issue.delete({ id }));
+      }}
+      onCancel={() => setConfirmingDelete(false)}
+    />
+  ) : (
     <span className="actions">
       <button type="button" className="link" onClick={() => setEditing(true)}>
         Edit
@@ -39,7 +47,7 @@ export function IssueItem({ issue, userID, saving, run }: IssueItemProps) {
       >
         {issue.open ? 'Close' : 'Reopen'}
       </button>
-      <button type="button" className="link" onClick={() => run(id, mutate.issue.delete({ id }))}>
+      <button type="button" className="link" onClick={() => setConfirmingDelete(true)}>
         Delete
       </button>
       <button type="button" className="link" onClick={() => setExpanded(!expanded)}>
@@ -129,6 +137,22 @@ function RenameForm(props: {
         Cancel
       </button>
     </form>
+  );
+}
+
+/** The in-page question Delete asks first. */
+function ConfirmDelete(props: { readonly onConfirm: () => void; readonly onCancel: () => void }) {
+  return (
+    <span className="actions confirm" data-testid="confirm-delete">
+      Delete this issue?{' '}
+      <button type="button" className="link danger" onClick={props.onConfirm}>
+        Yes, delete
+      </button>
+      {/* biome-ignore lint/a11y/noAutofocus: the Delete button just went away; without this the keyboard's focus would fall back to the page */}
+      <button type="button" className="link" onClick={props.onCancel} autoFocus>
+        Keep it
+      </button>
+    </span>
   );
 }
 
