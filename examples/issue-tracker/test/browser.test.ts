@@ -237,6 +237,33 @@ describe.skipIf(!hasChromium)(
       await shoot(ana, '5-commented-ana');
     });
 
+    it('marks, before any click, the actions only the owner may take', async () => {
+      await issue(bob, 'Printer on fire, again').waitFor();
+      const theirs = issue(bob, 'Printer on fire, again');
+      for (const [name, verb] of [
+        ['Edit', 'rename'],
+        ['Close', 'close'],
+        ['Delete', 'delete'],
+      ] as const) {
+        const button = theirs.getByRole('button', { name, exact: true });
+        expect(await button.getAttribute('title')).toBe(
+          `Only ana, who opened this issue, can ${verb} it`,
+        );
+        // Marked, not disabled: trying it shows the server's refusal (see the last test).
+        expect(await button.isEnabled()).toBe(true);
+      }
+      expect(
+        await theirs.getByRole('button', { name: /^Comments/ }).getAttribute('title'),
+      ).toBeNull();
+      const mine = issue(ana, 'Printer on fire, again');
+      for (const name of ['Edit', 'Close', 'Delete']) {
+        expect(
+          await mine.getByRole('button', { name, exact: true }).getAttribute('title'),
+        ).toBeNull();
+      }
+      await shoot(bob, '6-owner-only-bob');
+    });
+
     it('asks before deleting, and deletes only once confirmed', async () => {
       await ana.getByTestId('new-title').fill('Delete me');
       await ana.getByTestId('new-title').press('Enter');

@@ -18,6 +18,16 @@ export interface IssueItemProps {
   readonly run: RunMutation;
 }
 
+/** A padlock beside the actions only an issue's owner may take. */
+export function LockIcon() {
+  return (
+    <svg className="lock" viewBox="0 0 16 16" width="11" height="11" aria-hidden="true">
+      <path d="M4.5 7V5a3.5 3.5 0 0 1 7 0v2" fill="none" stroke="currentColor" strokeWidth="1.8" />
+      <rect x="2.5" y="7" width="11" height="8" rx="1.5" fill="currentColor" />
+    </svg>
+  );
+}
+
 export function IssueItem({ issue, userID, saving, run }: IssueItemProps) {
   const mutate = useMutate<TrackerClient>();
   const [editing, setEditing] = useState(false);
@@ -25,8 +35,22 @@ export function IssueItem({ issue, userID, saving, run }: IssueItemProps) {
   const [expanded, setExpanded] = useState(false);
   const { id, ownerID } = issue;
   const owned = ownerID === userID;
+  /**
+   * The server refuses these for anyone but the owner (see mustOwnIssue). The page says so
+   * before the click, yet lets a user try: the change shows at once, then the rebase takes
+   * it back and the server's reason shows.
+   */
+  const ownerOnly = (verb: string) =>
+    owned
+      ? { className: 'link' }
+      : {
+          className: 'link owner-only',
+          title: `Only ${ownerID}, who opened this issue, can ${verb} it`,
+        };
+
   const actions = confirmingDelete ? (
     <ConfirmDelete
+      ownerID={owned ? undefined : ownerID}
       onConfirm={() => {
         setConfirmingDelete(false);
         run(id, mutate.issue.delete({ id }));
@@ -35,20 +59,21 @@ export function IssueItem({ issue, userID, saving, run }: IssueItemProps) {
     />
   ) : (
     <span className="actions">
-      <button type="button" className="link" onClick={() => setEditing(true)}>
-        Edit
+      <button type="button" {...ownerOnly('rename')} onClick={() => setEditing(true)}>
+        {!owned && <LockIcon />}Edit
       </button>
       <button
         type="button"
-        className="link"
+        {...ownerOnly(issue.open ? 'close' : 'reopen')}
         onClick={() =>
           run(id, issue.open ? mutate.issue.close({ id }) : mutate.issue.reopen({ id }))
         }
       >
+        {!owned && <LockIcon />}
         {issue.open ? 'Close' : 'Reopen'}
       </button>
-      <button type="button" className="link" onClick={() => setConfirmingDelete(true)}>
-        Delete
+      <button type="button" {...ownerOnly('delete')} onClick={() => setConfirmingDelete(true)}>
+        {!owned && <LockIcon />}Delete
       </button>
       <button type="button" className="link" onClick={() => setExpanded(!expanded)}>
         Comments ({issue.comments.length})
@@ -140,11 +165,16 @@ function RenameForm(props: {
   );
 }
 
-/** The in-page question Delete asks first. */
-function ConfirmDelete(props: { readonly onConfirm: () => void; readonly onCancel: () => void }) {
+/** The in-page question Delete asks first; `ownerID` is set when the user does not own it. */
+function ConfirmDelete(props: {
+  readonly ownerID: string | undefined;
+  readonly onConfirm: () => void;
+  readonly onCancel: () => void;
+}) {
   return (
     <span className="actions confirm" data-testid="confirm-delete">
-      Delete this issue?{' '}
+      Delete this issue?
+      {props.ownerID && ` Only ${props.ownerID} can: the server will refuse.`}{' '}
       <button type="button" className="link danger" onClick={props.onConfirm}>
         Yes, delete
       </button>

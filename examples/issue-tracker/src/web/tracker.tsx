@@ -6,7 +6,7 @@ import type { mutators } from '../shared/mutators';
 import type { schema } from '../shared/schema';
 import { ConnectionStatus } from './connection-status';
 import type { ErrorBanners } from './error-banners';
-import { IssueItem } from './issue-item';
+import { IssueItem, LockIcon } from './issue-item';
 import { saveWorkOffline } from './work-offline';
 
 // The tracker: a live query feeds the list, each button calls a mutator, and what the
@@ -107,6 +107,7 @@ export function Tracker({ userID, errors, workOffline }: TrackerProps) {
     run(id, mutate.issue.create({ id, title: newTitle, createdAt: new Date() }));
     setNewTitle('');
   };
+  const othersIssues = issues.some((issue) => issue.ownerID !== userID);
 
   return (
     <>
@@ -176,6 +177,12 @@ export function Tracker({ userID, errors, workOffline }: TrackerProps) {
           data-testid="filter-text"
         />
       </div>
+      {othersIssues && (
+        <p className="legend" data-testid="owner-legend">
+          <LockIcon /> Only an issue's owner may edit, close or delete it: the server refuses anyone
+          else, and takes the change back.
+        </p>
+      )}
       <ul className="issues" data-testid="issues">
         {issues.length === 0 ? (
           <li className="empty">
