@@ -289,6 +289,29 @@ describe.skipIf(!hasChromium)(
       expect(rows.rows).toHaveLength(0);
     });
 
+    it('shows a recurring error once, lets it be dismissed, and lets it expire', async () => {
+      const errors = ana.getByTestId('error');
+      // A blank title is refused by the mutator's validation, on the page, at once.
+      await ana.getByTestId('new-title').fill('');
+      await ana.getByTestId('new-title').press('Enter');
+      await errors.first().waitFor({ timeout: 1000 });
+      await ana.getByTestId('new-title').press('Enter');
+      await ana.getByTestId('new-title').press('Enter');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await errors.count()).toBe(1);
+      expect(await errors.textContent()).toContain('A title is required');
+      await shoot(ana, '8-error-ana');
+
+      await errors.getByRole('button', { name: 'dismiss' }).click();
+      await errors.waitFor({ state: 'detached', timeout: 1000 });
+
+      await ana.getByTestId('new-title').press('Enter');
+      await errors.waitFor({ timeout: 1000 });
+      const shownAt = Date.now();
+      await errors.waitFor({ state: 'detached', timeout: 15_000 });
+      expect(Date.now() - shownAt).toBeGreaterThan(2000);
+    });
+
     it('reverts a change the server refuses and shows why', async () => {
       // Bob closes Ana's issue while offline: the close applies at once on his page.
       await bob.getByTestId('offline-toggle').check();

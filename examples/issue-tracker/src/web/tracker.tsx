@@ -212,7 +212,8 @@ function ErrorList({ errors }: { readonly errors: ErrorBanners }) {
     <ul className="errors" aria-live="polite" data-testid="errors">
       {banners.map((banner) => (
         <li key={banner.key} data-testid="error">
-          {banner.text}{' '}
+          {banner.text}
+          {banner.count > 1 && <span className="repeat"> (×{banner.count})</span>}{' '}
           <button type="button" className="link" onClick={() => errors.dismiss(banner.key)}>
             dismiss
           </button>
