@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { toNodeHandler } from '@reprise/server/node';
 import { createPGliteDatabase } from '@reprise/server/pglite';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Page,
+  type Route,
+} from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp, prepareDatabase } from '../src/server';
@@ -310,6 +316,35 @@ describe.skipIf(!hasChromium)(
       const shownAt = Date.now();
       await errors.waitFor({ state: 'detached', timeout: 15_000 });
       expect(Date.now() - shownAt).toBeGreaterThan(2000);
+    });
+
+    it('keeps the status and the Work offline tick on one line while the server is unreachable', async () => {
+      const page = await signIn('dee');
+      const cut = (route: Route) => route.abort('connectionrefused');
+      await page.route('**/mutate', cut);
+      await page.route('**/pull', cut);
+      await page.getByTestId('new-title').fill('Sent while the server is unreachable');
+      await page.getByTestId('new-title').press('Enter');
+      const status = page.getByTestId('status');
+      await expect
+        .poll(() => status.textContent(), { timeout: 10_000 })
+        .toContain('Server unreachable');
+      expect(await status.textContent()).toContain('1 change not yet confirmed');
+      await shoot(page, '9-unreachable-dee');
+      const statusBox = (await status.boundingBox())!;
+      const toggle = page.locator('label', { has: page.getByTestId('offline-toggle') });
+      const toggleBox = (await toggle.boundingBox())!;
+      // The status text fits on one line (no taller than the one-line tick), and the tick
+      // sits on that same line, after it.
+      expect(statusBox.height).toBeLessThan(toggleBox.height * 1.5);
+      const middle = (box: { y: number; height: number }) => box.y + box.height / 2;
+      expect(Math.abs(middle(statusBox) - middle(toggleBox))).toBeLessThan(toggleBox.height / 2);
+      expect(toggleBox.x).toBeGreaterThan(statusBox.x + statusBox.width);
+
+      await page.unroute('**/mutate', cut);
+      await page.unroute('**/pull', cut);
+      await issue(ana, 'Sent while the server is unreachable').waitFor({ timeout: 20_000 });
+      await page.context().close();
     });
 
     it('reverts a change the server refuses and shows why', async () => {

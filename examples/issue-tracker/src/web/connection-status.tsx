@@ -2,7 +2,7 @@ import { useOnline, usePending } from '@reprise/react';
 
 /**
  * "Online", "Offline" (ticked) or "Server unreachable", and how many changes the server has
- * yet to confirm.
+ * yet to confirm. It stays on one line: the tick beside it must not wrap away from it.
  */
 export function ConnectionStatus({ offline }: { readonly offline: boolean }) {
   const online = useOnline();

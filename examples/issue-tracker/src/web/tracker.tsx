@@ -121,17 +121,18 @@ export function Tracker({ userID, errors, workOffline }: TrackerProps) {
             Sign out
           </button>
         </form>
-        <span className="spacer" />
-        <ConnectionStatus offline={offline} />
-        <label className="toggle">
-          <input
-            type="checkbox"
-            checked={offline}
-            onChange={(event) => toggleOffline(event.target.checked)}
-            data-testid="offline-toggle"
-          />{' '}
-          Work offline
-        </label>
+        <span className="connection">
+          <ConnectionStatus offline={offline} />
+          <label className="toggle">
+            <input
+              type="checkbox"
+              checked={offline}
+              onChange={(event) => toggleOffline(event.target.checked)}
+              data-testid="offline-toggle"
+            />{' '}
+            Work offline
+          </label>
+        </span>
       </header>
       <ErrorList errors={errors} />
       <form className="create" onSubmit={create} data-testid="create-form">
