@@ -369,5 +369,22 @@ describe.skipIf(!hasChromium)(
       ).toBe('open');
       await shoot(bob, '3-refused-bob');
     });
+
+    it("lets a non-owner try an owner-only action online, then shows the server's refusal", async () => {
+      // The README's walkthrough, online: the page warns, lets Bob try, and the server says no.
+      const theirs = issue(bob, 'Printer on fire, again');
+      await theirs.getByRole('button', { name: 'Delete', exact: true }).click();
+      const confirm = theirs.getByTestId('confirm-delete');
+      expect(await confirm.textContent()).toContain('Only ana can: the server will refuse.');
+      await confirm.getByRole('button', { name: 'Yes, delete' }).click();
+      const error = bob.getByTestId('error').filter({ hasText: 'Deleting the issue failed' });
+      await error.waitFor({ timeout: 10_000 });
+      expect(await error.textContent()).toContain(
+        'Deleting the issue failed: Only ana, who opened this issue, can delete it',
+      );
+      await issue(bob, 'Printer on fire, again').waitFor({ timeout: 10_000 });
+      const rows = await pglite.query(`SELECT 1 FROM issue WHERE title = 'Printer on fire, again'`);
+      expect(rows.rows).toHaveLength(1);
+    });
   },
 );
