@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-import type { MaterializedView } from '@reprise/client';
+import type { Client, MaterializedView } from '@reprise/client';
 import {
   type QueryStatus,
   RepriseProvider,
@@ -10,11 +10,13 @@ import {
   usePending,
   useQuery,
 } from '@reprise/react';
+import type { AnyMutators } from '@reprise/shared';
 import { StrictMode, startTransition, useLayoutEffect } from 'react';
 import { createRoot, type Root } from 'react-dom/client';
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { ADAPTERS } from './fixtures/adapters';
 import { type TestClient, useClients } from './fixtures/client';
+import type { querySchema } from './fixtures/query-schema';
 
 // The React bindings, rendered by react-dom into a happy-dom document, on real clients
 // talking to the in-process server over PGlite.
@@ -136,6 +138,19 @@ describe('@reprise/react', () => {
     await eventually(() => expect(text(container, 'one')).toBe('none'));
     await a.mutate.issue.create({ id: 'i1', title: 'found' }).client;
     await eventually(() => expect(text(container, 'one')).toBe('found'));
+  });
+
+  it('takes a query with related rows, on a table that has relationships, typed', () => {
+    // The test app's schema has no relationships; this one has: a table's related() then
+    // names only its own relationships, and useQuery must still take its queries.
+    function Issues({ client }: { client: Client<typeof querySchema, AnyMutators> }) {
+      const [issues] = useQuery(client.query.issue.related('comments').orderBy('id'));
+      expectTypeOf(issues[0]?.comments[0]?.body).toEqualTypeOf<string | undefined>();
+      const [one] = useQuery(client.query.issue.related('owner').one());
+      expectTypeOf(one?.owner?.name).toEqualTypeOf<string | undefined>();
+      return null;
+    }
+    expectTypeOf(Issues).toBeFunction();
   });
 
   it('components asking for the same query share one view, and unmounting releases it', async () => {

@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { toNodeHandler } from '@reprise/server/node';
 import { createPGliteDatabase } from '@reprise/server/pglite';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Page,
+  type Route,
+} from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, createApp, prepareDatabase } from '../src/server';
@@ -141,19 +147,34 @@ describe.skipIf(!hasChromium)(
       await shoot(bob, '2-reconnected-bob');
     });
 
-    it('keeps what was made offline across a reload, then pushes it', async () => {
+    it('stays offline across a reload while Work offline is ticked, then pushes when unticked', async () => {
       await ana.getByTestId('offline-toggle').check();
       await ana.getByTestId('new-title').fill('Made offline, then reloaded');
       await ana.getByTestId('new-title').press('Enter');
       await issue(ana, 'Made offline, then reloaded').waitFor({ timeout: 1000 });
       await ana.reload();
-      // Read back from IndexedDB; the page starts online, so the queue goes out.
+      // Read back from IndexedDB; the tick is remembered, so nothing goes out.
       await issue(ana, 'Made offline, then reloaded').waitFor();
+      expect(await ana.getByTestId('offline-toggle').isChecked()).toBe(true);
+      expect(await ana.getByTestId('status').textContent()).toContain('Offline');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await ana.getByTestId('pending-count').textContent()).toBe('1');
+      expect(await issue(bob, 'Made offline, then reloaded').count()).toBe(0);
+      const before = await pglite.query(
+        `SELECT 1 FROM issue WHERE title = 'Made offline, then reloaded'`,
+      );
+      expect(before.rows).toHaveLength(0);
+
+      await ana.getByTestId('offline-toggle').uncheck();
       await issue(bob, 'Made offline, then reloaded').waitFor();
       const rows = await pglite.query(
         `SELECT 1 FROM issue WHERE title = 'Made offline, then reloaded'`,
       );
       expect(rows.rows).toHaveLength(1);
+      // Unticked is remembered too.
+      await ana.reload();
+      await issue(ana, 'Made offline, then reloaded').waitFor();
+      expect(await ana.getByTestId('offline-toggle').isChecked()).toBe(false);
     });
 
     it("runs two tabs of one browser as two clients, and loses neither tab's changes", async () => {
@@ -203,6 +224,129 @@ describe.skipIf(!hasChromium)(
       expect(rows.rows).toHaveLength(1);
     });
 
+    it('empties the comment box after posting, so a second submit posts nothing', async () => {
+      const row = issue(ana, 'Printer on fire, again');
+      await row.getByRole('button', { name: /^Comments/ }).click();
+      const box = row.getByPlaceholder('Add a comment');
+      await box.fill('Smoke seen at 9:00');
+      await row.getByRole('button', { name: 'Comment', exact: true }).click();
+      await row.getByTestId('comment').filter({ hasText: 'Smoke seen at 9:00' }).waitFor();
+      await expect.poll(() => box.inputValue()).toBe('');
+      // Submitting again (Enter in the box) must not post the comment a second time.
+      await box.press('Enter');
+      await expect
+        .poll(() => ana.getByTestId('status').textContent(), { timeout: 10_000 })
+        .toContain('all changes saved');
+      const rows = await pglite.query(`SELECT 1 FROM comment WHERE body = 'Smoke seen at 9:00'`);
+      expect(rows.rows).toHaveLength(1);
+      expect(await row.getByTestId('comment').count()).toBe(1);
+      await shoot(ana, '5-commented-ana');
+    });
+
+    it('marks, before any click, the actions only the owner may take', async () => {
+      await issue(bob, 'Printer on fire, again').waitFor();
+      const theirs = issue(bob, 'Printer on fire, again');
+      for (const [name, verb] of [
+        ['Edit', 'rename'],
+        ['Close', 'close'],
+        ['Delete', 'delete'],
+      ] as const) {
+        const button = theirs.getByRole('button', { name, exact: true });
+        expect(await button.getAttribute('title')).toBe(
+          `Only ana, who opened this issue, can ${verb} it`,
+        );
+        // Marked, not disabled: trying it shows the server's refusal (see the last test).
+        expect(await button.isEnabled()).toBe(true);
+      }
+      expect(
+        await theirs.getByRole('button', { name: /^Comments/ }).getAttribute('title'),
+      ).toBeNull();
+      const mine = issue(ana, 'Printer on fire, again');
+      for (const name of ['Edit', 'Close', 'Delete']) {
+        expect(
+          await mine.getByRole('button', { name, exact: true }).getAttribute('title'),
+        ).toBeNull();
+      }
+      await shoot(bob, '6-owner-only-bob');
+    });
+
+    it('asks before deleting, and deletes only once confirmed', async () => {
+      await ana.getByTestId('new-title').fill('Delete me');
+      await ana.getByTestId('new-title').press('Enter');
+      const row = issue(ana, 'Delete me');
+      await row.waitFor({ timeout: 1000 });
+      await issue(bob, 'Delete me').waitFor();
+      await row.getByRole('button', { name: 'Delete', exact: true }).click();
+      // Asked, not deleted.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await row.count()).toBe(1);
+      const confirm = row.getByTestId('confirm-delete');
+      expect(await confirm.textContent()).toContain('Delete this issue?');
+      await shoot(ana, '7-confirm-delete-ana');
+      await confirm.getByRole('button', { name: 'Keep it' }).click();
+      await confirm.waitFor({ state: 'detached', timeout: 1000 });
+      expect(await row.count()).toBe(1);
+
+      await row.getByRole('button', { name: 'Delete', exact: true }).click();
+      await row.getByTestId('confirm-delete').getByRole('button', { name: 'Yes, delete' }).click();
+      await row.waitFor({ state: 'detached', timeout: 1000 });
+      await issue(bob, 'Delete me').waitFor({ state: 'detached' });
+      const rows = await pglite.query(`SELECT 1 FROM issue WHERE title = 'Delete me'`);
+      expect(rows.rows).toHaveLength(0);
+    });
+
+    it('shows a recurring error once, lets it be dismissed, and lets it expire', async () => {
+      const errors = ana.getByTestId('error');
+      // A blank title is refused by the mutator's validation, on the page, at once.
+      await ana.getByTestId('new-title').fill('');
+      await ana.getByTestId('new-title').press('Enter');
+      await errors.first().waitFor({ timeout: 1000 });
+      await ana.getByTestId('new-title').press('Enter');
+      await ana.getByTestId('new-title').press('Enter');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await errors.count()).toBe(1);
+      expect(await errors.textContent()).toContain('A title is required');
+      await shoot(ana, '8-error-ana');
+
+      await errors.getByRole('button', { name: 'dismiss' }).click();
+      await errors.waitFor({ state: 'detached', timeout: 1000 });
+
+      await ana.getByTestId('new-title').press('Enter');
+      await errors.waitFor({ timeout: 1000 });
+      const shownAt = Date.now();
+      await errors.waitFor({ state: 'detached', timeout: 15_000 });
+      expect(Date.now() - shownAt).toBeGreaterThan(2000);
+    });
+
+    it('keeps the status and the Work offline tick on one line while the server is unreachable', async () => {
+      const page = await signIn('dee');
+      const cut = (route: Route) => route.abort('connectionrefused');
+      await page.route('**/mutate', cut);
+      await page.route('**/pull', cut);
+      await page.getByTestId('new-title').fill('Sent while the server is unreachable');
+      await page.getByTestId('new-title').press('Enter');
+      const status = page.getByTestId('status');
+      await expect
+        .poll(() => status.textContent(), { timeout: 10_000 })
+        .toContain('Server unreachable');
+      expect(await status.textContent()).toContain('1 change not yet confirmed');
+      await shoot(page, '9-unreachable-dee');
+      const statusBox = (await status.boundingBox())!;
+      const toggle = page.locator('label', { has: page.getByTestId('offline-toggle') });
+      const toggleBox = (await toggle.boundingBox())!;
+      // The status text fits on one line (no taller than the one-line tick), and the tick
+      // sits on that same line, after it.
+      expect(statusBox.height).toBeLessThan(toggleBox.height * 1.5);
+      const middle = (box: { y: number; height: number }) => box.y + box.height / 2;
+      expect(Math.abs(middle(statusBox) - middle(toggleBox))).toBeLessThan(toggleBox.height / 2);
+      expect(toggleBox.x).toBeGreaterThan(statusBox.x + statusBox.width);
+
+      await page.unroute('**/mutate', cut);
+      await page.unroute('**/pull', cut);
+      await issue(ana, 'Sent while the server is unreachable').waitFor({ timeout: 20_000 });
+      await page.context().close();
+    });
+
     it('reverts a change the server refuses and shows why', async () => {
       // Bob closes Ana's issue while offline: the close applies at once on his page.
       await bob.getByTestId('offline-toggle').check();
@@ -224,6 +368,23 @@ describe.skipIf(!hasChromium)(
         await issue(ana, 'Printer on fire, again').getByTestId('issue-state').textContent(),
       ).toBe('open');
       await shoot(bob, '3-refused-bob');
+    });
+
+    it("lets a non-owner try an owner-only action online, then shows the server's refusal", async () => {
+      // The README's walkthrough, online: the page warns, lets Bob try, and the server says no.
+      const theirs = issue(bob, 'Printer on fire, again');
+      await theirs.getByRole('button', { name: 'Delete', exact: true }).click();
+      const confirm = theirs.getByTestId('confirm-delete');
+      expect(await confirm.textContent()).toContain('Only ana can: the server will refuse.');
+      await confirm.getByRole('button', { name: 'Yes, delete' }).click();
+      const error = bob.getByTestId('error').filter({ hasText: 'Deleting the issue failed' });
+      await error.waitFor({ timeout: 10_000 });
+      expect(await error.textContent()).toContain(
+        'Deleting the issue failed: Only ana, who opened this issue, can delete it',
+      );
+      await issue(bob, 'Printer on fire, again').waitFor({ timeout: 10_000 });
+      const rows = await pglite.query(`SELECT 1 FROM issue WHERE title = 'Printer on fire, again'`);
+      expect(rows.rows).toHaveLength(1);
     });
   },
 );

@@ -1,5 +1,5 @@
 import type { Client, MaterializedView, SettledMutation } from '@reprise/client';
-import type { ApplicationError, Query } from '@reprise/shared';
+import type { ApplicationError, QueryAST } from '@reprise/shared';
 
 // What the hooks read, kept per client so that every component asking for the same query
 // shares one live view, and each snapshot stays the same object until something changed
@@ -25,10 +25,18 @@ export type Refusal = SettledMutation & {
   readonly outcome: { readonly ok: false; readonly error: ApplicationError };
 };
 
-/** A query the hooks can follow: one from `client.query`. */
-export type LiveQuery = Query<any, any, any, any> & {
+/**
+ * A query the hooks can follow: one from `client.query`. Described by the members the hooks
+ * use rather than as `Query<any, …>`: a query over a table with relationships is not
+ * assignable to that (its `related()` accepts only its own relationships' names).
+ */
+export interface LiveQuery {
+  readonly ast: QueryAST;
+  readonly single: boolean;
+  /** Phantom: what the query's rows are (see `Query`). */
+  readonly '~result': unknown;
   materialize(): MaterializedView<unknown>;
-};
+}
 
 const COMPLETE: QueryStatus = Object.freeze({ type: 'complete' });
 const UNKNOWN: QueryStatus = Object.freeze({ type: 'unknown' });
@@ -40,7 +48,7 @@ const UNKNOWN: QueryStatus = Object.freeze({ type: 'unknown' });
 const RELEASE_MS = 1000;
 
 /** The key of a query: same AST, same view. */
-export function queryKey(query: Query<any, any, any, any>): string {
+export function queryKey(query: Pick<LiveQuery, 'ast' | 'single'>): string {
   return JSON.stringify([query.ast, query.single], (_key, value: unknown) =>
     typeof value === 'bigint' ? `${value}n` : value,
   );

@@ -82,8 +82,11 @@ export function useOnline(): boolean {
 /**
  * The last queued mutation the server refused with an `ApplicationError` (as
  * `client.onMutationSettled` reports it) since the provider first rendered with this
- * client, or undefined. Each refusal is a new object, so an effect on it runs once per
- * refusal. A call the client refuses at once (its validation) rejects `client` instead.
+ * client, or undefined. Each refusal is a new object, so an effect on it runs again for a
+ * new refusal; but refusals that settle together (one push's answer, one pull) render
+ * once, with the last of them. To see every refusal, listen with
+ * `client.onMutationSettled`. A call the client refuses at once (its validation) rejects
+ * `client` instead.
  *
  * @example
  * const refusal = useLastRefusal();
