@@ -3,6 +3,7 @@ import {
   handleCrudRequest,
   handleMutateRequest,
   mapRoute,
+  migrate,
   type RouteOptions,
   silentLogger,
   WriteForbiddenError,
@@ -84,7 +85,29 @@ const mutators = defineMutators({
   decl: declarative,
 });
 
-/** ana owns p1 → t1 → n1 and doc d1 (tenant org-a); bob owns p2 → t2. */
+/** Bob's attempts on ana's rows by named mutators, then one write of his own. */
+const NAMED_CALLS = [
+  { name: 'note.edit', args: { id: 'n1', body: 'bob' } },
+  { name: 'note.editWhere', args: { taskID: 't1', body: 'bob' } },
+  { name: 'note.removeWhere', args: { taskID: 't1' } },
+  { name: 'note.add', args: { id: 'n9', taskID: 't1', body: 'bob' } },
+  { name: 'project.create', args: { id: 'p9', ownerID: 'ana', name: 'forged' } },
+  { name: 'task.move', args: { id: 't2', projectID: 'p1' } },
+  { name: 'task.moveWhere', args: { id: 't2', projectID: 'p1' } },
+  { name: 'project.upsert', args: { id: 'p1', ownerID: 'bob', name: 'taken' } },
+  { name: 'project.upsert', args: { id: 'p2', ownerID: 'ana', name: 'given' } },
+  { name: 'decl.editNote', args: { id: 'n1', body: 'bob' } },
+  { name: 'decl.deleteNote', args: { id: 'n1' } },
+  { name: 'decl.addNote', args: { id: 'n9', taskID: 't1', body: 'bob' } },
+  { name: 'decl.newProject', args: { id: 'p9', ownerID: 'ana', name: 'forged' } },
+  { name: 'decl.moveTask', args: { id: 't2', projectID: 'p1' } },
+  { name: 'decl.giveProject', args: { id: 'p2', ownerID: 'ana' } },
+  { name: 'task.rename', args: { id: 't2', title: 'pushed' } },
+];
+
+/** ana owns p1 → t1 → n1; bob owns p2 → t2. */
+const ZERO = { shards: ['zero_0'] };
+
 const SEED = [
   `INSERT INTO project VALUES ('p1', 'ana', 'A'), ('p2', 'bob', 'B')`,
   `INSERT INTO task (id, project_id, title) VALUES ('t1', 'p1', 'T1'), ('t2', 'p2', 'T2')`,
@@ -100,10 +123,13 @@ for (const adapter of ADAPTERS) {
     beforeAll(async () => {
       fx = await adapter.create();
       await createOwnedTables(fx.db);
+      await migrate(fx.db, { capture: ownedSchema, zero: ZERO });
     });
     beforeEach(async () => {
       await fx.reset();
       await resetOwnedTables(fx.db);
+      await fx.query('DELETE FROM zero_0.clients');
+      await fx.query('DELETE FROM zero_0.mutations');
       for (const statement of SEED) await fx.query(statement);
     });
     afterAll(async () => {
@@ -133,25 +159,8 @@ for (const adapter of ADAPTERS) {
       expect(await state()).toBe(expected);
     }
 
-    it('named mutators: tx.mutate by key, by where and by upsert, and a pushed defineTransaction', async () => {
-      const calls = [
-        { name: 'note.edit', args: { id: 'n1', body: 'bob' } },
-        { name: 'note.editWhere', args: { taskID: 't1', body: 'bob' } },
-        { name: 'note.removeWhere', args: { taskID: 't1' } },
-        { name: 'note.add', args: { id: 'n9', taskID: 't1', body: 'bob' } },
-        { name: 'project.create', args: { id: 'p9', ownerID: 'ana', name: 'forged' } },
-        { name: 'task.move', args: { id: 't2', projectID: 'p1' } },
-        { name: 'task.moveWhere', args: { id: 't2', projectID: 'p1' } },
-        { name: 'project.upsert', args: { id: 'p1', ownerID: 'bob', name: 'taken' } },
-        { name: 'project.upsert', args: { id: 'p2', ownerID: 'ana', name: 'given' } },
-        { name: 'decl.editNote', args: { id: 'n1', body: 'bob' } },
-        { name: 'decl.deleteNote', args: { id: 'n1' } },
-        { name: 'decl.addNote', args: { id: 'n9', taskID: 't1', body: 'bob' } },
-        { name: 'decl.newProject', args: { id: 'p9', ownerID: 'ana', name: 'forged' } },
-        { name: 'decl.moveTask', args: { id: 't2', projectID: 'p1' } },
-        { name: 'decl.giveProject', args: { id: 'p2', ownerID: 'ana' } },
-        { name: 'task.rename', args: { id: 't2', title: 'pushed' } },
-      ];
+    /** Pushes NAMED_CALLS as bob; `zero` sends them as zero-cache would, to Zero mode. */
+    async function pushNamed(zero: boolean) {
       const response = await handleMutateRequest({
         db: fx.db,
         schema: ownedSchema,
@@ -159,12 +168,13 @@ for (const adapter of ADAPTERS) {
         writePolicy: ownedPolicy,
         userID: 'bob',
         logger: silentLogger,
-        request: new Request('http://localhost/mutate', {
+        ...(zero ? { zero: ZERO } : {}),
+        request: new Request(`http://localhost/mutate${zero ? '?schema=zero_0&appID=zero' : ''}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(
             pushBody(
-              calls.map((c, i) => ({ id: i + 1, ...c })),
+              NAMED_CALLS.map((c, i) => ({ id: i + 1, ...c })),
               { clientGroupID: 'g-bob' },
             ),
           ),
@@ -173,9 +183,22 @@ for (const adapter of ADAPTERS) {
       expect(response.status).toBe(200);
       const results = ((await response.json()) as any).mutations.map((m: any) => m.result);
       expect(results.slice(0, -1).map((r: any) => r.details?.reason ?? r)).toEqual(
-        Array(calls.length - 1).fill('forbidden'),
+        Array(NAMED_CALLS.length - 1).fill('forbidden'),
       );
       expect(results.at(-1)).toEqual({});
+    }
+
+    it('named mutators: tx.mutate by key, by where and by upsert, and a pushed defineTransaction', async () => {
+      await pushNamed(false);
+      await expectOnly('pushed');
+    });
+
+    it('named mutators in Zero mode, as zero-cache forwards them', async () => {
+      await pushNamed(true);
+      const shard = await fx.query<{ lastMutationID: string | number }>(
+        'SELECT "lastMutationID" FROM zero_0.clients',
+      );
+      expect(shard.map((row) => Number(row.lastMutationID))).toEqual([NAMED_CALLS.length]);
       await expectOnly('pushed');
     });
 
