@@ -484,6 +484,35 @@ for (const adapter of ADAPTERS) {
       expect((await send('ana', { batch: [] }, { contentType: 'text/plain' })).status).toBe(415);
     });
 
+    it('answers 400 for a client or event id too long to keep a receipt of, not a 503 to resend forever', async () => {
+      // Random, so that Postgres cannot compress it under the index's row size limit.
+      const long = Array.from({ length: 4000 }, () =>
+        String.fromCharCode(33 + Math.floor(Math.random() * 90)),
+      ).join('');
+      const op = { op_id: 1, op: 'PUT', table: 'audit', id: 'a1', data: { what: 'x' } };
+      const upload = await send('ana', { clientID: long, batch: [op] });
+      expect(upload.status).toBe(400);
+      expect(upload.body.error).toMatch(/^Bad PowerSync upload: clientID: /);
+      const event = { entityType: 'audit', operation: 'create', payload: { id: 'a1', what: 'x' } };
+      const push = await send('ana', { events: [{ id: long, ...event }] });
+      expect(push.status).toBe(400);
+      expect(push.body.error).toMatch(/^Bad outbox push: events\.0\.id: /);
+      const client = await send('ana', { clientId: long, events: [{ id: 'e1', ...event }] });
+      expect(client.status).toBe(400);
+      expect(client.body.error).toMatch(/^Bad outbox push: clientId: /);
+      expect(await rows('audit')).toEqual([]);
+      // At the limit, both are kept.
+      const id = 'i'.repeat(256);
+      expect(statuses((await send('ana', { clientID: id, batch: [op] })).body)).toEqual([
+        'applied',
+      ]);
+      const atLimit = await send('ana', {
+        clientId: id,
+        events: [{ id, ...event, payload: { id: 'a2', what: 'x' } }],
+      });
+      expect(statuses(atLimit.body)).toEqual(['applied']);
+    });
+
     it('answers 503 when the database keeps failing, and applies once when a retry succeeds', async () => {
       let failures = 0;
       const flaky = (times: number) => ({

@@ -4,7 +4,7 @@
 // against the schema; the processor applies them in order, once each, through the same
 // table writer and write policy as `tx.mutate`.
 
-import { describeIssues } from '@reprise/shared';
+import { describeIssues, MAX_ID_LENGTH } from '@reprise/shared';
 import { z } from 'zod';
 
 /** One operation of a PowerSync upload (`CrudEntry.toJSON()`, or `{op, table, id, data}`). */
@@ -19,15 +19,19 @@ export const powerSyncOpSchema = z.object({
   op_id: z.number().int().nonnegative().optional(),
 });
 
+// Ids are stored in the receipts' primary key: one longer than a push's client id would
+// fail the index (a 503 the client could only resend forever), so it is a 400 instead.
+const idText = z.string().min(1).max(MAX_ID_LENGTH);
+
 /** A PowerSync upload: `{clientID?, batch: [...]}`. */
 export const powerSyncBodySchema = z.object({
-  clientID: z.string().min(1).optional(),
+  clientID: idText.optional(),
   batch: z.array(powerSyncOpSchema),
 });
 
 /** One Prisma IDB outbox event; its other fields (createdAt, tries…) are ignored. */
 export const outboxEventSchema = z.object({
-  id: z.string().min(1),
+  id: idText,
   entityType: z.string().min(1),
   operation: z.enum(['create', 'update', 'delete']),
   payload: z.record(z.string(), z.unknown()),
@@ -36,7 +40,7 @@ export const outboxEventSchema = z.object({
 
 /** A Prisma IDB push: `{events: [...]}`, with the client's id when it sends one. */
 export const outboxBodySchema = z.object({
-  clientId: z.string().optional(),
+  clientId: z.string().max(MAX_ID_LENGTH).optional(),
   events: z.array(outboxEventSchema),
 });
 
