@@ -89,6 +89,24 @@ for (const kind of ADAPTERS) {
       expect(hookCalls).toEqual([]);
     });
 
+    it('answers 400 naming the column when the body it passes on names no column', async () => {
+      // Nevr's form without a validator: the body goes to the write as it came.
+      const passOn = mapRoute({
+        path: '/raw-issues',
+        method: 'POST',
+        operations: [{ entity: 'issue', operation: 'create', data: (ctx) => ctx.body }],
+      });
+      const res = await passOn(
+        json('/raw-issues', { id: 'i1', title: 'T', ownerID: 'alice', colour: 'red' }),
+        options,
+      );
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({
+        error: 'issue.insert: "colour" is not a column of issue',
+      });
+      expect(await count(fx, 'issue')).toBe(0);
+    });
+
     it('runs the transaction and answers the entity, omitting what it says', async () => {
       const res = await openIssue(json('/api/issues', { id: 'i1', title: 'Printer' }), options);
       expect(res.status).toBe(200);

@@ -17,6 +17,15 @@ function encode(column: ColumnInfo, value: unknown): unknown {
   return value;
 }
 
+/**
+ * A row handed to a table writer that the table cannot take: not an object, a name that is
+ * not a column, no primary key. A route answers it 400 (its body reached the write); a
+ * push makes it the mutation's error, as any other.
+ */
+export class RowInputError extends TypeError {
+  override readonly name = 'RowInputError';
+}
+
 function placeholder(column: ColumnInfo, index: number): string {
   return column.kind === 'json' ? `$${index}::text::${column.sqlType}` : `$${index}`;
 }
@@ -24,13 +33,13 @@ function placeholder(column: ColumnInfo, index: number): string {
 /** The row's defined fields as columns, refusing any name the table does not have. */
 function columnsOf(table: TableInfo, row: RowInput, op: string): ColumnInfo[] {
   if (typeof row !== 'object' || row === null) {
-    throw new TypeError(`${table.name}.${op} needs a row object`);
+    throw new RowInputError(`${table.name}.${op} needs a row object`);
   }
   const columns: ColumnInfo[] = [];
   for (const [key, value] of Object.entries(row)) {
     const column = table.columns.get(key);
     if (!column) {
-      throw new TypeError(`${table.name}.${op}: "${key}" is not a column of ${table.name}`);
+      throw new RowInputError(`${table.name}.${op}: "${key}" is not a column of ${table.name}`);
     }
     if (value !== undefined) columns.push(column);
   }
@@ -40,7 +49,7 @@ function columnsOf(table: TableInfo, row: RowInput, op: string): ColumnInfo[] {
 function keyColumns(table: TableInfo, row: RowInput, op: string): ColumnInfo[] {
   return table.primaryKey.map((key) => {
     if (row[key] === undefined || row[key] === null) {
-      throw new TypeError(`${table.name}.${op} needs the primary key "${key}"`);
+      throw new RowInputError(`${table.name}.${op} needs the primary key "${key}"`);
     }
     return table.columns.get(key)!;
   });

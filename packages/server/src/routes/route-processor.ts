@@ -23,7 +23,7 @@ import type { Logger } from '../db/logger';
 import { type RetryPolicy, withRetries } from '../db/retry';
 import { collectJobs, type JobQueue, queueInternals } from '../jobs/job-queue';
 import { createSchemaMutate } from '../push/schema-mutate';
-import type { WriteCapture } from '../push/table-writer';
+import { RowInputError, type WriteCapture } from '../push/table-writer';
 import { createWriteGuard } from '../push/write-guard';
 import { resolveScopeKeys, type ScopeKey, type WritePolicy } from '../push/write-policy';
 import { runQuery } from '../query/run-query';
@@ -300,6 +300,8 @@ function refusalOf(error: unknown): Refused | undefined {
     if (error.details !== undefined) body.details = error.details;
     return new Refused(status, body, error);
   }
+  // A body passed on to a write with a name that is not a column, or without the key.
+  if (error instanceof RowInputError) return new Refused(400, { error: error.message }, error);
   // A constraint the database enforces (unique, foreign key, not null): its message, no SQL.
   const message = databaseErrorMessage(error);
   if (message !== undefined) return new Refused(409, { error: message }, error);
