@@ -1,8 +1,13 @@
 import type { PGlite } from '@electric-sql/pglite';
-import type { PushRequest, PushResponse } from '@reprise/shared';
+import type { MutationResult, PushRequest, PushResponse } from '@reprise/shared';
 import type { Pool } from 'pg';
 import type { Sql } from 'postgres';
-import { BASELINE_INSERT, BASELINE_LMID_UPSERT } from './app';
+import {
+  BASELINE_INSERT,
+  BASELINE_LMID_UPSERT,
+  BASELINE_RESULT_INSERT,
+  BENCH_REFUSAL,
+} from './app';
 
 /**
  * Hand-written driver code doing the least work that still applies each mutation exactly
@@ -10,13 +15,29 @@ import { BASELINE_INSERT, BASELINE_LMID_UPSERT } from './app';
  * statement is awaited before the next, because a server must know whether a mutation
  * failed before it moves on. It takes the push body as parsed JSON, unchecked: the bench's
  * pushes come from one client, all in order.
+ *
+ * A mutation whose args say `refuse` is refused by the app before it writes: no insert, but
+ * its LMID still counts and its `{error: 'app'}` result is recorded in `bench_results`, in
+ * the same transaction as the rest of the push.
  */
 export interface Baseline {
-  /** (i) One transaction per mutation: LMID upsert, then the insert. */
+  /** (i) One transaction per mutation: LMID upsert, then the insert (or the result). */
   perMutation(push: PushRequest): Promise<void>;
-  /** (ii) One transaction per push: LMID upsert once, then SAVEPOINT, insert, RELEASE each. */
+  /**
+   * (ii) One transaction per push: LMID upsert once, then SAVEPOINT, insert, RELEASE each;
+   * a refused mutation rolls back to its savepoint and records its result.
+   */
   perPush(push: PushRequest): Promise<void>;
 }
+
+/** The bench mutator's arguments. */
+interface ItemArgs {
+  readonly id: string;
+  readonly title: string;
+  readonly refuse?: boolean;
+}
+
+const REFUSED: MutationResult = { error: 'app', message: BENCH_REFUSAL };
 
 /**
  * The baseline as an HTTP endpoint, so that it pays what the engine's handler pays around
@@ -34,7 +55,10 @@ export async function handleBaselineRequest(
   await apply(push);
   const reply: PushResponse = {
     kind: 'MutateResponse',
-    mutations: push.mutations.map((m) => ({ id: { clientID: m.clientID, id: m.id }, result: {} })),
+    mutations: push.mutations.map((m) => ({
+      id: { clientID: m.clientID, id: m.id },
+      result: (m.args[0] as ItemArgs).refuse ? REFUSED : {},
+    })),
   };
   return Response.json(reply);
 }
@@ -42,9 +66,17 @@ export async function handleBaselineRequest(
 /** The push's client, first mutation ID and rows; every mutation is `item.create`. */
 function contentsOf(push: PushRequest) {
   const first = push.mutations[0]!;
-  const rows = push.mutations.map((m) => m.args[0] as { id: string; title: string });
+  const rows = push.mutations.map((m) => m.args[0] as ItemArgs);
   return { clientID: first.clientID, firstID: first.id, rows };
 }
+
+/** The parameters of a refused mutation's result row, encoded as the engine stores it. */
+const resultParams = (push: PushRequest, clientID: string, mutationID: number) => [
+  push.clientGroupID,
+  clientID,
+  mutationID,
+  JSON.stringify({ json: REFUSED }),
+];
 
 function checkLMID(clientID: string, expected: number, got: unknown) {
   if (Number(got) !== expected) {
@@ -64,7 +96,11 @@ export function createPostgresJsBaseline(sql: Sql): Baseline {
             prepare: true,
           });
           checkLMID(clientID, firstID + i, lmid[0]?.lastMutationID);
-          await tx.unsafe(BASELINE_INSERT, [row.id, row.title], { prepare: true });
+          if (row.refuse) {
+            await tx.unsafe(BASELINE_RESULT_INSERT, resultParams(push, clientID, firstID + i), {
+              prepare: true,
+            });
+          } else await tx.unsafe(BASELINE_INSERT, [row.id, row.title], { prepare: true });
         });
       }
     },
@@ -77,8 +113,15 @@ export function createPostgresJsBaseline(sql: Sql): Baseline {
           { prepare: true },
         );
         checkLMID(clientID, firstID + rows.length - 1, lmid[0]?.lastMutationID);
-        for (const row of rows) {
+        for (const [i, row] of rows.entries()) {
           await tx.unsafe('SAVEPOINT m', [], { prepare: true });
+          if (row.refuse) {
+            await tx.unsafe('ROLLBACK TO SAVEPOINT m', [], { prepare: true });
+            await tx.unsafe(BASELINE_RESULT_INSERT, resultParams(push, clientID, firstID + i), {
+              prepare: true,
+            });
+            continue;
+          }
           await tx.unsafe(BASELINE_INSERT, [row.id, row.title], { prepare: true });
           await tx.unsafe('RELEASE SAVEPOINT m', [], { prepare: true });
         }
@@ -100,7 +143,9 @@ export function createPGliteBaseline(pglite: PGlite): Baseline {
             1,
           ]);
           checkLMID(clientID, firstID + i, lmid.rows[0]?.lastMutationID);
-          await tx.query(BASELINE_INSERT, [row.id, row.title]);
+          if (row.refuse) {
+            await tx.query(BASELINE_RESULT_INSERT, resultParams(push, clientID, firstID + i));
+          } else await tx.query(BASELINE_INSERT, [row.id, row.title]);
         });
       }
     },
@@ -113,8 +158,13 @@ export function createPGliteBaseline(pglite: PGlite): Baseline {
           rows.length,
         ]);
         checkLMID(clientID, firstID + rows.length - 1, lmid.rows[0]?.lastMutationID);
-        for (const row of rows) {
+        for (const [i, row] of rows.entries()) {
           await tx.query('SAVEPOINT m');
+          if (row.refuse) {
+            await tx.query('ROLLBACK TO SAVEPOINT m');
+            await tx.query(BASELINE_RESULT_INSERT, resultParams(push, clientID, firstID + i));
+            continue;
+          }
           await tx.query(BASELINE_INSERT, [row.id, row.title]);
           await tx.query('RELEASE SAVEPOINT m');
         }
@@ -145,7 +195,9 @@ export function createPgBaseline(pool: Pool): Baseline {
         await inTransaction(async (client) => {
           const lmid = await client.query(BASELINE_LMID_UPSERT, [push.clientGroupID, clientID, 1]);
           checkLMID(clientID, firstID + i, lmid.rows[0]?.lastMutationID);
-          await client.query(BASELINE_INSERT, [row.id, row.title]);
+          if (row.refuse) {
+            await client.query(BASELINE_RESULT_INSERT, resultParams(push, clientID, firstID + i));
+          } else await client.query(BASELINE_INSERT, [row.id, row.title]);
         });
       }
     },
@@ -158,8 +210,13 @@ export function createPgBaseline(pool: Pool): Baseline {
           rows.length,
         ]);
         checkLMID(clientID, firstID + rows.length - 1, lmid.rows[0]?.lastMutationID);
-        for (const row of rows) {
+        for (const [i, row] of rows.entries()) {
           await client.query('SAVEPOINT m');
+          if (row.refuse) {
+            await client.query('ROLLBACK TO SAVEPOINT m');
+            await client.query(BASELINE_RESULT_INSERT, resultParams(push, clientID, firstID + i));
+            continue;
+          }
           await client.query(BASELINE_INSERT, [row.id, row.title]);
           await client.query('RELEASE SAVEPOINT m');
         }

@@ -6,7 +6,7 @@ export interface BenchPush {
   readonly clientID: string;
   /** The first mutation's ID; the rest follow one by one. */
   readonly firstID: number;
-  /** Row IDs the push's mutations insert, in order. */
+  /** Row IDs the push's mutations insert (or, when refused, would have), in order. */
   readonly itemIDs: readonly string[];
   /** The JSON body a client would send for `handleMutateRequest`. */
   readonly body: string;
@@ -20,14 +20,22 @@ export interface ClientScript {
 }
 
 /**
+ * Whether the bench refuses this mutation, when its case has ApplicationErrors: every
+ * tenth of each client's mutations, whose row ID therefore ends in 0.
+ */
+export const isRefused = (mutationID: number) => mutationID % 10 === 0;
+
+/**
  * Builds `clients` scripts of `pushesPerClient` pushes of `perPush` mutations each. Every
- * client is alone in its own client group; `tag` keeps IDs unique across runs.
+ * client is alone in its own client group; `tag` keeps IDs unique across runs. With
+ * `appErrors`, the mutations `isRefused` picks carry `refuse: true` in their args.
  */
 export function buildScripts(
   tag: string,
   clients: number,
   pushesPerClient: number,
   perPush: number,
+  appErrors = false,
 ): ClientScript[] {
   const scripts: ClientScript[] = [];
   for (let c = 0; c < clients; c++) {
@@ -47,7 +55,11 @@ export function buildScripts(
           id: firstID + i,
           clientID,
           name: 'item.create',
-          args: [{ id, title: `Item ${id}` }],
+          args: [
+            appErrors && isRefused(firstID + i)
+              ? { id, title: `Item ${id}`, refuse: true }
+              : { id, title: `Item ${id}` },
+          ],
           timestamp: Date.now(),
         })),
       };

@@ -1,18 +1,23 @@
 import { type Database, handleMutateRequest, silentLogger } from '@reprise/server';
-import { mutators, schema } from './app';
+import { BENCH_REFUSAL, mutators, schema } from './app';
 import { handleBaselineRequest } from './baselines';
-import { type BenchPush, buildScripts, type ClientScript } from './pushes';
+import { type BenchPush, buildScripts, type ClientScript, isRefused } from './pushes';
+import { APP_ERROR_RATIO, TARGET_RATIO } from './report';
 import type { Target } from './targets';
 
 /** One shape of traffic, run by the engine and by the baseline it is compared with. */
 export interface BenchCase {
-  readonly key: 'a' | 'b' | 'c';
+  readonly key: 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
   readonly title: string;
   readonly clients: number;
   readonly perPush: number;
   readonly pushesPerClient: number;
   readonly warmupPushesPerClient: number;
   readonly baseline: 'perMutation' | 'perPush';
+  /** Every tenth mutation is refused with an ApplicationError (`isRefused`). */
+  readonly appErrors: boolean;
+  /** The engine must reach this fraction of its baseline's throughput. */
+  readonly target: number;
 }
 
 /**
@@ -44,11 +49,14 @@ export interface RunResult {
   readonly serverCpuUs?: number;
 }
 
-/** The three cases; `scale` shrinks or grows the mutation counts (1 ≈ 2000/5000/5000). */
+/**
+ * The three shapes, then the same three with every tenth mutation refused; `scale` shrinks
+ * or grows the mutation counts (1 ≈ 2000/5000/5000).
+ */
 export function benchCases(scale: number): BenchCase[] {
   const pushes = (mutations: number, perPushAll: number) =>
     Math.max(2, Math.ceil((mutations * scale) / perPushAll));
-  return [
+  const shapes: BenchCase[] = [
     {
       key: 'a',
       title: '1/push, sequential',
@@ -57,6 +65,8 @@ export function benchCases(scale: number): BenchCase[] {
       pushesPerClient: pushes(2000, 1),
       warmupPushesPerClient: 300,
       baseline: 'perMutation',
+      appErrors: false,
+      target: TARGET_RATIO,
     },
     {
       key: 'b',
@@ -66,6 +76,8 @@ export function benchCases(scale: number): BenchCase[] {
       pushesPerClient: pushes(5000, 50),
       warmupPushesPerClient: 20,
       baseline: 'perPush',
+      appErrors: false,
+      target: TARGET_RATIO,
     },
     {
       key: 'c',
@@ -75,8 +87,20 @@ export function benchCases(scale: number): BenchCase[] {
       pushesPerClient: pushes(5000, 80),
       warmupPushesPerClient: 15,
       baseline: 'perPush',
+      appErrors: false,
+      target: TARGET_RATIO,
     },
   ];
+  const withErrors = shapes.map(
+    (shape, i): BenchCase => ({
+      ...shape,
+      key: (['d', 'e', 'f'] as const)[i]!,
+      title: `${shape.title}, 10% app errors`,
+      appErrors: true,
+      target: APP_ERROR_RATIO,
+    }),
+  );
+  return [...shapes, ...withErrors];
 }
 
 /**
@@ -125,7 +149,7 @@ export async function runSide(
   pushesPerClient: number,
   db: Database<any> = target.db,
 ): Promise<RunResult> {
-  const scripts = buildScripts(tag, bench.clients, pushesPerClient, bench.perPush);
+  const scripts = buildScripts(tag, bench.clients, pushesPerClient, bench.perPush, bench.appErrors);
   await setCapture(target, side === 'engine');
   const apply =
     side !== 'baseline'
@@ -149,7 +173,7 @@ export async function runSide(
   const cpu = process.cpuUsage(cpuBefore);
   const serverAfter = await target.serverCpu?.();
   const mutations = bench.clients * pushesPerClient * bench.perPush;
-  await verify(target, side, tag, scripts, pushesPerClient * bench.perPush);
+  await verify(target, side, tag, scripts, pushesPerClient * bench.perPush, bench.appErrors);
   return {
     mutations,
     ms,
@@ -166,21 +190,52 @@ function cpuSpent(before: ReadonlyMap<number, number>, after: ReadonlyMap<number
   return total;
 }
 
-/** Asserts every row landed and every client's LMID reached its last mutation. */
+/**
+ * Asserts every row landed, no refused mutation's row did, each refused mutation's
+ * `{error: 'app'}` result is stored (and nothing else), and every client's LMID reached its
+ * last mutation.
+ */
 async function verify(
   target: Target,
   side: Side,
   tag: string,
   scripts: readonly ClientScript[],
   perClient: number,
+  appErrors: boolean,
 ) {
-  const rows = await target.db.query<{ n: string | number }>(
-    'SELECT count(*) AS n FROM item WHERE id LIKE $1',
+  const fail = (what: string) => {
+    throw new Error(`${side} run ${tag}: ${what}`);
+  };
+  const refused = appErrors
+    ? Array.from({ length: perClient }, (_, i) => i + 1).filter(isRefused)
+    : [];
+  // A refused mutation's row ID ends in 0, like its mutation ID (pushes.ts).
+  const rows = await target.db.query<{ n: string | number; refused: string | number }>(
+    `SELECT count(*) AS n, count(*) FILTER (WHERE id LIKE '%0') AS refused
+     FROM item WHERE id LIKE $1`,
     [`${tag}-%`],
   );
-  const expected = scripts.length * perClient;
-  if (Number(rows[0]?.n) !== expected) {
-    throw new Error(`${side} run ${tag}: ${rows[0]?.n} rows in item, expected ${expected}`);
+  const expected = scripts.length * (perClient - refused.length);
+  if (Number(rows[0]?.n) !== expected) fail(`${rows[0]?.n} rows in item, expected ${expected}`);
+  if (appErrors && Number(rows[0]?.refused) !== 0) {
+    fail(`${rows[0]?.refused} rows of refused mutations in item`);
+  }
+  const resultsTable = side === 'baseline' ? 'bench_results' : 'reprise."mutationResults"';
+  const results = await target.db.query<{ clientID: string; mutationID: string | number }>(
+    `SELECT "clientID", "mutationID" FROM ${resultsTable}
+     WHERE "clientGroupID" LIKE $1 AND "result"->'json'->>'error' = 'app'
+       AND "result"->'json'->>'message' = $2
+     ORDER BY "clientID", "mutationID"`,
+    [`${tag}-%`, BENCH_REFUSAL],
+  );
+  const all = await target.db.query<{ n: string | number }>(
+    `SELECT count(*) AS n FROM ${resultsTable} WHERE "clientGroupID" LIKE $1`,
+    [`${tag}-%`],
+  );
+  const got = results.map((r) => `${r.clientID}:${Number(r.mutationID)}`);
+  const want = scripts.flatMap((script) => refused.map((id) => `${script.clientID}:${id}`)).sort();
+  if (Number(all[0]?.n) !== want.length || got.sort().join() !== want.join()) {
+    fail(`${all[0]?.n} stored results (${got.length} refusals), expected ${want.length} refusals`);
   }
   const clients = side === 'baseline' ? 'bench_clients' : 'reprise.clients';
   const lmids = await target.db.query<{ lastMutationID: string | number }>(
@@ -191,6 +246,6 @@ async function verify(
     lmids.length !== scripts.length ||
     lmids.some((r) => Number(r.lastMutationID) !== perClient)
   ) {
-    throw new Error(`${side} run ${tag}: LMIDs ${JSON.stringify(lmids)}, expected ${perClient}`);
+    fail(`LMIDs ${JSON.stringify(lmids)}, expected ${perClient}`);
   }
 }

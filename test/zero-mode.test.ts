@@ -1,7 +1,9 @@
 import { migrate } from '@reprise/server';
+import { ApplicationError, createMutatorDefiner, defineMutators } from '@reprise/shared';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
-import { schema } from './fixtures/app';
+import { schema, type TestContext } from './fixtures/app';
 import { mutators, pull } from './fixtures/pull';
 import { count, lmid, post, pushBody } from './fixtures/push';
 
@@ -11,6 +13,7 @@ import { count, lmid, post, pushBody } from './fixtures/push';
 // say why in the suite name) when DATABASE_URL is not set.
 
 const ZERO = { shards: ['zero_0'] };
+const defineMutator = createMutatorDefiner<typeof schema, TestContext>();
 const URL_ZERO = 'http://localhost/mutate?schema=zero_0&appID=zero';
 
 // zero-cache's own DDL for a shard's tables, Zero 1.9, copied verbatim.
@@ -113,6 +116,49 @@ for (const adapter of ADAPTERS) {
         },
       ]);
       expect(Number((await shardClients())[0]!.lastMutationID)).toBe(3);
+      expect(await count(fx, 'issue')).toBe(2);
+    });
+
+    it('a refusal before any write, first in its push, is stored as one after a write is', async () => {
+      // One transaction for the first client, a rollback and a second one for the other.
+      const refuseAtOnce = defineMutators({
+        zt: {
+          refuse: defineMutator(z.object({ id: z.string() }), async ({ args }) => {
+            throw new ApplicationError('Refused on purpose', { details: { id: args.id } });
+          }),
+        },
+      });
+      const withRefusal = { ...mutators, ...refuseAtOnce };
+      const early = await zpost(
+        pushBody([{ id: 1, name: 'zt.refuse', args: { id: 'r1' } }, create(2)], {
+          clientID: 'c1',
+        }),
+        { mutators: withRefusal },
+      );
+      const late = await zpost(
+        pushBody(
+          [{ id: 1, name: 'issue.createThenRefuse', args: { id: 'r1' } }, create(2, 'i2b')],
+          {
+            clientID: 'c2',
+          },
+        ),
+        { mutators: withRefusal },
+      );
+      const answers = (res: typeof early) => res.body.mutations.map((m: any) => m.result);
+      expect(answers(early)).toEqual(answers(late));
+      const [c1, c2] = [
+        (await shardResults()).filter((r) => r.clientID === 'c1'),
+        (await shardResults()).filter((r) => r.clientID === 'c2'),
+      ];
+      expect(c1).toEqual([
+        {
+          clientID: 'c1',
+          mutationID: 1,
+          result: { error: 'app', message: 'Refused on purpose', details: { id: 'r1' } },
+        },
+      ]);
+      expect(c2).toEqual(c1.map((r) => ({ ...r, clientID: 'c2' })));
+      expect((await shardClients()).map((r) => Number(r.lastMutationID))).toEqual([2, 2]);
       expect(await count(fx, 'issue')).toBe(2);
     });
 

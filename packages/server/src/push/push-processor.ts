@@ -10,7 +10,6 @@ import {
   type Mutator,
   type PushRequest,
   runMutator,
-  type ServerTransaction,
 } from '@reprise/shared';
 import { announceCommit } from '../changes/announcer';
 import { originSettings, originStatement } from '../changes/capture';
@@ -38,11 +37,11 @@ import {
 } from '../db/zero-shard';
 import type { JobSpec } from '../jobs/job-backend';
 import { collectJobs, type JobQueue, queueInternals } from '../jobs/job-queue';
-import { runQuery } from '../query/run-query';
 import { observeAttempt } from '../telemetry';
 import { createSchemaMutate } from './schema-mutate';
 import { storableAppError, storableData } from './storable-result';
 import type { WriteCapture } from './table-writer';
+import { createWatchedTransaction, type TransactionUse } from './watched-transaction';
 import { createWriteGuard } from './write-guard';
 import { resolveScopeKeys, type ScopeKey, type WritePolicy } from './write-policy';
 
@@ -259,10 +258,11 @@ async function applyChunk(
       break;
     }
 
-    // A mutation that failed first in its transaction: an ApplicationError is the app's
-    // answer and is recorded as it is. Any other error runs the mutation once more, in a
-    // savepoint of a fresh transaction, so that only a failure seen again on a healthy
-    // connection becomes its result: a lost connection never uses up a mutation's id.
+    // A mutation that failed first in its transaction and was rolled back with it: an
+    // ApplicationError is the app's answer and is recorded as it is. Any other error runs
+    // the mutation once more, in a savepoint of a fresh transaction, so that only a failure
+    // seen again on a healthy connection becomes its result: a lost connection never uses
+    // up a mutation's id.
     const retried = forcedFailure?.index === index;
     let result: MutationResult;
     if (retried && forcedFailure?.error instanceof ApplicationError) {
@@ -285,35 +285,31 @@ async function applyChunk(
         recordsItself && config.changelog
           ? { record: (change) => mutationChanges.push(change) }
           : undefined;
+      // How the mutator used its transaction, once it has one.
+      let use: TransactionUse | undefined;
       const run = async (dbTx: DatabaseTransaction) => {
-        const mutator = mutatorsByName.get(m.name);
-        if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
-        const serverTx: ServerTransaction = {
-          location: 'server',
-          reason: 'authoritative',
+        const watched = createWatchedTransaction(dbTx, {
+          schema: config.schema,
+          partialSQL: config.db.capabilities.partialSQL,
           clientID: m.clientID,
           mutationID: m.id,
-          schema: config.schema,
           mutate: createSchemaMutate(dbTx, {
             schema: config.schema,
             partialSQL: config.db.capabilities.partialSQL,
             capture,
             guard: guardFor(m, config),
-          }) as ServerTransaction['mutate'],
-          // Queries run in the mutation's own transaction (or savepoint), so they see its writes.
-          run: (query) =>
-            runQuery(dbTx, config.schema, query, {
-              partialSQL: config.db.capabilities.partialSQL,
-            }),
-          dbTransaction: { wrappedTransaction: dbTx.wrappedTransaction },
+          }),
           afterCommit: (fn) => {
             mutationHooks.push(fn);
           },
           enqueue: mutationJobs.enqueue,
-        };
+        });
+        use = watched.use;
+        const mutator = mutatorsByName.get(m.name);
+        if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
         // Checked here, so a return value that cannot be stored fails (and rolls back) the mutation.
         const data = await runMutator(mutator, {
-          tx: serverTx,
+          tx: watched.tx,
           args: m.args[0],
           ctx: config.context,
         }).then(storableData);
@@ -321,12 +317,12 @@ async function applyChunk(
         if (mutationJobs.count > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
         return data;
       };
+      // Names the mutation for the capture triggers, before its savepoint: the name
+      // outlives a rollback, but the next mutation names itself before it writes. Where
+      // the driver pipelines, the statement goes out with the SAVEPOINT, saving a round trip.
+      let named: Promise<unknown> | undefined;
       try {
-        // Names the mutation for the capture triggers, before its savepoint: the name
-        // outlives a rollback, but the next mutation names itself before it writes. Where
-        // the driver pipelines, the statement goes out with the SAVEPOINT, saving a round trip.
         const key = originKey(m.clientID, m.id);
-        let named: Promise<unknown> | undefined;
         if (!recordsItself && origin !== key) {
           const { text, params } = originStatement(mutationOrigin);
           named = tx.query(text, params);
@@ -335,7 +331,8 @@ async function applyChunk(
           else await named;
         }
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
-        // transaction rolls back and the next one records the failure.
+        // transaction rolls back and the next one records the failure, unless nothing it
+        // did can have written (recordableHere), and then this one records it.
         const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
         await named;
         hooks.push(...mutationHooks);
@@ -343,11 +340,14 @@ async function applyChunk(
         for (const change of mutationChanges) changes.push({ ...change, origin: mutationOrigin });
         result = data === undefined ? {} : { data };
       } catch (error) {
+        use?.end();
         // Named again by the next mutation: cheap, and it never trusts a failed statement.
         origin = undefined;
         // A lost connection or serialization failure retries the whole transaction.
         if (isTransientError(error)) throw error;
-        if (applied === 0 && !retried) throw new FirstMutationFailed(index, error, responses);
+        if (applied === 0 && !retried && !(await recordableHere(error, use, named))) {
+          throw new FirstMutationFailed(index, error, responses);
+        }
         result = appErrorResult(error);
         failed(hooks, mutatorsByName.get(m.name), error, m, config);
       }
@@ -395,6 +395,30 @@ async function applyChunk(
     );
   }
   return stop ? { responses, hooks, next: index, ooo: stop } : { responses, hooks, next: index };
+}
+
+/**
+ * Whether the failure of a transaction's first mutation, which ran without a savepoint, can
+ * be recorded in that same transaction: an ApplicationError (the app's answer, final
+ * whatever the connection does) thrown before the mutator could have written, with every
+ * statement of the transaction so far answered without error. Then the one transaction
+ * holds exactly what the two would (the LMID and the error result), at one commit. Any
+ * other failure rolls back and is recorded, or retried, in a fresh transaction.
+ */
+async function recordableHere(
+  error: unknown,
+  use: TransactionUse | undefined,
+  named: Promise<unknown> | undefined,
+): Promise<boolean> {
+  if (!(error instanceof ApplicationError)) return false;
+  if (!use?.untouched()) return false;
+  return (
+    named === undefined ||
+    named.then(
+      () => true,
+      () => false,
+    )
+  );
 }
 
 function guardFor(m: CustomMutation, config: PushConfig) {
