@@ -24,6 +24,10 @@ const MEMORY_ROWS = 100_000;
 const REBASE_PENDING = [0, 10, 100, 1000] as const;
 /** Mutations confirmed by a pull this often in the "online" latency row. */
 const CONFIRM_EVERY = 50;
+/** Issue 17's targets: mutate p99 with confirming pulls landing, and a rebase of 1,000. */
+const MUTATE_P99_TARGET_US = 1000;
+const REBASE_TARGET_MS = 20;
+const REBASE_TARGET_PENDING = 1000;
 
 const us = (ms: number) => (ms * 1000).toFixed(0);
 const ms = (value: number, digits = 1) => value.toFixed(digits);
@@ -95,34 +99,72 @@ async function openOffline(rows: number) {
   return { stub, client, mutations: new Mutations(client, stub) };
 }
 
-async function mutateLatency(calls: number, progress: Progress): Promise<string[][]> {
+interface LatencyRun {
+  readonly times: number[];
+  /** The calls made right after a confirming pull (the first call of each run too). */
+  readonly afterPull: number[];
+}
+
+/** One fresh client: 200 warm-up calls and a confirm, then `calls` timed ones. */
+async function latencyRun(calls: number, confirmEvery: number): Promise<LatencyRun> {
+  const { client, mutations } = await openOffline(LOCAL_ROWS);
+  await mutations.make(200);
+  await mutations.confirm();
+  const times = await mutations.make(calls, confirmEvery);
+  const local = (await client.query.note.run()).length;
+  if (local !== LOCAL_ROWS + 200 + calls) throw new Error(`${local} local rows`);
+  await closeClient(client);
+  const afterPull = times.filter((_, i) => Number.isFinite(confirmEvery) && i % confirmEvery === 0);
+  return { times, afterPull };
+}
+
+/**
+ * Each row: `reps` runs on fresh clients, each run's p50, p99 and max, and their medians.
+ * The target (issue 17) is on the row where pulls confirm the queue every 50 calls.
+ */
+async function mutateLatency(
+  calls: number,
+  reps: number,
+  progress: Progress,
+  missed: string[],
+): Promise<string[][]> {
   const rows: string[][] = [];
   for (const [label, confirmEvery] of [
     [`offline: queue grows 0 → ${calls}`, Number.POSITIVE_INFINITY],
     [`queue confirmed every ${CONFIRM_EVERY}`, CONFIRM_EVERY],
   ] as const) {
-    progress(`client: mutate latency, ${label}`);
-    const { client, mutations } = await openOffline(LOCAL_ROWS);
-    await mutations.make(200);
-    await mutations.confirm();
-    const times = await mutations.make(calls, confirmEvery);
-    const local = (await client.query.note.run()).length;
-    if (local !== LOCAL_ROWS + 200 + calls) throw new Error(`${local} local rows`);
-    await closeClient(client);
-    const total = times.reduce((sum, t) => sum + t, 0);
+    const runs: LatencyRun[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      progress(`client: mutate latency, ${label}, run ${rep + 1}/${reps}`);
+      runs.push(await latencyRun(calls, confirmEvery));
+    }
+    const p50 = median(runs.map((r) => percentile(r.times, 50)));
+    const p99s = runs.map((r) => percentile(r.times, 99));
+    const p99 = median(p99s);
+    const afterPull = runs.flatMap((r) => r.afterPull);
+    const targeted = Number.isFinite(confirmEvery);
+    const met = p99 * 1000 < MUTATE_P99_TARGET_US;
+    if (targeted && !met) missed.push(`mutate p99 ${us(p99)} µs with ${label}`);
     rows.push([
       label,
       String(calls),
-      us(percentile(times, 50)),
-      us(percentile(times, 99)),
-      us(Math.max(...times)),
-      ms(total, 0),
+      us(p50),
+      us(p99),
+      p99s.map(us).join(' '),
+      us(median(runs.map((r) => Math.max(...r.times)))),
+      afterPull.length ? us(percentile(afterPull, 50)) : '-',
+      targeted ? `< ${MUTATE_P99_TARGET_US}` : '-',
+      targeted ? (met ? 'yes' : 'NO (missed)') : '-',
     ]);
   }
   return rows;
 }
 
-async function rebaseTimes(pulls: number, progress: Progress): Promise<string[][]> {
+async function rebaseTimes(
+  pulls: number,
+  progress: Progress,
+  missed: string[],
+): Promise<string[][]> {
   const results: Array<{ pending: number; runs: number[] }> = [];
   for (const pending of REBASE_PENDING) {
     progress(`client: pull + rebase with ${pending} pending`);
@@ -144,12 +186,17 @@ async function rebaseTimes(pulls: number, progress: Progress): Promise<string[][
   const base = median(results[0]!.runs);
   return results.map(({ pending, runs }) => {
     const rebase = median(runs) - base;
+    const targeted = pending === REBASE_TARGET_PENDING;
+    const met = rebase < REBASE_TARGET_MS;
+    if (targeted && !met) missed.push(`rebase of ${pending} pending ${ms(rebase, 2)} ms`);
     return [
       String(pending),
       ms(median(runs), 2),
       runs.map((r) => ms(r, 1)).join(' '),
       pending ? ms(rebase, 2) : '-',
       pending ? us(rebase / pending) : '-',
+      targeted ? `< ${REBASE_TARGET_MS}` : '-',
+      targeted ? (met ? 'yes' : 'NO (missed)') : '-',
     ];
   });
 }
@@ -217,20 +264,46 @@ export async function runClientBench(options: {
 }): Promise<boolean> {
   const { reps, scale, progress } = options;
   const calls = Math.max(100, Math.round(1000 * scale));
+  const missed: string[] = [];
   try {
-    const latency = await mutateLatency(calls, progress);
-    const rebase = await rebaseTimes(2 * reps + 1, progress);
+    const latency = await mutateLatency(calls, reps, progress, missed);
+    const rebase = await rebaseTimes(2 * reps + 1, progress, missed);
     const memory = await memoryPerRow(reps, progress);
     console.log(
-      `\nClient: optimistic mutate (await client.mutate.note.create(…).client), ${LOCAL_ROWS} rows pulled first\n`,
+      `\nClient: optimistic mutate (await client.mutate.note.create(…).client), ${LOCAL_ROWS} rows pulled first, ${reps} runs (median)\n`,
     );
-    console.log(renderTable(['queue', 'calls', 'p50 µs', 'p99 µs', 'max µs', 'total ms'], latency));
+    console.log(
+      renderTable(
+        [
+          'queue',
+          'calls',
+          'p50 µs',
+          'p99 µs',
+          'p99 per run',
+          'max µs',
+          'p50 after a pull',
+          'target p99',
+          'met?',
+        ],
+        latency,
+      ),
+    );
     console.log(
       `\nClient: pull of one row from another client, ${LOCAL_ROWS} rows, N pending (rebase = pull − pull with 0 pending)\n`,
     );
-    console.log(renderTable(['pending', 'pull ms', 'runs ms', 'rebase ms', 'µs/pending'], rebase));
+    console.log(
+      renderTable(
+        ['pending', 'pull ms', 'runs ms', 'rebase ms', 'µs/pending', 'target ms', 'met?'],
+        rebase,
+      ),
+    );
     console.log(`\nClient: heap after a reset pull of ${MEMORY_ROWS} rows (after GC)\n`);
     console.log(renderTable(['held by', 'bytes/row', 'MB/100k', 'runs MB'], memory));
+    console.log(
+      missed.length
+        ? `\nCLIENT TARGETS MISSED (${missed.length}):\n${missed.map((m) => `  - ${m}`).join('\n')}`
+        : '\nClient targets met.',
+    );
     return false;
   } catch (error) {
     console.log(`\nClient bench failed: ${error instanceof Error ? error.stack : String(error)}`);
