@@ -19,7 +19,7 @@ import { type ClientLease, claimClientRecord, newID } from './client-lease';
 import { createClientTransaction } from './client-transaction';
 import { deepEqual } from './deep-equal';
 import { loadPending, toStored } from './pending-queue';
-import { loadSnapshot, snapshotWrites } from './persisted-snapshot';
+import { loadSnapshot, type PatchedRow, type SnapshotBuckets } from './persisted-snapshot';
 import {
   type ClientRecord,
   type ClientStorage,
@@ -65,8 +65,6 @@ export class LocalState {
   /** The last mutation id the server confirmed, for every client of the group. */
   private groupLMIDs: Record<string, number> = {};
   private lease: ClientLease | undefined;
-  /** False while the stored snapshot is a group record of the old shape (rows inside). */
-  private snapshotInBuckets = true;
   /** Closed clients' queues this client pushes for them (adopted-clients.ts). */
   readonly adopted: AdoptedClients;
   private released = false;
@@ -79,6 +77,8 @@ export class LocalState {
     public lastMutationID: number,
     public pending: PendingMutation[],
     snapshot: MemoryStore,
+    /** The snapshot's rows as the storage's buckets hold them. */
+    private readonly buckets: SnapshotBuckets,
   ) {
     this.byName = flattenMutators(options.mutators);
     this.adopted = new AdoptedClients(options.storage, clientGroupID);
@@ -105,6 +105,7 @@ export class LocalState {
       group?.lastMutationIDs?.[record.clientID] ?? 0,
     );
     const queue = await loadPending(storage, keys, record, confirmed);
+    const loaded = await loadSnapshot(options.schema, storage, keys, groupID, group);
     const state = new LocalState(
       options,
       record.clientID,
@@ -112,9 +113,9 @@ export class LocalState {
       group?.cookie ?? null,
       confirmed,
       queue.pending,
-      await loadSnapshot(options.schema, storage, keys, groupID, group),
+      loaded.store,
+      loaded.buckets,
     );
-    state.snapshotInBuckets = !group?.rows;
     state.lease = lease;
     state.groupLMIDs = { ...group?.lastMutationIDs };
     // Mutations the group's pulls confirmed for a closed client before this one opened are
@@ -341,23 +342,30 @@ export class LocalState {
   private patchSnapshot(patch: readonly PatchOperation[]): void {
     const { schema } = this.options;
     const cleared = patch.reduce((last, op, i) => (op.op === 'clear' ? i : last), -1);
-    const rows = patch.slice(cleared + 1).flatMap((op) => {
+    const ops = patch.slice(cleared + 1).flatMap((op) => {
       if (op.op === 'clear' || !schema.tableInfo.has(op.tableName)) return [];
       const key = op.op === 'put' ? op.value : op.id;
       const pk = encodePrimaryKey(mustGetTable(schema, op.tableName), key, op.op);
-      return [{ op, pk, key }];
+      return [{ op, row: { table: op.tableName, pk, key } satisfies PatchedRow }];
     });
     if (cleared >= 0) {
       this.snapshot = createMemoryStore(schema);
       this.rebuildView = true;
     }
-    for (const { op, pk, key } of rows) {
+    for (const { op } of ops) {
       if (op.op === 'put') this.snapshot.put(op.tableName, op.value);
       else this.snapshot.delete(op.tableName, op.id);
-      if (this.rebuildView) continue;
-      const keys = this.dirty.get(op.tableName);
+    }
+    const rows = ops.map(({ row }) => row);
+    if (cleared >= 0) {
+      this.buckets.fill(this.snapshot, true);
+      return;
+    }
+    this.buckets.patched(this.snapshot, rows);
+    for (const { table, pk, key } of rows) {
+      const keys = this.dirty.get(table);
       if (keys) keys.set(pk, key);
-      else this.dirty.set(op.tableName, new Map([[pk, key]]));
+      else this.dirty.set(table, new Map([[pk, key]]));
     }
   }
 
@@ -376,7 +384,6 @@ export class LocalState {
       // A pull that lands after close must not write: another client may own these now.
       if (this.released) return [];
       this.patchSnapshot(patch);
-      const { snapshot } = this;
       this.cookie = cookie;
       this.groupLMIDs = { ...this.groupLMIDs, ...lastMutationIDs };
       const confirmed = lastMutationIDs[this.clientID];
@@ -400,17 +407,9 @@ export class LocalState {
         cookie,
         lastMutationIDs: this.groupLMIDs,
       };
-      const full = !this.snapshotInBuckets;
-      this.snapshotInBuckets = true;
       // Not awaited: the pull's caller need not wait for the disk. A failed write is
       // swallowed by the write chain too; the next pull's writes repair what they touch.
-      try {
-        const writes = snapshotWrites(this.options.schema, snapshot, patch, group, full);
-        this.persistAll(writes).catch(() => {});
-      } catch {
-        // A row the store cannot key: the next full write (a reset) stores it.
-        this.snapshotInBuckets = false;
-      }
+      this.persistAll(this.buckets.writes(group)).catch(() => {});
       // The confirmations are already in memory: a failed write must not keep them from
       // being reported. A record left behind only makes a reload resend ids the server
       // answers as already processed.
