@@ -195,28 +195,41 @@ async function mutateLatency(
   return rows;
 }
 
+/**
+ * One client per pending count, all open at once; their pulls take turns (the order
+ * rotating each round), so a change in the machine's load lands on every count alike.
+ */
 async function rebaseTimes(
   pulls: number,
   progress: Progress,
   missed: string[],
 ): Promise<string[][]> {
-  const results: Array<{ pending: number; runs: number[] }> = [];
+  const clients: Array<Awaited<ReturnType<typeof openOffline>> & { pending: number }> = [];
   for (const pending of REBASE_PENDING) {
-    progress(`client: pull + rebase with ${pending} pending`);
-    const { client, stub, mutations } = await openOffline(LOCAL_ROWS);
-    await mutations.make(pending);
-    const runs: number[] = [];
-    for (let n = 0; n <= pulls; n++) {
+    progress(`client: a client with ${pending} pending`);
+    const opened = await openOffline(LOCAL_ROWS);
+    await opened.mutations.make(pending);
+    clients.push({ ...opened, pending });
+  }
+  progress(`client: ${pulls} pulls + rebase each, taking turns`);
+  const runs = clients.map(() => [] as number[]);
+  for (let n = 0; n <= pulls; n++) {
+    for (let k = 0; k < clients.length; k++) {
+      const i = (k + n) % clients.length;
+      const { client, stub } = clients[i]!;
       stub.reply = () => changeReply(1000 + n);
       const started = performance.now();
       await client.pull();
-      if (n > 0) runs.push(performance.now() - started); // the first one warms up
+      if (n > 0) runs[i]!.push(performance.now() - started); // the first round warms up
     }
+  }
+  const results: Array<{ pending: number; runs: number[] }> = [];
+  for (const [i, { client, pending }] of clients.entries()) {
     if (client.pending !== pending) throw new Error(`${client.pending} pending, not ${pending}`);
     const renamed = await client.query.note.where('id', 'note-000001').run();
     if (!renamed[0]?.title.startsWith('Renamed')) throw new Error('the pull was not applied');
     await closeClient(client);
-    results.push({ pending, runs });
+    results.push({ pending, runs: runs[i]! });
   }
   const base = median(results[0]!.runs);
   return results.map(({ pending, runs }) => {
@@ -302,7 +315,7 @@ export async function runClientBench(options: {
   const missed: string[] = [];
   try {
     const latency = await mutateLatency(calls, reps, progress, missed);
-    const rebase = await rebaseTimes(2 * reps + 1, progress, missed);
+    const rebase = await rebaseTimes(4 * reps + 1, progress, missed);
     const memory = await memoryPerRow(reps, progress);
     console.log(
       `\nClient: optimistic mutate (await client.mutate.note.create(…).client), ${LOCAL_ROWS} rows pulled first, ${reps} runs (median)\n`,
