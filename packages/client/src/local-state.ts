@@ -2,10 +2,13 @@ import {
   type AnyMutators,
   type AnySchema,
   createMemoryStore,
+  type DraftWrite,
+  encodePrimaryKey,
   flattenMutators,
   type MemoryDraft,
   type MemoryStore,
   type Mutator,
+  mustGetTable,
   type PatchOperation,
   runMutator,
   toApplicationError,
@@ -14,8 +17,9 @@ import { AdoptedClients, type AdoptedQueue } from './adopted-clients';
 import { ClientClosedError } from './client-closed-error';
 import { type ClientLease, claimClientRecord, newID } from './client-lease';
 import { createClientTransaction } from './client-transaction';
+import { deepEqual } from './deep-equal';
 import { loadPending, toStored } from './pending-queue';
-import { loadSnapshot, snapshotWrites } from './persisted-snapshot';
+import { loadSnapshot, type PatchedRow, type SnapshotBuckets } from './persisted-snapshot';
 import {
   type ClientRecord,
   type ClientStorage,
@@ -32,6 +36,9 @@ import {
 // pending replayed) that queries read. Every change runs under one lock, so a pull's
 // rebase never interleaves with an optimistic mutate; every change is persisted in order.
 
+/** Rows by table, each under its encoded primary key, as an object holding that key. */
+type RowKeys = Map<string, Map<unknown, Readonly<Record<string, unknown>>>>;
+
 export interface LocalStateOptions {
   readonly schema: AnySchema;
   readonly mutators: AnyMutators;
@@ -44,14 +51,20 @@ export interface LocalStateOptions {
 export class LocalState {
   snapshot: MemoryStore;
   view: MemoryStore;
+  /**
+   * Where the view may differ from the snapshot: the rows the replays and optimistic
+   * mutations wrote since the last rebase, and the rows pulls patched since. A rebase
+   * brings these rows back to the snapshot and replays, instead of copying the snapshot.
+   */
+  private dirty: RowKeys = new Map();
+  /** Set while the view is not the snapshot plus replays (at open, after a reset). */
+  private rebuildView = true;
   private lock: Promise<unknown> = Promise.resolve();
   private writes: Promise<unknown> = Promise.resolve();
   private readonly byName: ReadonlyMap<string, Mutator>;
   /** The last mutation id the server confirmed, for every client of the group. */
   private groupLMIDs: Record<string, number> = {};
   private lease: ClientLease | undefined;
-  /** False while the stored snapshot is a group record of the old shape (rows inside). */
-  private snapshotInBuckets = true;
   /** Closed clients' queues this client pushes for them (adopted-clients.ts). */
   readonly adopted: AdoptedClients;
   private released = false;
@@ -64,6 +77,8 @@ export class LocalState {
     public lastMutationID: number,
     public pending: PendingMutation[],
     snapshot: MemoryStore,
+    /** The snapshot's rows as the storage's buckets hold them. */
+    private readonly buckets: SnapshotBuckets,
   ) {
     this.byName = flattenMutators(options.mutators);
     this.adopted = new AdoptedClients(options.storage, clientGroupID);
@@ -90,6 +105,7 @@ export class LocalState {
       group?.lastMutationIDs?.[record.clientID] ?? 0,
     );
     const queue = await loadPending(storage, keys, record, confirmed);
+    const loaded = await loadSnapshot(options.schema, storage, keys, groupID, group);
     const state = new LocalState(
       options,
       record.clientID,
@@ -97,9 +113,9 @@ export class LocalState {
       group?.cookie ?? null,
       confirmed,
       queue.pending,
-      await loadSnapshot(options.schema, storage, keys, groupID, group),
+      loaded.store,
+      loaded.buckets,
     );
-    state.snapshotInBuckets = !group?.rows;
     state.lease = lease;
     state.groupLMIDs = { ...group?.lastMutationIDs };
     // Mutations the group's pulls confirmed for a closed client before this one opened are
@@ -255,30 +271,102 @@ export class LocalState {
       // Stored before it is pushable: a mutation the server applied is always one a reload
       // finds, and a write that fails leaves no queued mutation, no gap in the ids.
       await this.persist(pendingKey(this.clientID, mutation.id), toStored(mutation));
-      draft.commit();
+      this.addKeys(this.dirty, draft.commit());
       queued(mutation);
       this.pending.push(mutation);
       return mutation;
     });
   }
 
-  /**
-   * view = snapshot + the queues (adopted ones first), replayed in order; a replay that
-   * throws is left out. The view is a clone, so replays copy each table they write once,
-   * and the snapshot is kept.
-   */
-  private async rebase() {
-    const view = this.snapshot.clone();
+  private addKeys(to: RowKeys, written: readonly DraftWrite[]): void {
+    for (const { table, key } of written) {
+      const pk = encodePrimaryKey(mustGetTable(this.options.schema, table), key, 'get');
+      const keys = to.get(table);
+      if (keys) keys.set(pk, key);
+      else to.set(table, new Map([[pk, key]]));
+    }
+  }
+
+  /** Replays the queues (adopted ones first) into `store`, noting what they wrote. */
+  private async replay(store: MemoryStore, written: RowKeys): Promise<void> {
     for (const queue of this.queues()) {
       for (const mutation of queue.pending) {
+        let draft: MemoryDraft;
         try {
-          (await this.draft(view, mutation, 'rebase', queue.clientID)).commit();
+          draft = await this.draft(store, mutation, 'rebase', queue.clientID);
         } catch {
-          // The server decides: its result will settle this mutation.
+          continue; // The server decides: its result will settle this mutation.
         }
+        this.addKeys(written, draft.commit());
       }
     }
-    this.view = view;
+  }
+
+  /**
+   * view = snapshot + the queues (adopted ones first), replayed in order; a replay that
+   * throws is left out. The view is never the snapshot itself. After a reset it starts
+   * as a clone of the snapshot (which shares its tables until either writes one);
+   * otherwise only the rows where the two may differ are set back to the snapshot's, so a
+   * pull costs what it changed and what it replays, not a copy of each table written.
+   * That work goes to a draft over the view, committed at the end, so a query that reads
+   * the view while a replay awaits sees the view before the pull, never half of it.
+   */
+  private async rebase() {
+    const written: RowKeys = new Map();
+    if (this.rebuildView) {
+      const view = this.snapshot.clone();
+      await this.replay(view, written);
+      this.view = view;
+      this.rebuildView = false;
+    } else {
+      const next = this.view.fork();
+      for (const [table, keys] of this.dirty) {
+        for (const key of keys.values()) {
+          const row = this.snapshot.get(table, key);
+          if (!row) next.delete(table, key);
+          else if (!deepEqual(row, next.get(table, key))) next.put(table, row);
+        }
+      }
+      await this.replay(next, written);
+      next.commit();
+    }
+    this.dirty = written;
+  }
+
+  /**
+   * Applies `patch` to the snapshot, in place, noting the rows it touched as dirty. Every
+   * row is keyed first, so one the store cannot key fails the pull before anything
+   * changed. A `clear` starts a new snapshot (what came before it is gone), and the next
+   * rebase rebuilds the view from it.
+   */
+  private patchSnapshot(patch: readonly PatchOperation[]): void {
+    const { schema } = this.options;
+    const cleared = patch.reduce((last, op, i) => (op.op === 'clear' ? i : last), -1);
+    const ops = patch.slice(cleared + 1).flatMap((op) => {
+      if (op.op === 'clear' || !schema.tableInfo.has(op.tableName)) return [];
+      const key = op.op === 'put' ? op.value : op.id;
+      const pk = encodePrimaryKey(mustGetTable(schema, op.tableName), key, op.op);
+      return [{ op, row: { table: op.tableName, pk, key } satisfies PatchedRow }];
+    });
+    if (cleared >= 0) {
+      this.snapshot = createMemoryStore(schema);
+      this.rebuildView = true;
+    }
+    for (const { op } of ops) {
+      if (op.op === 'put') this.snapshot.put(op.tableName, op.value);
+      else this.snapshot.delete(op.tableName, op.id);
+    }
+    const rows = ops.map(({ row }) => row);
+    if (cleared >= 0) {
+      this.buckets.fill(this.snapshot, true);
+      return;
+    }
+    this.buckets.patched(this.snapshot, rows);
+    for (const { table, pk, key } of rows) {
+      const keys = this.dirty.get(table);
+      if (keys) keys.set(pk, key);
+      else this.dirty.set(table, new Map([[pk, key]]));
+    }
   }
 
   /**
@@ -295,14 +383,7 @@ export class LocalState {
     return this.exclusive(async () => {
       // A pull that lands after close must not write: another client may own these now.
       if (this.released) return [];
-      let snapshot = this.snapshot.clone();
-      for (const op of patch) {
-        if (op.op === 'clear') snapshot = createMemoryStore(this.options.schema);
-        else if (!this.options.schema.tableInfo.has(op.tableName)) continue;
-        else if (op.op === 'put') snapshot.put(op.tableName, op.value);
-        else snapshot.delete(op.tableName, op.id);
-      }
-      this.snapshot = snapshot;
+      this.patchSnapshot(patch);
       this.cookie = cookie;
       this.groupLMIDs = { ...this.groupLMIDs, ...lastMutationIDs };
       const confirmed = lastMutationIDs[this.clientID];
@@ -326,17 +407,9 @@ export class LocalState {
         cookie,
         lastMutationIDs: this.groupLMIDs,
       };
-      const full = !this.snapshotInBuckets;
-      this.snapshotInBuckets = true;
       // Not awaited: the pull's caller need not wait for the disk. A failed write is
       // swallowed by the write chain too; the next pull's writes repair what they touch.
-      try {
-        const writes = snapshotWrites(this.options.schema, snapshot, patch, group, full);
-        this.persistAll(writes).catch(() => {});
-      } catch {
-        // A row the store cannot key: the next full write (a reset) stores it.
-        this.snapshotInBuckets = false;
-      }
+      this.persistAll(this.buckets.writes(group)).catch(() => {});
       // The confirmations are already in memory: a failed write must not keep them from
       // being reported. A record left behind only makes a reload resend ids the server
       // answers as already processed.

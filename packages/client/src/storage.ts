@@ -54,6 +54,8 @@ export interface GroupRecord {
   readonly clientGroupID: string;
   readonly cookie: string | null;
   readonly lastMutationIDs?: Readonly<Record<string, number>>;
+  /** Each table's bucket count (persisted-snapshot.ts); 64 for a table not listed. */
+  readonly buckets?: Readonly<Record<string, number>>;
   readonly rows?: Readonly<Record<string, readonly Record<string, unknown>[]>>;
 }
 

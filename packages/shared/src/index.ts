@@ -131,7 +131,7 @@ export {
   type ServerRowOf,
   type TableName,
 } from './query/query';
-export type { MemoryDraft, MemoryStore, StoreRow } from './query/store';
+export type { DraftWrite, MemoryDraft, MemoryStore, StoreRow } from './query/store';
 export { coerceLiteral, OPERATORS_BY_KIND, parseQueryAST, QueryError } from './query/validate';
 export {
   compareStrings,

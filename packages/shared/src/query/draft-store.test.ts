@@ -48,6 +48,23 @@ describe('store.fork()', () => {
     expect(store.get('user', { id: 'u1' })?.karma).toBe(10);
   });
 
+  it('commit returns each row it wrote or deleted once, with its table and key', () => {
+    const store = baseStore();
+    const draft = store.fork();
+    draft.put('user', user('u1', 10));
+    draft.put('user', user('u1', 11));
+    draft.delete('user', { id: 'u2' });
+    draft.delete('user', { id: 'u9' }); // not there: nothing written
+    draft.put('issue', issue('i3', 'u1'));
+    const written = draft.commit();
+    expect(written.map(({ table, key }) => `${table}/${key.id}`).sort()).toEqual([
+      'issue/i3',
+      'user/u1',
+      'user/u2',
+    ]);
+    expect(draft.commit()).toEqual([]);
+  });
+
   it("looks rows up through the store's index, with its own writes laid over", () => {
     const store = baseStore();
     const draft = store.fork();

@@ -1,5 +1,5 @@
 import { type AnySchema, mustGetTable, type TableInfo } from '../schema';
-import type { MemoryDraft, MemoryStore, StoreRow } from './store';
+import type { DraftWrite, MemoryDraft, MemoryStore, StoreRow } from './store';
 import { encodePrimaryKey, keyOf } from './values';
 
 // A draft over a store: writes go to small per-table maps, reads see the store with the
@@ -113,9 +113,14 @@ export class DraftStore implements MemoryDraft<AnySchema> {
     return new DraftStore(this);
   }
 
-  commit(): void {
+  commit(): DraftWrite[] {
+    const written: DraftWrite[] = [];
+    for (const [table, byKey] of this.changes) {
+      for (const { key } of byKey.values()) written.push({ table, key });
+    }
     applyChanges(this.changes, this.base);
     this.changes.clear();
+    return written;
   }
 }
 

@@ -46,8 +46,18 @@ export interface MemoryStore<S extends AnySchema = AnySchema> {
   fork(): MemoryDraft<S>;
 }
 
+/** A row a draft wrote or deleted: its table and an object holding its primary key. */
+export interface DraftWrite {
+  readonly table: string;
+  readonly key: Readonly<Record<string, unknown>>;
+}
+
 /** Writes kept apart from the store they were forked from, until `commit`. */
 export interface MemoryDraft<S extends AnySchema = AnySchema> extends MemoryStore<S> {
-  /** Writes the draft's changes into the store it came from, then empties the draft. */
-  commit(): void;
+  /**
+   * Writes the draft's changes into the store it came from, then empties the draft.
+   * Returns the rows it wrote or deleted, once each, so a caller can tell where the store
+   * changed without comparing it.
+   */
+  commit(): DraftWrite[];
 }
