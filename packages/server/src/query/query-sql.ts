@@ -144,7 +144,10 @@ export function outputExpr(
       return INT8_TYPE.test(column.sqlType) ? `${ref}::text` : ref;
     case 'date':
       // pg-mem cannot cast timestamps to text; it hands out Date objects, which decode as-is.
-      return partialSQL ? ref : `${ref}::text`;
+      // JSON's form, not ::text, whose form follows DateStyle ('SQL' writes 01/02/2026):
+      // JSON writes ISO 8601 whatever the session says, as the changelog's rows do.
+      if (partialSQL) return ref;
+      return inJSON ? ref : `(to_jsonb(${ref}) #>> '{}')`;
     case 'json':
       // Inside a JSON object the value nests as JSON; as a column, text parses one way only.
       return inJSON ? ref : `${ref}::text`;
