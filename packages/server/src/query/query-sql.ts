@@ -152,6 +152,31 @@ export function equalSQL(
   return exact === ref ? `${ref} ${op} ${rhs}` : `(${ref} ${op} ${rhs} AND ${exact} ${op} ${rhs})`;
 }
 
+/**
+ * Whether a relationship's pair of columns must also be compared under collation "C": SQL
+ * text types, whose own collation may be nondeterministic (createSchema pairs text only
+ * with text). pg-mem has no collations.
+ */
+export function joinsByCodePoint(column: ColumnInfo, partialSQL: boolean): boolean {
+  return !partialSQL && column.kind === 'string' && isTextType(column);
+}
+
+/**
+ * A relationship's `dest = source` for one pair of columns, by code point for text: the
+ * plain test can use an index on `dest`, the `COLLATE "C"` one drops what a case-insensitive
+ * collation called equal (as `equalSQL` does for literals).
+ */
+export function joinEqualSQL(
+  dest: string,
+  source: string,
+  column: ColumnInfo,
+  partialSQL: boolean,
+): string {
+  return joinsByCodePoint(column, partialSQL)
+    ? `(${dest} = ${source} AND ${dest} COLLATE "C" = ${source})`
+    : `${dest} = ${source}`;
+}
+
 /** The column as a query returns it: kinds whose driver decoding differs travel as text. */
 export function outputExpr(
   alias: string,
