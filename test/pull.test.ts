@@ -72,7 +72,7 @@ for (const adapter of ADAPTERS) {
       expect(res.lastMutationIDChanges).toEqual({ 'alice-c1': 2 });
     });
 
-    it('a timestamp keeps its microseconds and infinity through push, the database and pull', async () => {
+    it('a timestamp keeps its microseconds, infinity and years past any Date through push, the database and pull', async () => {
       // pg-mem stores timestamps as JavaScript Dates: milliseconds only, no infinity.
       if (fx.db.capabilities.partialSQL) return;
       const cookie = await start();
@@ -83,6 +83,8 @@ for (const adapter of ADAPTERS) {
         title: 'U',
         createdAt: Timestamp.POSITIVE_INFINITY,
       });
+      const last = parseTimestamp('294276-12-31 23:59:59.999999+00');
+      await push(fx, 'issue.create', { id: 'i3', title: 'V', createdAt: last });
       const [row] = await fx.query<{ at: string }>(
         `SELECT created_at::text AS at FROM issue WHERE id = 'i1'`,
       );
@@ -94,6 +96,7 @@ for (const adapter of ADAPTERS) {
       expect(values[0]?.toISOString()).toBe('2026-01-02T03:04:05.678901Z');
       expect(microsecondOf(values[0]!)).toBe(901);
       expect(values[1]).toBe(Timestamp.POSITIVE_INFINITY);
+      expect(values[2]?.toISOString()).toBe('294276-12-31T23:59:59.999999Z');
       // A reset reads the table itself, and must give the same values.
       const reset = await pullOK(fx, null);
       expect(reset.patch.slice(1).map((op) => (op as { value: unknown }).value)).toEqual(

@@ -16,7 +16,15 @@ import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 // equal terms (SEMANTICS.md), and each query must give the client evaluator's rows.
 
 const word = pgTable('q_word', { id: text('id').primaryKey(), name: text('name') });
-const schema = createSchema({ tables: { word }, relationships: () => ({}) });
+// Tags name their word by its text, in the same case-insensitive collation.
+const tag = pgTable('q_tag', { id: text('id').primaryKey(), word: text('word') });
+const schema = createSchema({
+  tables: { word, tag },
+  relationships: ({ many }) => ({
+    word: { tags: many('tag', { sourceField: 'name', destField: 'word' }) },
+    tag: { words: many('word', { sourceField: 'word', destField: 'name' }) },
+  }),
+});
 const q = createBuilder(schema);
 
 // In code point order: 'X' (w2) < 'x' (w1) < 'y' (w3); w4's name is null.
@@ -26,8 +34,13 @@ const ROWS = [
   { id: 'w3', name: 'y' },
   { id: 'w4', name: null },
 ];
+const TAGS = [
+  { id: 't1', word: 'X' },
+  { id: 't2', word: 'y' },
+];
 const store = createMemoryStore(schema);
 for (const row of ROWS) store.put('word', row);
+for (const row of TAGS) store.put('tag', row);
 
 const CASES: [string, Query<any, any, any, any>, string[]][] = [
   ['=', q.word.where('name', 'x'), ['w1']],
@@ -42,7 +55,25 @@ const CASES: [string, Query<any, any, any, any>, string[]][] = [
     q.word.orderBy('name').start(ROWS[1]!, { inclusive: true }),
     ['w2', 'w1', 'w3', 'w4'],
   ],
+  ['whereExists over the column', q.word.whereExists('tags'), ['w2', 'w3']],
+  ['whereExists back over it', q.tag.whereExists('words', (w) => w.where('id', 'w1')), []],
 ];
+
+/** Related rows join by code point too: 'x' has no tag, 'X' has t1. */
+const RELATED: [string, Query<any, any, any, any>, unknown][] = [
+  [
+    'related rows',
+    q.word.related('tags'),
+    [
+      { id: 'w1', tags: [] },
+      { id: 'w2', tags: ['t1'] },
+      { id: 'w3', tags: ['t2'] },
+      { id: 'w4', tags: [] },
+    ],
+  ],
+];
+const relatedIDs = (rows: { id: string; tags: { id: string }[] }[]) =>
+  rows.map((row) => ({ id: row.id, tags: row.tags.map((t) => t.id) }));
 
 for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
   describe.skipIf(adapter.unavailable !== undefined)(
@@ -56,8 +87,12 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         );
         await fx.query(`CREATE TABLE q_word (id TEXT PRIMARY KEY, name TEXT COLLATE q_ci)`);
         await fx.query(`CREATE INDEX q_word_name ON q_word (name)`);
+        await fx.query(`CREATE TABLE q_tag (id TEXT PRIMARY KEY, word TEXT COLLATE q_ci)`);
         for (const row of ROWS) {
           await fx.query(`INSERT INTO q_word (id, name) VALUES ($1, $2)`, [row.id, row.name]);
+        }
+        for (const row of TAGS) {
+          await fx.query(`INSERT INTO q_tag (id, word) VALUES ($1, $2)`, [row.id, row.word]);
         }
       });
       afterAll(async () => {
@@ -84,6 +119,15 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         const inMemory = (runInMemory(store, query) as { id: string }[]).map((row) => row.id);
         expect(inMemory).toEqual(expected);
         expect(await ids(query)).toEqual(expected);
+      });
+
+      it.for(RELATED)('%s join by code point, as in memory', async ([, query, expected], ctx) => {
+        if (!caseInsensitive) ctx.skip('this database compares q_ci case-sensitively');
+        expect(relatedIDs(runInMemory(store, query) as never)).toEqual(expected);
+        const rows = await fx.db.transaction((tx) => runQuery(tx, schema, query), {
+          isolation: 'read committed',
+        });
+        expect(relatedIDs(rows as never)).toEqual(expected);
       });
     },
   );

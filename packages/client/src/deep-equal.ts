@@ -1,4 +1,4 @@
-import { JSON_NULL, microsecondOf, Timestamp } from '@reprise/shared';
+import { compareInstants, JSON_NULL } from '@reprise/shared';
 
 /**
  * Structural equality for query results: plain objects, arrays, Dates, BigInts and
@@ -13,13 +13,12 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   // JSON_NULL has no keys, but is not an empty object.
   if (a === JSON_NULL || b === JSON_NULL) return false;
   if (a instanceof Date || b instanceof Date) {
-    // A Timestamp also has microseconds, and may be an infinity.
+    // A Timestamp also has microseconds, and may be an infinity or past the last Date.
     return (
       a instanceof Date &&
       b instanceof Date &&
       a.getTime() === b.getTime() &&
-      microsecondOf(a) === microsecondOf(b) &&
-      (a instanceof Timestamp ? a.infinity : 0) === (b instanceof Timestamp ? b.infinity : 0)
+      compareInstants(a, b) === 0
     );
   }
   if (Array.isArray(a) !== Array.isArray(b)) return false;

@@ -96,3 +96,53 @@ export function describeColumn(table: string, key: string, column: Column): Colu
     ...(enumValues?.length ? { enumValues } : {}),
   };
 }
+
+/** What `joinClass` needs of a column. */
+export interface JoinedColumn extends ColumnTyping {
+  readonly sqlType: string;
+}
+
+const INTEGRAL = /^(smallint|integer|bigint|smallserial|serial|bigserial)$/;
+
+/**
+ * The class of columns a relationship may join this one with, so that Postgres's `=`
+ * between them and the client's comparison agree, or a `TypeError` saying why the column
+ * cannot be joined on. `where` names the relationship and the column in the message.
+ *
+ * @example
+ * joinClass('Relationship issue.owner: issue.ownerID', integer('x')); // 'integer'
+ */
+export function joinClass(where: string, column: JoinedColumn): string {
+  const refuse = (why: string): never => {
+    throw new TypeError(`${where} (${column.sqlType}) cannot be joined on: ${why}.`);
+  };
+  // Precision and length do not change how values compare: timestamp(3) joins timestamp.
+  const base = column.sqlType.replace(/\s*\(\d+(,\s*\d+)?\)/, '');
+  switch (column.compareAs) {
+    case 'json':
+    case 'other':
+      return refuse(
+        'Postgres compares such values by their type (json has no = at all), the client by identity',
+      );
+    case 'number':
+      if (INTEGRAL.test(base)) return 'integer';
+      if (/^(numeric|decimal)$/.test(base)) {
+        return refuse(
+          "in mode 'number' Postgres would join exact decimals, the client doubles; declare it mode 'string'",
+        );
+      }
+      return base;
+    case 'bigint':
+      // bigint in mode 'bigint', numeric(n) in mode 'bigint': exact integers on both sides.
+      return 'integer';
+    case 'string':
+      if (/^(text|varchar|character varying)$/.test(base)) return 'text';
+      if (base === 'interval') {
+        return refuse("Postgres holds intervals equal whose text differs ('1 day' = '24:00:00')");
+      }
+      // As text: a date in mode 'string' is no Timestamp, so it joins no date in mode 'date'.
+      return `${base} as text`;
+    default:
+      return column.compareAs === 'date' ? base : column.compareAs;
+  }
+}

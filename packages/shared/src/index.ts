@@ -168,6 +168,7 @@ export {
   type UpdateRow,
 } from './schema';
 export {
+  beyondOf,
   compareInstants,
   formatTimestamp,
   instantKey,

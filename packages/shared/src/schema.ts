@@ -1,6 +1,6 @@
 import { getTableColumns } from 'drizzle-orm';
 import { getTableConfig, type PgTable } from 'drizzle-orm/pg-core';
-import { type ColumnKind, type CompareKind, describeColumn } from './column-types';
+import { type ColumnKind, type CompareKind, describeColumn, joinClass } from './column-types';
 import {
   type AnyFields,
   checkFieldPolicies,
@@ -218,6 +218,21 @@ function checkRelationships(tableInfo: ReadonlyMap<string, TableInfo>, all: AnyR
         if (!to.columns.get(field)!.returned)
           throw new TypeError(`${where}: ${rel.table}.${field} is returned: false`);
       }
+      rel.sourceField.forEach((field, i) => {
+        const dest = rel.destField[i]!;
+        const a = from.columns.get(field)!;
+        const b = to.columns.get(dest)!;
+        const aClass = joinClass(`${where}: ${source}.${field}`, a);
+        const bClass = joinClass(`${where}: ${rel.table}.${dest}`, b);
+        // Postgres would cast one side (char drops its padding, real widens, a timestamp
+        // takes the session's time zone) or find no = at all (uuid = text).
+        if (aClass !== bClass) {
+          throw new TypeError(
+            `${where} joins ${source}.${field} (${a.sqlType}) with ${rel.table}.${dest} (${b.sqlType}), ` +
+              'which Postgres and the client compare differently; declare both with the same type.',
+          );
+        }
+      });
     }
   }
 }

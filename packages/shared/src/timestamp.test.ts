@@ -45,6 +45,24 @@ describe('parseTimestamp', () => {
     expect(parseTimestamp('-infinity').toISOString()).toBe('-infinity');
   });
 
+  it.each([
+    '275760-09-13T00:00:00.001Z',
+    '294276-12-31T23:59:59.999999Z',
+    '5874897-12-31T00:00:00.000Z',
+  ])('keeps %s, past the last Date, exactly', (text) => {
+    const at = parseTimestamp(text);
+    expect(at.getTime()).toBe(8.64e15);
+    expect(at.beyond).toBeGreaterThan(0);
+    expect(at.toISOString()).toBe(text);
+    expect(parseTimestamp(at.toISOString()).beyond).toBe(at.beyond);
+  });
+
+  it('reads the instants past the last Date from any zone', () => {
+    expect(parseTimestamp('280000-02-29 12:34:56.789012+05:30').toISOString()).toBe(
+      '280000-02-29T07:04:56.789012Z',
+    );
+  });
+
   it('refuses text that is no timestamp', () => {
     expect(() => parseTimestamp('yesterday')).toThrow(/Cannot read "yesterday"/);
   });
@@ -77,6 +95,28 @@ describe('compareInstants and instantKey', () => {
     expect(compareInstants(Timestamp.NEGATIVE_INFINITY, new Date(-8.64e15))).toBe(-1);
   });
 
+  it('orders the instants past the last Date after it, by millisecond and microsecond', () => {
+    const texts = [
+      'infinity',
+      '294276-12-31 23:59:59.999999Z',
+      '294276-12-31 23:59:59.999998Z',
+      '275760-09-13 00:00:00.001Z',
+      '275760-09-13 00:00:00.000001Z',
+    ];
+    const sorted = [...texts.map(parseTimestamp), new Date(8.64e15)].sort(compareInstants);
+    expect(sorted.map(formatTimestamp)).toEqual([
+      '275760-09-13T00:00:00.000Z',
+      '275760-09-13T00:00:00.000001Z',
+      '275760-09-13T00:00:00.001Z',
+      '294276-12-31T23:59:59.999998Z',
+      '294276-12-31T23:59:59.999999Z',
+      'infinity',
+    ]);
+    const far = parseTimestamp('294276-12-31 23:59:59.999999Z');
+    expect(instantKey(far)).toBe(instantKey(parseTimestamp(far.toISOString())));
+    expect(instantKey(far)).not.toBe(instantKey(parseTimestamp('294276-12-31 23:59:59.999998Z')));
+  });
+
   it('gives one key to equal instants and different keys to different ones', () => {
     expect(instantKey(plain)).toBe(instantKey(parseTimestamp('2026-01-01 00:00:00Z')));
     expect(instantKey(early)).not.toBe(instantKey(late));
@@ -96,6 +136,13 @@ describe('the wire', () => {
     expect(microsecondOf(back.at)).toBe(456);
     expect(back.at.getTime()).toBe(row.at.getTime());
     expect(back.end).toBe(Timestamp.POSITIVE_INFINITY);
+  });
+
+  it('carries an instant past the last Date through superjson', () => {
+    const row = { at: parseTimestamp('294276-12-31 23:59:59.999999Z') };
+    const back = decodeRich(JSON.parse(JSON.stringify(encodeRich(row)))) as typeof row;
+    expect(back.at.toISOString()).toBe('294276-12-31T23:59:59.999999Z');
+    expect(compareInstants(back.at, row.at)).toBe(0);
   });
 
   it('still carries plain Dates as Dates', () => {

@@ -1,17 +1,23 @@
 // Timestamps as Postgres holds them: to the microsecond, with ±infinity, and years from
-// 4714 BC on. A `Date` stops at the millisecond and has neither infinity nor a text form
-// Postgres reads for years outside 1–9999, so rows carry a `Timestamp`: a `Date` (every
-// Date method works, to the millisecond) that also keeps the microseconds past it, and
-// whether it is ±infinity. See SEMANTICS.md, "Timestamps".
+// 4714 BC to 294276 AD (dates to 5874897 AD). A `Date` stops at the millisecond and at
+// 275760 AD, and has neither infinity nor a text form Postgres reads for years outside
+// 1–9999, so rows carry a `Timestamp`: a `Date` (every Date method works, to the
+// millisecond) that also keeps the microseconds past it, whether it is ±infinity, and how
+// far past the last Date an instant lies. See SEMANTICS.md, "Timestamps".
 
 const MAX_DATE_MS = 8.64e15;
+// The Gregorian calendar repeats every 400 years, which are exactly 146097 days: an
+// instant past the last Date is written and read 400·n years earlier, where a Date holds it.
+const CYCLE_MS = 146097n * 86_400_000n;
 
 /**
  * A `Date` with Postgres's precision: `microsecond` holds the 0–999 microseconds past
  * `getTime()`'s millisecond, and `infinity` says whether the value is Postgres's
  * `infinity` (1) or `-infinity` (-1), whose `getTime()` is the latest or earliest instant a
- * Date can hold. `toISOString()` (and so `toJSON()` and `JSON.stringify`) writes the text
- * Postgres reads back exactly.
+ * Date can hold. An instant later than any Date (after 275760-09-13, which Postgres holds
+ * up to 294276 AD, and dates to 5874897 AD) has `getTime()` 8.64e15, the last Date, and
+ * `beyond` the milliseconds past it (0 for every other instant). `toISOString()` (and so
+ * `toJSON()` and `JSON.stringify`) writes the text Postgres reads back exactly.
  *
  * @example
  * const at = parseTimestamp('2026-01-01 10:00:00.123456+00');
@@ -26,11 +32,15 @@ export class Timestamp extends Date {
 
   readonly microsecond: number;
   readonly infinity: -1 | 0 | 1;
+  /** Milliseconds past `getTime()` (then 8.64e15) of an instant later than any Date. */
+  readonly beyond: number;
 
-  constructor(milliseconds: number, microsecond = 0, infinity: -1 | 0 | 1 = 0) {
-    super(infinity === 0 ? milliseconds : infinity * MAX_DATE_MS);
+  constructor(milliseconds: number, microsecond = 0, infinity: -1 | 0 | 1 = 0, beyond = 0) {
+    const far = infinity === 0 && beyond > 0;
+    super(infinity === 0 ? (far ? MAX_DATE_MS : milliseconds) : infinity * MAX_DATE_MS);
     this.microsecond = infinity === 0 ? microsecond : 0;
     this.infinity = infinity;
+    this.beyond = far ? beyond : 0;
   }
 
   override toISOString(): string {
@@ -46,9 +56,12 @@ export const microsecondOf = (date: Date): number =>
 export const millisecondsOf = (date: Date): number =>
   date instanceof Timestamp && date.infinity !== 0 ? date.infinity * Infinity : date.getTime();
 
+/** The milliseconds past the last Date of an instant later than any Date can hold. */
+export const beyondOf = (date: Date): number => (date instanceof Timestamp ? date.beyond : 0);
+
 /**
- * Orders two instants as Postgres does: by millisecond, then microsecond; -infinity
- * before and infinity after every other.
+ * Orders two instants as Postgres does: by millisecond (those past the last Date too), then
+ * microsecond; -infinity before and infinity after every other.
  *
  * @example
  * compareInstants(new Date(0), parseTimestamp('1970-01-01 00:00:00.000001Z')); // -1
@@ -57,6 +70,9 @@ export function compareInstants(a: Date, b: Date): number {
   const x = millisecondsOf(a);
   const y = millisecondsOf(b);
   if (x !== y) return x < y ? -1 : 1;
+  const m = beyondOf(a);
+  const n = beyondOf(b);
+  if (m !== n) return m < n ? -1 : 1;
   const p = microsecondOf(a);
   const q = microsecondOf(b);
   return p === q ? 0 : p < q ? -1 : 1;
@@ -64,13 +80,15 @@ export function compareInstants(a: Date, b: Date): number {
 
 /**
  * One key per instant: equal under `compareInstants` exactly when the keys are equal
- * (`SameValueZero`). The milliseconds alone when there are no microseconds past them.
+ * (`SameValueZero`). The milliseconds alone when there is nothing past them.
  *
  * @example
  * instantKey(new Date(5)) === instantKey(parseTimestamp('1970-01-01 00:00:00.005Z')); // true
  */
 export function instantKey(date: Date): number | string {
   const micro = microsecondOf(date);
+  const beyond = beyondOf(date);
+  if (beyond !== 0) return `${millisecondsOf(date)}>${beyond}+${micro}`;
   return micro === 0 ? millisecondsOf(date) : `${millisecondsOf(date)}+${micro}`;
 }
 
@@ -90,16 +108,21 @@ export function formatTimestamp(date: Date): string {
     return date.infinity > 0 ? 'infinity' : '-infinity';
   }
   if (Number.isNaN(date.getTime())) throw new RangeError('Invalid time value');
-  const year = date.getUTCFullYear();
-  // Milliseconds alone when there is nothing past them: the text Date.toISOString writes.
   const micro = microsecondOf(date);
+  const beyond = beyondOf(date);
+  // Past the last Date: the same day and time 400·n years earlier, where a Date holds it.
+  const cycles = beyond === 0 ? 0n : BigInt(Math.ceil(beyond / Number(CYCLE_MS)));
+  const at =
+    cycles === 0n
+      ? date
+      : new Date(Number(BigInt(MAX_DATE_MS) + BigInt(beyond) - cycles * CYCLE_MS));
+  const year = at.getUTCFullYear() + Number(cycles) * 400;
+  // Milliseconds alone when there is nothing past them: the text Date.toISOString writes.
   const fraction =
-    micro === 0
-      ? pad(date.getUTCMilliseconds(), 3)
-      : pad(date.getUTCMilliseconds() * 1000 + micro, 6);
+    micro === 0 ? pad(at.getUTCMilliseconds(), 3) : pad(at.getUTCMilliseconds() * 1000 + micro, 6);
   const text =
-    `${pad(year > 0 ? year : 1 - year, 4)}-${pad(date.getUTCMonth() + 1, 2)}-${pad(date.getUTCDate(), 2)}` +
-    `T${pad(date.getUTCHours(), 2)}:${pad(date.getUTCMinutes(), 2)}:${pad(date.getUTCSeconds(), 2)}.${fraction}Z`;
+    `${pad(year > 0 ? year : 1 - year, 4)}-${pad(at.getUTCMonth() + 1, 2)}-${pad(at.getUTCDate(), 2)}` +
+    `T${pad(at.getUTCHours(), 2)}:${pad(at.getUTCMinutes(), 2)}:${pad(at.getUTCSeconds(), 2)}.${fraction}Z`;
   return year > 0 ? text : `${text} BC`;
 }
 
@@ -122,13 +145,21 @@ export function parseTimestamp(text: string): Timestamp {
   const match = TIMESTAMP.exec(trimmed);
   if (!match) throw new TypeError(`Cannot read ${JSON.stringify(text)} as a timestamp`);
   const [, year, month, day, hour, minute, second, fraction = '', zone, bc] = match;
+  const fullYear = bc ? 1 - Number(year) : Number(year);
+  // Years past what a Date holds (Postgres goes to 294276, dates to 5874897) are read
+  // 400·n years earlier; the n cycles are added back exactly, as bigints.
+  const cycles = fullYear > 270_000 ? Math.ceil((fullYear - 270_000) / 400) : 0;
   const date = new Date(0);
   // setUTCFullYear, not Date.UTC: the latter reads years 0–99 as 1900–1999.
-  date.setUTCFullYear(bc ? 1 - Number(year) : Number(year), Number(month) - 1, Number(day));
+  date.setUTCFullYear(fullYear - cycles * 400, Number(month) - 1, Number(day));
   const micros = Number(fraction.padEnd(6, '0'));
   date.setUTCHours(Number(hour ?? 0), Number(minute ?? 0), Number(second ?? 0));
   const ms = date.getTime() - zoneOffsetMs(zone) + Math.floor(micros / 1000);
-  return new Timestamp(ms, micros % 1000);
+  if (cycles === 0) return new Timestamp(ms, micros % 1000);
+  const beyond = BigInt(ms) + BigInt(cycles) * CYCLE_MS - BigInt(MAX_DATE_MS);
+  return beyond > 0n
+    ? new Timestamp(MAX_DATE_MS, micros % 1000, 0, Number(beyond))
+    : new Timestamp(Number(beyond) + MAX_DATE_MS, micros % 1000);
 }
 
 function zoneOffsetMs(zone: string | undefined): number {

@@ -18,6 +18,7 @@ import {
 } from './query-conditions';
 import {
   columnRef,
+  joinEqualSQL,
   nameLiteral,
   nestedOutputExpr,
   outputExpr,
@@ -126,10 +127,11 @@ class Compiler implements ConditionContext {
     if (!rel) throw new QueryError(`${parent.name} has no relationship "${relationship}"`);
     const table = mustTable(this.schema, subquery.table);
     const alias = this.nextAlias();
-    const join = rel.destField.map(
-      (key, i) =>
-        `${columnRef(alias, table.columns.get(key)!)} = ${columnRef(parentAlias, parent.columns.get(rel.sourceField[i]!)!)}`,
-    );
+    const join = rel.destField.map((key, i) => {
+      const dest = table.columns.get(key)!;
+      const source = columnRef(parentAlias, parent.columns.get(rel.sourceField[i]!)!);
+      return joinEqualSQL(columnRef(alias, dest), source, dest, this.partialSQL);
+    });
     // Decided before building the object: building it would register its parameters.
     if (rel.cardinality === 'one' && subquery.limit === 0) return 'NULL';
     const object = this.jsonObject(table, alias, subquery);

@@ -16,6 +16,7 @@ import {
   equalSQL,
   exactRef,
   isTextType,
+  joinsByCodePoint,
   orderedExpr,
   type Params,
   requireFullSQL,
@@ -140,6 +141,14 @@ function compileExists(
   const destAlias = ctx.nextAlias();
   const sources = relationship.sourceField.map((key) => columnRef(alias, mustColumn(table, key)));
   const targets = relationship.destField.map((key) => columnRef(destAlias, mustColumn(dest, key)));
+  // Text pairs match by code point too (joinEqualSQL): a row-valued IN holds each pair
+  // under its own collation, and the plain pair can still use an index.
+  relationship.destField.forEach((key, i) => {
+    if (joinsByCodePoint(mustColumn(dest, key), ctx.partialSQL)) {
+      sources.push(`${sources[i]} COLLATE "C"`);
+      targets.push(`${targets[i]} COLLATE "C"`);
+    }
+  });
   const where = and([
     subquery.where ? compileCondition(ctx, dest, destAlias, subquery.where) : 'TRUE',
     subquery.start

@@ -71,6 +71,30 @@ export function requireFullSQL(partialSQL: boolean, feature: string, reason: str
   }
 }
 
+// The decimals a double cannot hold, as exact numeric text: from 2^1024 - 2^970 on a
+// decimal rounds to Infinity, and up to 2^-1075 to 0 (ties to even), as Number() reads it.
+// Postgres's numeric-to-float8 cast refuses both ("out of range for type double precision").
+const DOUBLE_OVERFLOW = (2n ** 1024n - 2n ** 970n).toString();
+const DOUBLE_UNDERFLOW = `${5n ** 1075n}e-1075`;
+
+/**
+ * A numeric column in mode 'number' as the double the client's rows hold: `::float8`,
+ * except where Postgres would refuse the cast and Number() gives ±Infinity or 0. NaN is
+ * tested first: Postgres holds it greater than every number.
+ */
+function numericAsDouble(ref: string): string {
+  return (
+    `(CASE WHEN ${ref} = 'NaN' THEN 'NaN'::float8` +
+    ` WHEN ${ref} >= ${DOUBLE_OVERFLOW} THEN 'Infinity'::float8` +
+    ` WHEN ${ref} <= -${DOUBLE_OVERFLOW} THEN '-Infinity'::float8` +
+    ` WHEN abs(${ref}) <= ${DOUBLE_UNDERFLOW} THEN 0::float8 ELSE ${ref}::float8 END)`
+  );
+}
+
+/** A numeric column in mode 'number': its rows hold doubles, and compare as such. */
+const isNumericAsNumber = (column: ColumnInfo) =>
+  column.kind === 'number' && NUMERIC_TYPE.test(column.sqlType);
+
 /**
  * The expression that orders and range-compares a column as SEMANTICS.md says: strings
  * by code point (collation "C"), other kinds natively. String kinds that are not SQL text
@@ -82,8 +106,8 @@ export function orderedExpr(alias: string, column: ColumnInfo, partialSQL: boole
   // pg-mem cannot parse COLLATE; it compares JavaScript strings, by UTF-16 code unit.
   const collate = partialSQL ? '' : ' COLLATE "C"';
   if (column.compareAs === 'numeric') return ref;
-  if (column.kind === 'number' && NUMERIC_TYPE.test(column.sqlType)) {
-    return `${ref}::double precision`;
+  if (isNumericAsNumber(column)) {
+    return partialSQL ? `${ref}::double precision` : numericAsDouble(ref);
   }
   switch (column.kind) {
     case 'string':
@@ -105,6 +129,7 @@ export function orderedExpr(alias: string, column: ColumnInfo, partialSQL: boole
 export function exactRef(alias: string, column: ColumnInfo, partialSQL: boolean): string {
   const ref = columnRef(alias, column);
   if (comparesAsText(column)) return partialSQL ? `${ref}::text` : `${ref}::text COLLATE "C"`;
+  if (isNumericAsNumber(column)) return orderedExpr(alias, column, partialSQL);
   return column.kind === 'string' && isTextType(column) && !partialSQL ? `${ref} COLLATE "C"` : ref;
 }
 
@@ -123,8 +148,33 @@ export function equalSQL(
 ): string {
   const ref = columnRef(alias, column);
   const exact = exactRef(alias, column, partialSQL);
-  if (comparesAsText(column)) return `${exact} ${op} ${rhs}`;
+  if (comparesAsText(column) || isNumericAsNumber(column)) return `${exact} ${op} ${rhs}`;
   return exact === ref ? `${ref} ${op} ${rhs}` : `(${ref} ${op} ${rhs} AND ${exact} ${op} ${rhs})`;
+}
+
+/**
+ * Whether a relationship's pair of columns must also be compared under collation "C": SQL
+ * text types, whose own collation may be nondeterministic (createSchema pairs text only
+ * with text). pg-mem has no collations.
+ */
+export function joinsByCodePoint(column: ColumnInfo, partialSQL: boolean): boolean {
+  return !partialSQL && column.kind === 'string' && isTextType(column);
+}
+
+/**
+ * A relationship's `dest = source` for one pair of columns, by code point for text: the
+ * plain test can use an index on `dest`, the `COLLATE "C"` one drops what a case-insensitive
+ * collation called equal (as `equalSQL` does for literals).
+ */
+export function joinEqualSQL(
+  dest: string,
+  source: string,
+  column: ColumnInfo,
+  partialSQL: boolean,
+): string {
+  return joinsByCodePoint(column, partialSQL)
+    ? `(${dest} = ${source} AND ${dest} COLLATE "C" = ${source})`
+    : `${dest} = ${source}`;
 }
 
 /** The column as a query returns it: kinds whose driver decoding differs travel as text. */
@@ -144,7 +194,10 @@ export function outputExpr(
       return INT8_TYPE.test(column.sqlType) ? `${ref}::text` : ref;
     case 'date':
       // pg-mem cannot cast timestamps to text; it hands out Date objects, which decode as-is.
-      return partialSQL ? ref : `${ref}::text`;
+      // JSON's form, not ::text, whose form follows DateStyle ('SQL' writes 01/02/2026):
+      // JSON writes ISO 8601 whatever the session says, as the changelog's rows do.
+      if (partialSQL) return ref;
+      return inJSON ? ref : `(to_jsonb(${ref}) #>> '{}')`;
     case 'json':
       // Inside a JSON object the value nests as JSON; as a column, text parses one way only.
       return inJSON ? ref : `${ref}::text`;

@@ -1,6 +1,6 @@
 import { describeIssues } from '../protocol';
 import type { AnySchema, ColumnInfo, CompareKind, TableInfo } from '../schema';
-import { parseTimestamp, Timestamp } from '../timestamp';
+import { compareInstants, parseTimestamp, Timestamp } from '../timestamp';
 import {
   type Condition,
   type Cursor,
@@ -83,8 +83,10 @@ export function coerceLiteral(column: ColumnInfo, value: unknown, where: string)
               ? readDate(value)
               : undefined;
       if (!date || Number.isNaN(date.getTime())) return fail();
-      const infinite = date instanceof Timestamp && date.infinity !== 0;
-      return !infinite && date.getTime() < EARLIEST_TIMESTAMP ? tooEarly(column, where) : date;
+      if (date instanceof Timestamp && date.infinity !== 0) return date;
+      return date.getTime() < EARLIEST_TIMESTAMP || compareInstants(date, END_OF_TIMESTAMPS) >= 0
+        ? outOfRange(column, where)
+        : date;
     }
     default:
       return fail();
@@ -93,8 +95,10 @@ export function coerceLiteral(column: ColumnInfo, value: unknown, where: string)
 
 const INT8 = /^(bigint|bigserial)$/;
 
-// Postgres's first timestamp, 4714-11-24 BC: it refuses an earlier one as out of range.
+// Postgres's first timestamp, 4714-11-24 BC, and the instant after its last, 294276-12-31
+// 23:59:59.999999: it refuses any literal outside as out of range.
 const EARLIEST_TIMESTAMP = new Date(Date.UTC(2000, 10, 24)).setUTCFullYear(-4713);
+const END_OF_TIMESTAMPS = parseTimestamp('294277-01-01 00:00:00+00');
 
 /** Text as Postgres writes timestamps (to the microsecond, infinity) or as `Date` reads it. */
 function readDate(text: string): Date {
@@ -105,9 +109,9 @@ function readDate(text: string): Date {
   }
 }
 
-function tooEarly(column: ColumnInfo, where: string): never {
+function outOfRange(column: ColumnInfo, where: string): never {
   throw new QueryError(
-    `${where}: a date before 4714-11-24 BC is out of Postgres's range for column "${column.key}"`,
+    `${where}: a date before 4714-11-24 BC or after 294276-12-31 is out of Postgres's range for column "${column.key}"`,
   );
 }
 
