@@ -255,7 +255,9 @@ for (const kind of kinds) {
 
 describe('handleMutateRequest({crud: true})', () => {
   it('needs a write policy', async () => {
-    const fx = await kinds[0]!.create();
+    // pg-mem: the refusal comes before any statement, and a fresh PGlite can take longer
+    // than the test's time on a busy machine.
+    const fx = await ADAPTERS.find((a) => a.name.startsWith('pg-mem'))!.create();
     try {
       const request = new Request('http://test.local/api/mutate', {
         method: 'POST',
