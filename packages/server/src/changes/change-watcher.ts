@@ -129,6 +129,7 @@ export function createChangeWatcher(options: ChangeWatcherOptions): ChangeWatche
 
   const begin = async () => {
     const heard = hearAnnouncements(db, tables, () => emit({ all: true }));
+    stopHearing?.();
     stopHearing = heard.stop;
     if (db.listen) {
       try {
@@ -141,6 +142,17 @@ export function createChangeWatcher(options: ChangeWatcherOptions): ChangeWatche
           { onReconnect: () => emit({ all: true }) },
         );
         interval = listeningPollIntervalMs;
+        // A position now, for the slower look; commits are heard meanwhile, so a failure
+        // here only leaves the first look to take it.
+        cursor = await look().then(
+          ({ now }) => now,
+          (error: unknown) => {
+            logger.warn({ event: 'changes.poll', error });
+            return undefined;
+          },
+        );
+        schedule();
+        return;
       } catch (error) {
         logger.warn({ event: 'changes.listen', message: 'LISTEN failed; polling', error });
       }
