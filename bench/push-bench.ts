@@ -31,6 +31,14 @@ const nextTag = (side: Side, bench: BenchCase) =>
 
 type Progress = (message: string) => void;
 
+// BENCH_CASES=a,c and BENCH_DATABASES=postgres,pg (pglite, postgres for postgres.js, pg for
+// node-postgres) narrow a run to some cases and databases, for longer runs of fewer shapes.
+const listed = (value: string | undefined) =>
+  value ? new Set(value.split(',').map((item) => item.trim().toLowerCase())) : undefined;
+const CASES = listed(process.env.BENCH_CASES);
+const DATABASES = listed(process.env.BENCH_DATABASES);
+const wanted = (list: Set<string> | undefined, item: string) => !list || list.has(item);
+
 /** Warms up, then alternates engine and baseline runs `reps` times, swapping who goes first. */
 async function measureCase(
   target: Target,
@@ -77,7 +85,7 @@ async function benchTarget(
   const target = await create();
   try {
     progress(`${target.label}:`);
-    for (const bench of benchCases(scale)) {
+    for (const bench of benchCases(scale).filter((b) => wanted(CASES, b.key))) {
       try {
         results.push(await measureCase(target, bench, reps, progress));
         breakdowns.push(await profileCase(target, bench));
@@ -111,21 +119,23 @@ export async function runPushBench(options: {
   const { reps } = options;
   console.log(`\nPushes: ${reps} alternating runs per case (median)`);
   const server = await resolveServerURL();
-  const targets: Array<() => Promise<Target>> = [createPGliteTarget];
+  const targets: Array<() => Promise<Target>> = [];
+  if (wanted(DATABASES, 'pglite')) targets.push(createPGliteTarget);
   if ('url' in server) {
-    targets.push(() => createPostgresTarget(server.url));
+    if (wanted(DATABASES, 'postgres')) targets.push(() => createPostgresTarget(server.url));
     // node-postgres, on a database of its own on the same server.
-    targets.push(async () => {
-      const database = await createPostgresTarget(server.url);
-      const target = createPgTarget(database);
-      return {
-        ...target,
-        close: async () => {
-          await target.close();
-          await database.close();
-        },
-      };
-    });
+    if (wanted(DATABASES, 'pg'))
+      targets.push(async () => {
+        const database = await createPostgresTarget(server.url);
+        const target = createPgTarget(database);
+        return {
+          ...target,
+          close: async () => {
+            await target.close();
+            await database.close();
+          },
+        };
+      });
   } else console.log(`NOTICE: ${server.notice}`);
 
   const results: CaseResult[] = [];
