@@ -6,6 +6,7 @@ import {
   silentLogger,
 } from '@reprise/server';
 import {
+  ApplicationError,
   createMutatorDefiner,
   decodeRich,
   defineMutators,
@@ -42,6 +43,19 @@ const mutators = {
             'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)',
             [args.id, args.title, ctx.userID],
           );
+        },
+      ),
+      /** Inserts an issue with raw SQL, then refuses: the insert must roll back. */
+      createThenRefuse: defineMutator(
+        z.object({ id: z.string(), title: z.string() }),
+        async ({ tx, args, ctx }) => {
+          if (tx.location !== 'server') return;
+          await ctx.raw(
+            tx.dbTransaction.wrappedTransaction,
+            'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)',
+            [args.id, args.title, ctx.userID],
+          );
+          throw new ApplicationError('refused after writing');
         },
       ),
     },
@@ -187,6 +201,39 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       const after = await pull(fx, 'ana', before.cookie as string);
       expect(sorted(applyPatch(new Map(), after))).toEqual([
         { id: 'r1', title: 'raw', ownerID: 'ana' },
+      ]);
+    });
+
+    it('each mutation of a push is the origin of its own writes, across clients and after a refusal', async () => {
+      // Client IDs with a quote and a backslash: the origin may travel as SQL literals.
+      const [c1, c2] = ["c-ana'1", 'c-ana\\2'];
+      const body = pushBody(
+        [
+          { id: 1, clientID: c1, name: 'raw.createIssue', args: { id: 'm1', title: 'one' } },
+          { id: 1, clientID: c2, name: 'raw.createIssue', args: { id: 'm2', title: 'two' } },
+          { id: 2, clientID: c1, name: 'raw.createThenRefuse', args: { id: 'm3', title: 'x' } },
+          { id: 3, clientID: c1, name: 'raw.createIssue', args: { id: 'm4', title: 'four' } },
+          { id: 2, clientID: c2, name: 'raw.createIssue', args: { id: 'm5', title: 'five' } },
+        ],
+        { clientGroupID: "cg-ana'" },
+      );
+      const res = await post(fx, encodeRich(body), { userID: 'ana', mutators });
+      expect(res.status).toBe(200);
+      const changes = await fx.query<Record<string, unknown>>(
+        `SELECT "key"->>'id' AS "id", "clientGroupID", "clientID", "mutationID"::int AS "mutationID"
+         FROM reprise.changes ORDER BY "id"`,
+      );
+      const origin = (id: string, clientID: string, mutationID: number) => ({
+        id,
+        clientGroupID: "cg-ana'",
+        clientID,
+        mutationID,
+      });
+      expect(changes).toEqual([
+        origin('m1', c1, 1),
+        origin('m2', c2, 1),
+        origin('m4', c1, 3),
+        origin('m5', c2, 2),
       ]);
     });
 

@@ -7,7 +7,7 @@ import {
   isolationClause,
   type ListenOptions,
   quoteIdent,
-  sqlSavepoint,
+  sqlSavepoints,
   toDatabaseError,
   withDeadline,
   withDriverTransaction,
@@ -276,9 +276,12 @@ export function createPgDatabaseOf<TWrapped>(
           () => {
             const tx: DatabaseTransaction<TWrapped> = {
               query: (text, params = []) => connection.run(text, params),
-              savepoint: sqlSavepoint(
+              // Without parameters node-postgres sends the simple query protocol, which
+              // takes several statements at once.
+              ...sqlSavepoints(
                 (text) => connection.run(text, []),
                 () => tx,
+                (text) => connection.run(text, []),
               ),
               wrappedTransaction: wrap(connection),
             };

@@ -3,7 +3,7 @@ import {
   type Database,
   type DatabaseTransaction,
   quoteIdent,
-  sqlSavepoint,
+  sqlSavepoints,
   toDatabaseError,
   withDriverTransaction,
 } from '../db/database';
@@ -56,9 +56,11 @@ export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
           // The engine's statements run prepared; the mutators' own go through `inner`.
           const tx: DatabaseTransaction<Transaction> = {
             query: (text, params = []) => runPrepared(prepared, text, params),
-            savepoint: sqlSavepoint(
+            ...sqlSavepoints(
               (text) => runPrepared(prepared, text, []),
               () => tx,
+              (text) =>
+                inner.exec(text).catch((error) => Promise.reject(toDatabaseError(error, text))),
             ),
             wrappedTransaction: inner,
           };

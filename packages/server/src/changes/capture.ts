@@ -204,6 +204,17 @@ export function originSettings(
 }
 
 /**
+ * `originStatement` with its values written in as literals, for `savepointWith`, which
+ * takes no parameters. `E''` strings read the same whatever `standard_conforming_strings`
+ * says; the IDs hold no NUL (the push's parser refuses it).
+ */
+export function originStatementText(origin: ChangeOrigin): string {
+  const values = [origin.clientGroupID, origin.clientID, String(origin.mutationID ?? '')];
+  const literal = (value: string) => `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  return `SELECT ${ORIGIN_SETTINGS.map((name, i) => `set_config(${nameLiteral(name)}, ${literal(values[i]!)}, true)`).join(', ')}`;
+}
+
+/**
  * The statement that names the running mutation for the capture triggers, until the
  * transaction (or the savepoint it runs in) ends.
  */

@@ -16,6 +16,15 @@ export interface DatabaseTransaction<TWrapped = unknown> {
    */
   savepoint<T>(fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>): Promise<T>;
   /**
+   * `savepoint`, with `statement` (SQL without parameters) run first inside the savepoint,
+   * sent together with the `SAVEPOINT` in one round trip. Optional: where the driver cannot
+   * send two statements at once, callers run the statement on its own.
+   */
+  readonly savepointWith?: <T>(
+    statement: string,
+    fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>,
+  ) => Promise<T>;
+  /**
    * Queues a statement whose rows nobody reads to run after everything else in the
    * transaction, sent together with `COMMIT` where the driver pipelines (postgres.js), which
    * saves a round trip. If it fails, the transaction rolls back and `transaction` rejects
@@ -411,11 +420,36 @@ export function sqlSavepoint<TWrapped>(
   run: (sql: string) => Promise<unknown>,
   self: () => DatabaseTransaction<TWrapped>,
 ): DatabaseTransaction<TWrapped>['savepoint'] {
+  return sqlSavepoints(run, self).savepoint;
+}
+
+/**
+ * `savepoint` and `savepointWith` for drivers that take plain `SAVEPOINT` statements on
+ * the same connection; `runMany` runs several statements separated by semicolons in one
+ * round trip (the simple query protocol). Names are unique within the transaction, so
+ * savepoints may nest.
+ */
+export function sqlSavepoints<TWrapped>(
+  run: (sql: string) => Promise<unknown>,
+  self: () => DatabaseTransaction<TWrapped>,
+  runMany?: (sql: string) => Promise<unknown>,
+): Pick<DatabaseTransaction<TWrapped>, 'savepoint' | 'savepointWith'> {
   let counter = 0;
-  return async (fn) => {
+  const inSavepoint = async <T>(
+    fn: (tx: DatabaseTransaction<TWrapped>) => Promise<T>,
+    statement?: string,
+  ): Promise<T> => {
     const name = `reprise_sp_${++counter}`;
-    await run(`SAVEPOINT ${name}`);
-    let value: Awaited<ReturnType<typeof fn>>;
+    if (statement === undefined) await run(`SAVEPOINT ${name}`);
+    else {
+      await runMany!(`SAVEPOINT ${name}; ${statement}`).catch(async (error: unknown) => {
+        // The statement failed inside the savepoint: undo it, so the transaction goes on
+        // as after any failed savepoint (this fails too if the SAVEPOINT itself did).
+        await run(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
+        throw error;
+      });
+    }
+    let value: T;
     try {
       value = await fn(self());
     } catch (error) {
@@ -425,6 +459,10 @@ export function sqlSavepoint<TWrapped>(
     }
     await run(`RELEASE SAVEPOINT ${name}`);
     return value;
+  };
+  return {
+    savepoint: (fn) => inSavepoint(fn),
+    ...(runMany ? { savepointWith: (statement, fn) => inSavepoint(fn, statement) } : {}),
   };
 }
 

@@ -12,7 +12,7 @@ import {
   runMutator,
 } from '@reprise/shared';
 import { announceCommit } from '../changes/announcer';
-import { originSettings, originStatement } from '../changes/capture';
+import { originSettings, originStatement, originStatementText } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
 import {
@@ -317,23 +317,33 @@ async function applyChunk(
         if (mutationJobs.count > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
         return data;
       };
-      // Names the mutation for the capture triggers, before its savepoint: the name
-      // outlives a rollback, but the next mutation names itself before it writes. Where
-      // the driver pipelines, the statement goes out with the SAVEPOINT, saving a round trip.
+      // Names the mutation for the capture triggers: the name outlives a rollback, but the
+      // next mutation names itself before it writes. Where the driver takes two statements
+      // at once, the statement goes out with the SAVEPOINT; where it pipelines, right
+      // before it; either way it saves a round trip.
       let named: Promise<unknown> | undefined;
       try {
-        const key = originKey(m.clientID, m.id);
-        if (!recordsItself && origin !== key) {
-          const { text, params } = originStatement(mutationOrigin);
-          named = tx.query(text, params);
-          origin = key;
-          if (config.db.capabilities.pipelining) named.catch(() => undefined);
-          else await named;
-        }
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
         // transaction rolls back and the next one records the failure, unless nothing it
         // did can have written (recordableHere), and then this one records it.
-        const data = applied > 0 || retried ? await tx.savepoint(run) : await run(tx);
+        const inSavepoint = applied > 0 || retried;
+        const key = originKey(m.clientID, m.id);
+        let naming: string | undefined;
+        if (!recordsItself && origin !== key) {
+          origin = key;
+          if (inSavepoint && tx.savepointWith) naming = originStatementText(mutationOrigin);
+          else {
+            const { text, params } = originStatement(mutationOrigin);
+            named = tx.query(text, params);
+            if (config.db.capabilities.pipelining) named.catch(() => undefined);
+            else await named;
+          }
+        }
+        const data = !inSavepoint
+          ? await run(tx)
+          : naming !== undefined
+            ? await tx.savepointWith!(naming, run)
+            : await tx.savepoint(run);
         await named;
         hooks.push(...mutationHooks);
         jobs.push(...mutationJobSpecs);
