@@ -152,13 +152,21 @@ describe.skipIf(!hasChromium)(
       await ana.getByTestId('new-title').fill('Made offline, then reloaded');
       await ana.getByTestId('new-title').press('Enter');
       await issue(ana, 'Made offline, then reloaded').waitFor({ timeout: 1000 });
+      const synced: string[] = [];
+      const record = (request: { url(): string }) => {
+        const path = new URL(request.url()).pathname;
+        if (/\/(pull|mutate|poke)$/.test(path)) synced.push(path);
+      };
+      ana.on('request', record);
       await ana.reload();
-      // Read back from IndexedDB; the tick is remembered, so nothing goes out.
+      // Read back from IndexedDB; the tick is remembered, so nothing goes out, not even a pull.
       await issue(ana, 'Made offline, then reloaded').waitFor();
       expect(await ana.getByTestId('offline-toggle').isChecked()).toBe(true);
       expect(await ana.getByTestId('status').textContent()).toContain('Offline');
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(await ana.getByTestId('pending-count').textContent()).toBe('1');
+      ana.off('request', record);
+      expect(synced).toEqual([]);
       expect(await issue(bob, 'Made offline, then reloaded').count()).toBe(0);
       const before = await pglite.query(
         `SELECT 1 FROM issue WHERE title = 'Made offline, then reloaded'`,

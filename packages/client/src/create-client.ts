@@ -292,6 +292,8 @@ export async function createClient<S extends AnySchema, M extends AnyMutators>(
       for (const wake of waiters) wake();
     },
   };
+  // Before the first pull: a client that starts offline sends nothing at all.
+  if (options.online === false) sync.setForcedOffline(true);
   sync.start();
   return client;
 }

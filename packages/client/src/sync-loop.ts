@@ -46,6 +46,8 @@ const REMEMBERED_RESULTS = 1000;
 export class SyncLoop {
   online = true;
   forcedOffline = false;
+  /** Aborts the poke stream: set while it runs. */
+  private pokes: AbortController | undefined;
   authState: AuthState = 'ok';
   pushing = false;
   pulling: Promise<void> | undefined;
@@ -63,7 +65,6 @@ export class SyncLoop {
   private pushTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private interval: ReturnType<typeof setInterval> | undefined;
-  private readonly abort = new AbortController();
   private closed = false;
   /**
    * Results that pulls carried for other live clients of the group, by `clientID/id`: if
@@ -83,24 +84,33 @@ export class SyncLoop {
     if (this.options.pullIntervalMs > 0) {
       this.interval = setInterval(() => void this.pull(), this.options.pullIntervalMs);
     }
-    const { poke } = this.options.endpoints;
-    if (poke && this.options.poke) {
-      void readPokes({
-        url: `${poke}${poke.includes('?') ? '&' : '?'}clientGroupID=${this.host.state.clientGroupID}`,
-        fetch: this.options.fetch,
-        headers: () => requestHeaders(this.options.auth),
-        signal: this.abort.signal,
-        onPoke: () => void this.pull(),
-        retryDelay: (attempt) => backoffDelay(attempt, this.options.backoff),
-      });
-    }
+    this.startPokes();
     void this.pull();
     this.schedulePush();
   }
 
+  /**
+   * Listens for pokes (each one pulls) while the client may send: a client held offline
+   * keeps no connection to the server open.
+   */
+  private startPokes(): void {
+    const { poke } = this.options.endpoints;
+    if (!poke || !this.options.poke || this.pokes || this.closed || this.forcedOffline) return;
+    const pokes = new AbortController();
+    this.pokes = pokes;
+    void readPokes({
+      url: `${poke}${poke.includes('?') ? '&' : '?'}clientGroupID=${this.host.state.clientGroupID}`,
+      fetch: this.options.fetch,
+      headers: () => requestHeaders(this.options.auth),
+      signal: pokes.signal,
+      onPoke: () => void this.pull(),
+      retryDelay: (attempt) => backoffDelay(attempt, this.options.backoff),
+    });
+  }
+
   close(): void {
     this.closed = true;
-    this.abort.abort();
+    this.pokes?.abort();
     clearTimeout(this.pushTimer);
     clearTimeout(this.retryTimer);
     clearInterval(this.interval);
@@ -320,7 +330,11 @@ export class SyncLoop {
   setForcedOffline(offline: boolean): void {
     this.forcedOffline = offline;
     this.host.changed();
-    if (!offline) {
+    if (offline) {
+      this.pokes?.abort();
+      this.pokes = undefined;
+    } else {
+      this.startPokes();
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
       this.retrying = false;

@@ -50,6 +50,11 @@ export interface ClientOptions<S extends AnySchema, M extends AnyMutators> {
   /** The client group; by default the one stored for `userID`, else a new one. */
   readonly clientGroupID?: string;
   readonly fetch?: typeof fetch;
+  /**
+   * False starts the client held offline, as `setOnline(false)` would: nothing is pulled or
+   * pushed (mutations queue) until `setOnline(true)`. Default true.
+   */
+  readonly online?: boolean;
   /** Pull this often (default 30 000 ms); 0 turns interval pulls off. */
   readonly pullIntervalMs?: number;
   /** Most mutations per push (default 100, the server's default limit). */

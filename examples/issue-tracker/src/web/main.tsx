@@ -24,6 +24,9 @@ async function main(element: HTMLElement) {
   if (!me.ok) throw new Error(`The server answered ${me.status} to /api/me`);
   const { userID } = (await me.json()) as { userID: string };
   const errors = new ErrorBanners();
+  // A remembered "Work offline" holds the client from the start: nothing is sent, not even
+  // the first pull, until the box is unticked.
+  const workOffline = loadWorkOffline(userID);
   const client = await createClient({
     schema,
     mutators,
@@ -31,15 +34,11 @@ async function main(element: HTMLElement) {
     userID,
     context: { userID },
     storage: 'indexeddb',
+    online: !workOffline,
     // Signed out elsewhere (the cookie is gone): pushes wait, nothing is lost.
     onAuthError: () =>
       errors.show('You are signed out: sign in again (reload) to send your changes.'),
   });
-  // At once: the client's first push waits for the next task, so a remembered "Work
-  // offline" holds the queue from the start. (Its first pull, a read, has gone out already:
-  // createClient has no option to start offline.)
-  const workOffline = loadWorkOffline(userID);
-  if (workOffline) client.setOnline(false);
   // Every refusal by the server, this page's calls and those queued before a reload alike,
   // each one shown: useLastRefusal() would show only the last of those one push refuses.
   client.onMutationSettled(({ name, outcome }) => {
