@@ -97,11 +97,21 @@ export function captureTable(results: readonly CaseResult[], missed: string[]): 
         fixed(off),
         fixed(ratio, 2),
         r.engine.map((e, i) => fixed(rate(e) / rate(r.uncaptured[i]!), 2)).join(', '),
+        `${cpuPer(r.engine, (run) => run.serverCpuUs)} / ${cpuPer(r.uncaptured, (run) => run.serverCpuUs)}`,
         met ? 'yes' : 'NO (missed)',
       ];
     });
   return renderTable(
-    ['database', 'case', 'capture on mut/s', 'off mut/s', 'ratio', 'ratio per run', 'met?'],
+    [
+      'database',
+      'case',
+      'capture on mut/s',
+      'off mut/s',
+      'ratio',
+      'ratio per run',
+      'PG µs/mut on / off',
+      'met?',
+    ],
     rows,
   );
 }
