@@ -317,10 +317,10 @@ async function applyChunk(
         if (mutationJobs.count > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
         return data;
       };
-      // Names the mutation for the capture triggers: the name outlives a rollback, but the
-      // next mutation names itself before it writes. Where the driver takes two statements
-      // at once, the statement goes out with the SAVEPOINT; where it pipelines, right
-      // before it; either way it saves a round trip.
+      // Names the mutation for the capture triggers. Where the driver takes two statements
+      // at once, the name goes out with the SAVEPOINT (inside it); where it pipelines, right
+      // before it: either way it saves a round trip. After a failure the next mutation
+      // names itself again, whether the rollback undid the name or not.
       let named: Promise<unknown> | undefined;
       try {
         // The first mutation of a transaction needs no savepoint: if it fails, the whole
