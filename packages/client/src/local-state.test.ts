@@ -11,7 +11,7 @@ import {
 } from '@reprise/shared';
 import { integer, pgTable, text } from 'drizzle-orm/pg-core';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { createClientTransaction } from './client-transaction';
 import { LocalState } from './local-state';
@@ -59,6 +59,24 @@ const mutators = defineMutators({
         await tx.mutate.item.update({ id: row.id, title: 'slow' });
       }
     }),
+    /** Renames `a` if there is a row `flag`: a write the pull's rows alone decide on. */
+    flagged: defineMutator(async ({ tx }) => {
+      if (await tx.run(q.item.where('id', 'flag').one())) {
+        await tx.mutate.item.update({ id: 'a', title: 'flagged' });
+      }
+    }),
+    /** Waits for `slowGate`, then writes its own row. */
+    late: defineMutator(async ({ tx }) => {
+      await slowGate;
+      await tx.mutate.item.upsert({ id: 'late', title: 'L', n: 0 });
+    }),
+    /** Renames every row after waiting for `slowGate`, then throws if there is an `x`. */
+    doomed: defineMutator(async ({ tx }) => {
+      await slowGate;
+      const all = await tx.run(q.item);
+      for (const row of all) await tx.mutate.item.update({ id: row.id, title: 'doomed' });
+      if (all.some((row) => row.id === 'x')) throw new ApplicationError('x is there');
+    }),
   },
 });
 const byName = flattenMutators(mutators);
@@ -96,6 +114,17 @@ async function rebuilt(state: LocalState): Promise<MemoryStore> {
     }
   }
   return view;
+}
+
+const titles = (store: MemoryStore) => rows(store).map((r) => `${r.id}:${r.title}`);
+
+/** Closes `slowGate`; the function returned opens it. */
+function holdSlow(): () => void {
+  let open!: () => void;
+  slowGate = new Promise((resolve) => {
+    open = resolve;
+  });
+  return open;
 }
 
 const mutate = (state: LocalState, name: string, args: unknown) =>
@@ -175,19 +204,17 @@ describe('LocalState rebase', () => {
     );
     await mutate(state, 'item.create', { id: 'b' });
     await mutate(state, 'item.slow', {});
-    let open!: () => void;
-    slowGate = new Promise((resolve) => {
-      open = resolve;
-    });
+    const open = holdSlow();
     const pull = state.applyPull(
       'c2',
       [{ op: 'put', tableName: 'item', value: { id: 'x', title: 'X', n: 0 } }],
       { [state.clientID]: 1 }, // b is confirmed, but the server did not write it
     );
     await new Promise((resolve) => setTimeout(resolve, 5)); // the replay of slow now waits
-    expect(rows(state.view).map((r) => `${r.id}:${r.title}`)).toEqual(['a:slow', 'b:slow']);
+    const during = titles(state.view);
     open();
     await pull;
+    expect(during).toEqual(['a:slow', 'b:slow']);
     expect(rows(state.view).map((r) => `${r.id}:${r.title}`)).toEqual(['a:slow', 'x:slow']);
     expect(rows(state.snapshot).map((r) => `${r.id}:${r.title}`)).toEqual(['a:A', 'x:X']);
     await state.close();
@@ -214,6 +241,100 @@ describe('LocalState rebase', () => {
     // The next good pull still brings the view in line.
     await state.applyPull('c3', [{ op: 'del', tableName: 'item', id: { id: 'a' } }], {});
     expect(rows(state.view).map((r) => r.id)).toEqual(['b']);
+    await state.close();
+  });
+
+  it('a replay that throws after writing is left out, and readers see the view before the pull until the rebase ends', async () => {
+    const state = await openState();
+    await state.applyPull(
+      'c1',
+      [{ op: 'put', tableName: 'item', value: { id: 'a', title: 'A', n: 0 } }],
+      {},
+    );
+    await mutate(state, 'item.create', { id: 'b' });
+    await mutate(state, 'item.doomed', {});
+    expect(titles(state.view)).toEqual(['a:doomed', 'b:doomed']);
+    const open = holdSlow();
+    const pull = state.applyPull(
+      'c2',
+      [{ op: 'put', tableName: 'item', value: { id: 'x', title: 'X', n: 0 } }],
+      {},
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the replay of doomed now waits
+    const during = {
+      titles: titles(state.view),
+      x: state.view.get('item', { id: 'x' }),
+      size: state.view.size('item'),
+    };
+    open();
+    await pull;
+    expect(during).toEqual({ titles: ['a:doomed', 'b:doomed'], x: undefined, size: 2 });
+    expect(titles(state.view)).toEqual(['a:A', 'b:new b', 'x:X']);
+    expect(rows(state.view)).toEqual(rows(await rebuilt(state)));
+    await state.close();
+  });
+
+  it('a row a replay writes that neither the pull nor the queue touched before stays hidden until the rebase ends', async () => {
+    const state = await openState();
+    await state.applyPull(
+      'c1',
+      [{ op: 'put', tableName: 'item', value: { id: 'a', title: 'A', n: 0 } }],
+      {},
+    );
+    await mutate(state, 'item.flagged', {}); // no flag yet: writes nothing
+    await mutate(state, 'item.late', {});
+    expect(titles(state.view)).toEqual(['a:A', 'late:L']);
+    const open = holdSlow();
+    const pull = state.applyPull(
+      'c2',
+      [{ op: 'put', tableName: 'item', value: { id: 'flag', title: 'F', n: 0 } }],
+      {},
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5)); // flagged ran, late waits
+    const during = titles(state.view);
+    open();
+    await pull;
+    expect(during).toEqual(['a:A', 'late:L']);
+    expect(titles(state.view)).toEqual(['a:flagged', 'flag:F', 'late:L']);
+    expect(rows(state.view)).toEqual(rows(await rebuilt(state)));
+    await state.close();
+  });
+
+  it('a rebase that fails half way puts back the view from before the pull', async () => {
+    const state = await openState();
+    await state.applyPull(
+      'c1',
+      [
+        { op: 'put', tableName: 'item', value: { id: 'a', title: 'A', n: 0 } },
+        { op: 'put', tableName: 'item', value: { id: 'b', title: 'B', n: 0 } },
+      ],
+      {},
+    );
+    await mutate(state, 'item.create', { id: 'c' });
+    await mutate(state, 'item.put', { id: 'a', title: 'mine' });
+    const before = titles(state.view);
+    expect(before).toEqual(['a:mine', 'b:B', 'c:new c']);
+    // The rebase brings c back to the snapshot (deletes it), then fails on a.
+    const get = state.snapshot.get.bind(state.snapshot);
+    const fault = vi.spyOn(state.snapshot, 'get').mockImplementation((table, key) => {
+      if (key.id === 'a') throw new Error('injected fault');
+      return get(table, key);
+    });
+    const patch: PatchOperation[] = [
+      { op: 'put', tableName: 'item', value: { id: 'b', title: 'B2', n: 0 } },
+    ];
+    await expect(state.applyPull('c2', patch, {})).rejects.toThrow('injected fault');
+    expect(fault).toHaveBeenCalled();
+    fault.mockRestore();
+    expect(titles(state.view)).toEqual(before);
+    // The next pull's rebase brings the view in line, the failed pull's row included.
+    await state.applyPull(
+      'c3',
+      [{ op: 'put', tableName: 'item', value: { id: 'd', title: 'D', n: 0 } }],
+      {},
+    );
+    expect(titles(state.view)).toEqual(['a:mine', 'b:B2', 'c:new c', 'd:D']);
+    expect(rows(state.view)).toEqual(rows(await rebuilt(state)));
     await state.close();
   });
 });

@@ -50,7 +50,14 @@ export interface LocalStateOptions {
 
 export class LocalState {
   snapshot: MemoryStore;
-  view: MemoryStore;
+  /** The view, which a rebase writes in place. */
+  private store: MemoryStore;
+  /**
+   * While a rebase runs: a draft over `store` holding the rows the rebase has changed so
+   * far as they were before it, so that readers see the view before the pull until the
+   * rebase is done. It is never committed unless the rebase fails, to put them back.
+   */
+  private before: MemoryDraft | undefined;
   /**
    * Where the view may differ from the snapshot: the rows the replays and optimistic
    * mutations wrote since the last rebase, and the rows pulls patched since. A rebase
@@ -83,7 +90,15 @@ export class LocalState {
     this.byName = flattenMutators(options.mutators);
     this.adopted = new AdoptedClients(options.storage, clientGroupID);
     this.snapshot = snapshot;
-    this.view = snapshot;
+    this.store = snapshot;
+  }
+
+  /**
+   * What queries read: the snapshot with the queues replayed. While a pull's rebase runs
+   * (its replays may await), the view as it was before that pull.
+   */
+  get view(): MemoryStore {
+    return this.before ?? this.store;
   }
 
   /**
@@ -264,7 +279,7 @@ export class LocalState {
       let draft: MemoryDraft;
       try {
         // The view is never the snapshot itself (see rebase), so committing leaves it alone.
-        draft = await this.draft(this.view, mutation, 'optimistic');
+        draft = await this.draft(this.store, mutation, 'optimistic');
       } catch (error) {
         throw toApplicationError(error);
       }
@@ -287,8 +302,11 @@ export class LocalState {
     }
   }
 
-  /** Replays the queues (adopted ones first) into `store`, noting what they wrote. */
-  private async replay(store: MemoryStore, written: RowKeys): Promise<void> {
+  /**
+   * Replays the queues (adopted ones first) into `store`, noting what they wrote; `before`,
+   * if given, holds each row as it was before the first write to it.
+   */
+  private async replay(store: MemoryStore, written: RowKeys, before?: MemoryDraft) {
     for (const queue of this.queues()) {
       for (const mutation of queue.pending) {
         let draft: MemoryDraft;
@@ -297,7 +315,10 @@ export class LocalState {
         } catch {
           continue; // The server decides: its result will settle this mutation.
         }
-        this.addKeys(written, draft.commit());
+        const writes = draft.writes();
+        if (before) for (const { table, key } of writes) before.hold(table, key);
+        draft.commit();
+        this.addKeys(written, writes);
       }
     }
   }
@@ -308,27 +329,42 @@ export class LocalState {
    * as a clone of the snapshot (which shares its tables until either writes one);
    * otherwise only the rows where the two may differ are set back to the snapshot's, so a
    * pull costs what it changed and what it replays, not a copy of each table written.
-   * That work goes to a draft over the view, committed at the end, so a query that reads
-   * the view while a replay awaits sees the view before the pull, never half of it.
+   * That work is done in the view itself, so the replays' queries read plain tables, not
+   * a draft laid over them; `before` keeps what it overwrote, so a query that reads the
+   * view while a replay awaits sees the view before the pull, never half of it. If the
+   * rebase fails half way, `before` puts those rows back: the view is the one before the
+   * pull, and the dirty rows (the pull's among them) still cover where it may differ.
    */
   private async rebase() {
     const written: RowKeys = new Map();
     if (this.rebuildView) {
       const view = this.snapshot.clone();
       await this.replay(view, written);
-      this.view = view;
+      this.store = view;
       this.rebuildView = false;
-    } else {
-      const next = this.view.fork();
+      this.dirty = written;
+      return;
+    }
+    const { store } = this;
+    const before = store.fork();
+    this.before = before;
+    try {
       for (const [table, keys] of this.dirty) {
         for (const key of keys.values()) {
           const row = this.snapshot.get(table, key);
-          if (!row) next.delete(table, key);
-          else if (!deepEqual(row, next.get(table, key))) next.put(table, row);
+          const now = store.get(table, key);
+          if (row ? deepEqual(row, now) : !now) continue;
+          before.hold(table, key);
+          if (row) store.put(table, row);
+          else store.delete(table, key);
         }
       }
-      await this.replay(next, written);
-      next.commit();
+      await this.replay(store, written, before);
+    } catch (error) {
+      before.commit();
+      throw error;
+    } finally {
+      this.before = undefined;
     }
     this.dirty = written;
   }

@@ -128,4 +128,53 @@ describe('store.fork()', () => {
       { numRuns: 300 },
     );
   });
+
+  it('holding each row before the store writes it keeps the store as it was, and commit restores it (property)', () => {
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('put' as const),
+        id: fc.constantFrom('i1', 'i2', 'i3', 'i4'),
+        owner: fc.constantFrom('u1', 'u2', 'u3'),
+      }),
+      fc.record({ kind: fc.constant('delete' as const), id: fc.constantFrom('i1', 'i2', 'i4') }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 12 }), (ops) => {
+        const store = baseStore();
+        const before = store.clone();
+        const held = store.fork();
+        for (const o of ops) {
+          held.hold('issue', { id: o.id });
+          if (o.kind === 'put') store.put('issue', issue(o.id, o.owner));
+          else store.delete('issue', { id: o.id });
+        }
+        const reads = (target: MemoryStore<typeof querySchema>) => ({
+          scan: ids(target.scan('issue')),
+          size: target.size('issue'),
+          byOwner: ['u1', 'u2', 'u3'].map((owner) => ids(target.lookup('issue', 'ownerID', owner))),
+          byID: ['i1', 'i2', 'i3', 'i4'].map((id) => target.get('issue', { id })),
+        });
+        expect(reads(held)).toEqual(reads(before));
+        held.commit();
+        expect(reads(store)).toEqual(reads(before));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('writes() names what commit would write, and hold leaves a row already written alone', () => {
+    const store = baseStore();
+    const draft = store.fork();
+    draft.put('user', user('u1', 10));
+    draft.hold('user', { id: 'u1' });
+    draft.hold('user', { id: 'u9' });
+    store.put('user', user('u9', 9));
+    expect(draft.writes().map((w) => [w.table, w.key.id])).toEqual([
+      ['user', 'u1'],
+      ['user', 'u9'],
+    ]);
+    expect(draft.get('user', { id: 'u1' })?.karma).toBe(10);
+    expect(draft.get('user', { id: 'u9' })).toBeUndefined();
+    expect(store.get('user', { id: 'u1' })?.karma).toBe(1);
+  });
 });

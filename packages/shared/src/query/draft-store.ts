@@ -113,11 +113,24 @@ export class DraftStore implements MemoryDraft<AnySchema> {
     return new DraftStore(this);
   }
 
-  commit(): DraftWrite[] {
+  writes(): DraftWrite[] {
     const written: DraftWrite[] = [];
     for (const [table, byKey] of this.changes) {
       for (const { key } of byKey.values()) written.push({ table, key });
     }
+    return written;
+  }
+
+  hold(table: string, key: Readonly<Record<string, unknown>>): void {
+    const changes = this.changesOf(table);
+    const pk = encodePrimaryKey(this.info(table), key, 'get');
+    if (changes.has(pk)) return;
+    const row = this.base.get(table as never, key as never) as StoreRow | undefined;
+    changes.set(pk, { row: row ?? null, key: row ?? key });
+  }
+
+  commit(): DraftWrite[] {
+    const written = this.writes();
     applyChanges(this.changes, this.base);
     this.changes.clear();
     return written;

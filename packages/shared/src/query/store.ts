@@ -60,4 +60,13 @@ export interface MemoryDraft<S extends AnySchema = AnySchema> extends MemoryStor
    * changed without comparing it.
    */
   commit(): DraftWrite[];
+  /** The rows `commit()` would write or delete now, once each. */
+  writes(): DraftWrite[];
+  /**
+   * Holds the row `key` names as the store underneath has it now, or its absence, so later
+   * writes to that store do not show through this draft there. A row the draft already
+   * holds or wrote is left as it is. A draft that held every row before writing to its
+   * store keeps reading that store as it was, and its `commit()` puts those rows back.
+   */
+  hold(table: string, key: Readonly<Record<string, unknown>>): void;
 }
