@@ -1,10 +1,15 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { dropServerTemplates, templateSlug } from './fixtures/templates';
 // @ts-expect-error: a plain script, with no types; it generates the Prisma adapter's client.
 import { generatePrismaClient } from './prisma/generate.mjs';
 
 // Says once, at the top of the run, whether the real-Postgres suites and the browser
-// end-to-end tests run or are skipped.
-export default function setup() {
+// end-to-end tests run or are skipped. Names this run's fixture templates
+// (test/fixtures/templates.ts) and removes them at the end.
+export default function setup(project: TestProject) {
   // `npm ci` generated it already; this catches a schema edited since (a few seconds, once).
   generatePrismaClient();
   const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -22,4 +27,11 @@ export default function setup() {
         '(PGlite and pg-mem suites still run). Set DATABASE_URL to run them.\n',
     );
   }
+  const dir = mkdtempSync(join(tmpdir(), 'reprise-templates-'));
+  const prefix = `rtpl_${process.pid}_${templateSlug(dir.slice(-6))}_`;
+  project.provide('templateRun', { dir, prefix });
+  return async () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (process.env.DATABASE_URL) await dropServerTemplates(process.env.DATABASE_URL, prefix);
+  };
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import {
 } from '@reprise/server';
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { nanoid } from 'nanoid';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ADAPTERS, DATABASE_URL } from './fixtures/adapters';
 import { FIXTURE_DDL, schema } from './fixtures/app';
 import { issueJobs, JOB_RUN_DDL, jobsMutators } from './fixtures/jobs-app';
@@ -166,18 +166,31 @@ const graphileJobIDs = (db: Database<any>) => async () =>
     )
   ).map((row) => row.id);
 
+// Built once (initdb and the migration on a file system take long under load), closed, and
+// copied for each test.
+let templateDir: Promise<string> | undefined;
+
 /** A PGlite data directory with the engine's tables and the app's. */
 async function pgliteDir(): Promise<string> {
+  templateDir ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'reprise-jobs-template-'));
+    const setup = new PGlite(dir);
+    const db = createPGliteDatabase(setup);
+    await migrate(db);
+    for (const ddl of [...FIXTURE_DDL, JOB_RUN_DDL]) await db.query(ddl);
+    await setup.close();
+    return dir;
+  })();
   const dir = await mkdtemp(join(tmpdir(), 'reprise-jobs-'));
-  const setup = new PGlite(dir);
-  const db = createPGliteDatabase(setup);
-  await migrate(db);
-  for (const ddl of [...FIXTURE_DDL, JOB_RUN_DDL]) await db.query(ddl);
-  await setup.close();
+  await cp(await templateDir, dir, { recursive: true });
   return dir;
 }
 
 describe('a server killed between commit and run (PGlite data directory)', () => {
+  afterAll(async () => {
+    if (templateDir) await rm(await templateDir, { recursive: true, force: true });
+  });
+
   it('leaves the job to a new worker, which runs it exactly once', async () => {
     const dir = await pgliteDir();
     try {
