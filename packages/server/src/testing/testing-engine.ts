@@ -54,11 +54,9 @@ async function importEngine<T>(engine: TestEngine): Promise<T> {
 }
 
 // A fresh PGlite runs initdb in WASM, seconds on a busy machine. The first database of each
-// setup in a process is built from a dump of an empty database and its data directory dumped
-// again; later ones load that dump, which skips initdb, the engine's migration and the app's
-// DDL. Only the first database of the process runs initdb.
+// setup in a process is built that way and its data directory dumped; later ones load the
+// dump, which skips initdb, the engine's migration and the app's DDL.
 const pgliteTemplates = new Map<string, Promise<Blob>>();
-let emptyTemplate: Promise<Blob> | undefined;
 
 async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
   const { PGlite: PGliteClass } = await importEngine<PGliteModule>('pglite');
@@ -71,47 +69,23 @@ async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
     return { db: createPGliteDatabase(pglite), close: () => pglite.close() };
   }
 
-  const opened = (async () => {
-    const pglite = new PGliteClass({ loadDataDir: await emptyDataDir(PGliteClass) });
-    const db = createPGliteDatabase(pglite);
-    try {
-      await setup.run(db, async (sql) => {
-        await pglite.exec(sql);
-      });
-      return { pglite, db, dump: await pglite.dumpDataDir('none') };
-    } catch (error) {
-      await pglite.close();
-      throw error;
-    }
-  })();
-  const built = opened.then(({ dump }) => dump);
-  pgliteTemplates.set(setup.key, built);
-  built.catch(() => {
-    if (pgliteTemplates.get(setup.key) === built) pgliteTemplates.delete(setup.key);
-  });
-  const { pglite, db } = await opened;
-  return { db, close: () => pglite.close() };
-}
-
-/** A dump of a database fresh from initdb, made once per process. */
-function emptyDataDir(PGliteClass: PGliteModule['PGlite']): Promise<Blob> {
-  if (!emptyTemplate) {
-    const empty = (async () => {
-      const initdb = new PGliteClass();
-      try {
-        // dumpDataDir does not wait for the start, and would dump a directory not yet made.
-        await initdb.waitReady;
-        return await initdb.dumpDataDir('none');
-      } finally {
-        await initdb.close();
-      }
-    })();
-    emptyTemplate = empty;
-    empty.catch(() => {
-      if (emptyTemplate === empty) emptyTemplate = undefined;
+  const pglite = new PGliteClass();
+  const db = createPGliteDatabase(pglite);
+  const built = (async () => {
+    await setup.run(db, async (sql) => {
+      await pglite.exec(sql);
     });
+    return pglite.dumpDataDir('none');
+  })();
+  pgliteTemplates.set(setup.key, built);
+  try {
+    await built;
+  } catch (error) {
+    pgliteTemplates.delete(setup.key);
+    await pglite.close();
+    throw error;
   }
-  return emptyTemplate;
+  return { db, close: () => pglite.close() };
 }
 
 async function openPgMem(setup: EngineSetup): Promise<OpenedEngine> {
