@@ -29,35 +29,24 @@ import { post, pushBody } from './fixtures/push';
 // tx.mutate writes are recorded, which the last suite pins down.
 
 const defineMutator = createMutatorDefiner<typeof schema, TestContext>();
+/** Inserts an issue with SQL on the driver's own transaction, not tx.mutate (server only). */
+const createRaw = (refuse: boolean) =>
+  defineMutator(z.object({ id: z.string(), title: z.string() }), async ({ tx, args, ctx }) => {
+    if (tx.location !== 'server') return;
+    await ctx.raw(
+      tx.dbTransaction.wrappedTransaction,
+      'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)',
+      [args.id, args.title, ctx.userID],
+    );
+    if (refuse) throw new ApplicationError('refused after writing');
+  });
 const mutators = {
   ...pullMutators,
   ...defineMutators({
     raw: {
-      /** Inserts an issue with SQL on the driver's own transaction, not tx.mutate. */
-      createIssue: defineMutator(
-        z.object({ id: z.string(), title: z.string() }),
-        async ({ tx, args, ctx }) => {
-          if (tx.location !== 'server') return;
-          await ctx.raw(
-            tx.dbTransaction.wrappedTransaction,
-            'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)',
-            [args.id, args.title, ctx.userID],
-          );
-        },
-      ),
-      /** Inserts an issue with raw SQL, then refuses: the insert must roll back. */
-      createThenRefuse: defineMutator(
-        z.object({ id: z.string(), title: z.string() }),
-        async ({ tx, args, ctx }) => {
-          if (tx.location !== 'server') return;
-          await ctx.raw(
-            tx.dbTransaction.wrappedTransaction,
-            'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)',
-            [args.id, args.title, ctx.userID],
-          );
-          throw new ApplicationError('refused after writing');
-        },
-      ),
+      createIssue: createRaw(false),
+      /** The same insert, then a refusal: the insert must roll back. */
+      createThenRefuse: createRaw(true),
     },
   }),
 };
