@@ -2,14 +2,15 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { dropServerTemplates, templateSlug } from './fixtures/templates';
+import { dropServerTemplates, templateSlug, writeInitdbDump } from './fixtures/templates';
 // @ts-expect-error: a plain script, with no types; it generates the Prisma adapter's client.
 import { generatePrismaClient } from './prisma/generate.mjs';
 
 // Says once, at the top of the run, whether the real-Postgres suites and the browser
 // end-to-end tests run or are skipped. Names this run's fixture templates
-// (test/fixtures/templates.ts) and removes them at the end.
-export default function setup(project: TestProject) {
+// (test/fixtures/templates.ts), runs PGlite's initdb for all of them, and removes the
+// templates at the end.
+export default async function setup(project: TestProject) {
   // `npm ci` generated it already; this catches a schema edited since (a few seconds, once).
   generatePrismaClient();
   const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -29,6 +30,16 @@ export default function setup(project: TestProject) {
   }
   const dir = mkdtempSync(join(tmpdir(), 'reprise-templates-'));
   const prefix = `rtpl_${process.pid}_${templateSlug(dir.slice(-6))}_`;
+  // initdb once, here, before the workers load the machine (fixtures/templates.ts). The
+  // timer also keeps the process alive: should PGlite leave a promise unsettled, vitest
+  // would otherwise exit 0 having run no test at all.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    writeInitdbDump(dir),
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('PGlite initdb took over 2 minutes')), 120_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
   project.provide('templateRun', { dir, prefix });
   return async () => {
     rmSync(dir, { recursive: true, force: true });

@@ -1,15 +1,15 @@
 import { PGlite } from '@electric-sql/pglite';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { emptyPGlite } from '../../../../test/fixtures/templates';
 import { isTransientError, toDatabaseError } from '../db/database';
 import { preparedRunner } from './pglite-statements';
 
 describe('PGlite prepared statements', () => {
   let pglite: PGlite;
-  // A fresh PGlite runs initdb, seconds under load: it runs once, and each test starts from a
-  // copy of its data directory.
+  // Each test starts from a copy of one data directory (initdb runs once per run).
   let template: Blob;
   beforeAll(async () => {
-    const built = new PGlite();
+    const built = await emptyPGlite();
     await built.exec(`CREATE TABLE t (
       id TEXT PRIMARY KEY, n BIGINT, f DOUBLE PRECISION, b BOOLEAN, j JSONB, a TEXT[],
       d TIMESTAMPTZ, bytes BYTEA)`);

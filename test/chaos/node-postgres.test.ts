@@ -1,0 +1,4 @@
+import { chaosSuite } from '../fixtures/chaos-suite';
+
+// test/fixtures/chaos-suite.ts: killed connections under load, on this driver.
+chaosSuite('node-postgres pool (real server)');
