@@ -39,7 +39,13 @@ const CASES = listed(process.env.BENCH_CASES);
 const DATABASES = listed(process.env.BENCH_DATABASES);
 const wanted = (list: Set<string> | undefined, item: string) => !list || list.has(item);
 
-/** Warms up, then alternates engine and baseline runs `reps` times, swapping who goes first. */
+/**
+ * Warms up, then measures `reps` times. Each rep runs every side in `BLOCKS` short blocks,
+ * the sides taking turns block by block (who goes first rotates), and sums each side's
+ * blocks into one run: a checkpoint, an autovacuum or a neighbour's burst then lands on all
+ * sides alike instead of on whichever side was running, which is what made single runs of
+ * the same code swing by ±15% here.
+ */
 async function measureCase(
   target: Target,
   bench: BenchCase,
@@ -51,11 +57,23 @@ async function measureCase(
   for (const side of sides) {
     await runSide(target, bench, side, nextTag(side, bench), bench.warmupPushesPerClient);
   }
+  const blocks = Math.max(1, Math.min(BLOCKS, bench.pushesPerClient));
+  let turn = 0;
   for (let rep = 0; rep < reps; rep++) {
-    // Each side goes first, second and last in turn.
-    const order = sides.map((_, i) => sides[(i + rep) % sides.length]!);
-    for (const side of order) {
-      const run = await runSide(target, bench, side, nextTag(side, bench), bench.pushesPerClient);
+    const parts: Record<Side, RunResult[]> = { engine: [], uncaptured: [], baseline: [] };
+    for (let block = 0; block < blocks; block++) {
+      // Split the rep's pushes as evenly as whole pushes allow.
+      const pushes =
+        Math.floor((bench.pushesPerClient * (block + 1)) / blocks) -
+        Math.floor((bench.pushesPerClient * block) / blocks);
+      const order = sides.map((_, i) => sides[(i + turn) % sides.length]!);
+      turn++;
+      for (const side of order) {
+        parts[side].push(await runSide(target, bench, side, nextTag(side, bench), pushes));
+      }
+    }
+    for (const side of sides) {
+      const run = mergeRuns(parts[side]);
       runs[side].push(run);
       const rate = Math.round((run.mutations / run.ms) * 1000);
       progress(
@@ -64,6 +82,22 @@ async function measureCase(
     }
   }
   return { database: target.label, bench, ...runs };
+}
+
+/** Blocks per rep (BENCH_BLOCKS, default 4): how finely the sides are interleaved. */
+const BLOCKS = Math.max(1, Number(process.env.BENCH_BLOCKS ?? 4) || 4);
+
+/** Several blocks of one side as one run: their mutations, time and CPU added up. */
+function mergeRuns(parts: readonly RunResult[]): RunResult {
+  const serverCpu = parts.map((p) => p.serverCpuUs);
+  const everyServer = serverCpu.every((us): us is number => us !== undefined);
+  return {
+    mutations: parts.reduce((sum, p) => sum + p.mutations, 0),
+    ms: parts.reduce((sum, p) => sum + p.ms, 0),
+    latencies: parts.flatMap((p) => p.latencies),
+    nodeCpuUs: parts.reduce((sum, p) => sum + p.nodeCpuUs, 0),
+    ...(everyServer ? { serverCpuUs: serverCpu.reduce((sum, us) => sum + us, 0) } : {}),
+  };
 }
 
 /** One extra, shorter engine run through the instrumented adapter, for the breakdown. */
@@ -117,7 +151,9 @@ export async function runPushBench(options: {
   progress: Progress;
 }): Promise<boolean> {
   const { reps } = options;
-  console.log(`\nPushes: ${reps} alternating runs per case (median)`);
+  console.log(
+    `\nPushes: ${reps} runs per case (median), each of ${BLOCKS} blocks per side, the sides taking turns`,
+  );
   const server = await resolveServerURL();
   const targets: Array<() => Promise<Target>> = [];
   if (wanted(DATABASES, 'pglite')) targets.push(createPGliteTarget);

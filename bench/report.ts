@@ -97,6 +97,7 @@ export function captureTable(results: readonly CaseResult[], missed: string[]): 
         fixed(off),
         fixed(ratio, 2),
         r.engine.map((e, i) => fixed(rate(e) / rate(r.uncaptured[i]!), 2)).join(', '),
+        `${cpuPer(r.engine, (run) => run.nodeCpuUs)} / ${cpuPer(r.uncaptured, (run) => run.nodeCpuUs)}`,
         `${cpuPer(r.engine, (run) => run.serverCpuUs)} / ${cpuPer(r.uncaptured, (run) => run.serverCpuUs)}`,
         met ? 'yes' : 'NO (missed)',
       ];
@@ -109,6 +110,7 @@ export function captureTable(results: readonly CaseResult[], missed: string[]): 
       'off mut/s',
       'ratio',
       'ratio per run',
+      'Node µs/mut on / off',
       'PG µs/mut on / off',
       'met?',
     ],
