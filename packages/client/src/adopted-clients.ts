@@ -99,6 +99,13 @@ export class AdoptedClients {
       if (pending.length === 0) {
         // A delete that fails leaves keys a later adoption finds confirmed and drops.
         try {
+          // The record learns the confirmed id before the keys go. The group's record may
+          // not hold it yet (its write can still be on its way), and a client that resumes
+          // this one reads both: with neither, it would hand the confirmed ids out again,
+          // and the server would answer the new mutations "already processed".
+          if (stale.length > 0 && confirmed > record.lastMutationID) {
+            await storage.set(key, { ...record, lastMutationID: confirmed });
+          }
           for (const staleKey of stale) await storage.delete(staleKey);
         } finally {
           lease.release();
@@ -131,7 +138,16 @@ export class AdoptedClients {
         result.writes.push([pendingKey(clientID, mutation.id), undefined]);
       }
       adopted.pending = adopted.pending.filter((m) => m.id > confirmed);
-      if (adopted.pending.length) continue;
+      if (adopted.pending.length) {
+        // Its record learns the confirmed id first, as in `adopt`, for whoever resumes it.
+        const record: ClientRecord = {
+          clientID,
+          clientGroupID: this.clientGroupID,
+          lastMutationID: confirmed,
+        };
+        result.writes.unshift([clientKey(clientID), record]);
+        continue;
+      }
       // The keys go before the record: a crash between leaves a record, never lost keys.
       for (const key of adopted.stale) result.writes.push([key, undefined]);
       result.writes.push([clientKey(clientID), undefined]);
