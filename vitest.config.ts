@@ -67,6 +67,7 @@ export default defineConfig({
     // The apps in test/outside run on the packed tarballs (npm run test:outside), not here.
     exclude: ['**/node_modules/**', 'test/outside/**'],
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/fast-check-replay.ts'],
     // Most of the suite waits on Postgres, sockets and timers rather than the CPU: on a
     // 2-core machine vitest's default (cores - 1 workers) leaves one core mostly idle.
     maxWorkers: 3,
