@@ -63,6 +63,19 @@ export const POOL_SIZE = 8;
 async function prepare(db: Database<any>, ddl: readonly string[], capture: AnySchema) {
   for (const statement of ddl) await db.query(statement);
   await migrate(db, { capture });
+  for (const statement of extraSQL()) await db.query(statement);
+}
+
+/**
+ * `BENCH_EXTRA_SQL`: statements separated by `;;`, run after `migrate` on every bench
+ * database, to try a change to the engine's tables or capture triggers without editing the
+ * engine (bench/README.md has examples). Unset, nothing runs.
+ */
+function extraSQL(): string[] {
+  return (process.env.BENCH_EXTRA_SQL ?? '')
+    .split(';;')
+    .map((statement) => statement.trim())
+    .filter(Boolean);
 }
 
 /**
