@@ -69,7 +69,7 @@ async function prepare(db: Database<any>, ddl: readonly string[], capture: AnySc
 /**
  * `BENCH_EXTRA_SQL`: statements separated by `;;`, run after `migrate` on every bench
  * database, to try a change to the engine's tables or capture triggers without editing the
- * engine (bench/README.md has examples). Unset, nothing runs.
+ * engine (bench/README.md has an example). Unset, nothing runs.
  */
 function extraSQL(): string[] {
   return (process.env.BENCH_EXTRA_SQL ?? '')
