@@ -188,6 +188,41 @@ describe.each<TestEngine>(['pglite', 'pg-mem'])('createTestDatabase setup on %s'
     });
   });
 
+  it('gives a closed database to the next test only once it is back to the setup', async () => {
+    const ddl = `${APP_DDL[0]};
+      CREATE TABLE label (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+      INSERT INTO label (id, name) VALUES ('l1', 'bug');`;
+    const setup = { schema, mutators, ddl, engine };
+    // A session setting a test left behind must not reach the next test (pg-mem has none).
+    const appName = async (t: TestDatabase<typeof schema, typeof mutators>) =>
+      engine === 'pglite'
+        ? (await t.sql<{ application_name: string }>('SHOW application_name'))[0]?.application_name
+        : '';
+    // Each database opens after the one before it closed: on PGlite, that one reset.
+    let setupName: string | undefined;
+    {
+      await using t = await createTestDatabase(setup);
+      setupName = await appName(t);
+      await t.mutate(mutators.issue.create({ id: 'i1', title: 'x' }), ana);
+      if (engine === 'pglite') await t.sql(`SET application_name = 'left behind'`);
+    }
+    {
+      await using t = await createTestDatabase(setup);
+      expect(await t.run(q.issue)).toEqual([]);
+      expect(await appName(t)).toBe(setupName);
+      // A row the setup wrote, changed, and a table of the test's own.
+      await t.sql(`UPDATE label SET name = 'feature'`);
+      await t.sql('CREATE TABLE scratch (id TEXT)');
+    }
+    await using t = await createTestDatabase(setup);
+    expect(await t.sql('SELECT id, name FROM label')).toEqual([{ id: 'l1', name: 'bug' }]);
+    await expect(t.sql('SELECT * FROM scratch')).rejects.toThrow(/scratch/);
+    expect(await t.mutate(mutators.issue.create({ id: 'i2', title: 'y' }), ana)).toEqual({
+      ok: true,
+      data: { mutationID: 1, at: new Date('2026-01-02T03:04:05.000Z') },
+    });
+  });
+
   it('reports a failing ddl, and keeps nothing of it', async () => {
     const ddl = 'CREATE TABLE broken (id TEXT PRIMARY KEY); CREATE TABLE broken (id TEXT);';
     await expect(createTestDatabase({ schema, mutators, ddl, engine })).rejects.toThrow(/broken/);

@@ -1,6 +1,7 @@
 import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 import type { PgMemLike } from '../adapters/pg';
 import type { Database } from '../db/database';
+import { giveBack, takePGlite } from './pglite-pool';
 
 /**
  * The in-process databases `createTestDatabase` can run on: PGlite (real Postgres compiled
@@ -55,24 +56,22 @@ async function importEngine<T>(engine: TestEngine): Promise<T> {
 
 // A fresh PGlite runs initdb in WASM, seconds on a busy machine. The first database of each
 // setup in a process is built that way and its data directory dumped; later ones load the
-// dump, which skips initdb, the engine's migration and the app's DDL.
+// dump, which skips initdb, the engine's migration and the app's DDL. A closed database is
+// not closed but reset to what its setup left and kept for the next one (pglite-pool.ts),
+// which skips loading the dump too.
 const pgliteTemplates = new Map<string, Promise<Blob>>();
 
-async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
-  const { PGlite: PGliteClass } = await importEngine<PGliteModule>('pglite');
-  // The adapter too is loaded only here: it imports @electric-sql/pglite at runtime, and an
-  // app testing on pg-mem need not have PGlite installed.
-  const { createPGliteDatabase } = await import('../adapters/pglite');
+/** A new PGlite in the state `setup` leaves, built by it the first time in this process. */
+async function newPGlite(
+  PGliteClass: PGliteModule['PGlite'],
+  setup: EngineSetup,
+  adapt: (pglite: PGlite) => Database,
+): Promise<PGlite> {
   const template = pgliteTemplates.get(setup.key);
-  if (template) {
-    const pglite = new PGliteClass({ loadDataDir: await template });
-    return { db: createPGliteDatabase(pglite), close: () => pglite.close() };
-  }
-
+  if (template) return new PGliteClass({ loadDataDir: await template });
   const pglite = new PGliteClass();
-  const db = createPGliteDatabase(pglite);
   const built = (async () => {
-    await setup.run(db, async (sql) => {
+    await setup.run(adapt(pglite), async (sql) => {
       await pglite.exec(sql);
     });
     return pglite.dumpDataDir('none');
@@ -85,7 +84,54 @@ async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
     await pglite.close();
     throw error;
   }
-  return { db, close: () => pglite.close() };
+  return pglite;
+}
+
+async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
+  const { PGlite: PGliteClass } = await importEngine<PGliteModule>('pglite');
+  // The adapter too is loaded only here: it imports @electric-sql/pglite at runtime, and an
+  // app testing on pg-mem need not have PGlite installed.
+  const { createPGliteDatabase } = await import('../adapters/pglite');
+  const pglite = await takePGlite(setup.key, () =>
+    newPGlite(PGliteClass, setup, createPGliteDatabase),
+  );
+  let closed = false;
+  return {
+    // The instance lives on in the pool: a call after `close` must fail, as it did when
+    // close ended the instance, rather than reach the next test's database.
+    db: refusedAfterClose(createPGliteDatabase(pglite), () => closed),
+    close: () => {
+      closed = true;
+      return giveBack(pglite);
+    },
+  };
+}
+
+/** `db`, whose calls reject once `isClosed()` is true. */
+function refusedAfterClose<W>(db: Database<W>, isClosed: () => boolean): Database<W> {
+  const check = () => {
+    if (isClosed()) throw new Error('createTestDatabase: this test database is closed');
+  };
+  const { listen } = db;
+  return {
+    ...db,
+    async transaction(fn, options) {
+      check();
+      return db.transaction(fn, options);
+    },
+    async query(sql, params) {
+      check();
+      return db.query(sql, params);
+    },
+    ...(listen === undefined
+      ? {}
+      : {
+          async listen(channel, onPayload, options) {
+            check();
+            return listen.call(db, channel, onPayload, options);
+          },
+        }),
+  };
 }
 
 async function openPgMem(setup: EngineSetup): Promise<OpenedEngine> {

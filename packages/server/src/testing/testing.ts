@@ -41,7 +41,9 @@ const DEFAULT_CLIENT_ID = 'test-client';
  * server: the engine's tables are migrated, `ddl` is run, and `mutate` goes through the
  * same push path as production (transaction, validation, LMID bump, error results). On
  * PGlite the first database of each `ddl` in a process is built and kept as a template;
- * later ones are copies of it, which takes a fraction of a fresh start.
+ * later ones are copies of it, which takes a fraction of a fresh start, and a closed one is
+ * reset to that template (rows, sequences, settings, listeners) and reused by the next,
+ * unless its tables, functions or template rows were changed, in which case it is closed.
  *
  * @example
  * await using t = await createTestDatabase({schema, mutators, ddl: APP_DDL});
