@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
+import { ADAPTERS, type AdapterFixture, type AdapterKind } from './fixtures/adapters';
 import { count, lmid, post, pushBody } from './fixtures/push';
 
 // Concurrency: two processes (two pools) pushing for one client, and many clients racing on
@@ -8,8 +8,15 @@ import { count, lmid, post, pushBody } from './fixtures/push';
 
 const HOT_CLIENTS = 20;
 // The issue's target is 20 × 200 (measured: 0 of 4,000 pushes answered 503 on postgres.js and
-// node-postgres); the suite runs half of it, on the two drivers, to keep CI short.
+// node-postgres); the suite runs half of it on the two drivers, to keep CI short. How often
+// pushes conflict and how the back-off spreads their retries is the engine's; an ORM over
+// node-postgres (kysely, Prisma) only has to hand each serialization failure back so the
+// engine retries it, which a tenth of the run shows as well: every client but one conflicts
+// in each round. (At full length those two took 13 of the file's 30 s run alone.)
 const HOT_INCREMENTS = 100;
+const HOT_INCREMENTS_OVER_ORM = 10;
+const hotIncrements = (adapter: AdapterKind) =>
+  adapter.over === undefined ? HOT_INCREMENTS : HOT_INCREMENTS_OVER_ORM;
 
 const increment = (id: number, clientID: string) => ({
   id,
@@ -95,8 +102,9 @@ for (const adapter of ADAPTERS) {
     // Retries back off with jitter under a time budget, so almost none run out (target:
     // at most 1% of pushes answered 503), and the counter stays exact.
     it.runIf(adapter.concurrent && !adapter.name.startsWith('drizzle'))(
-      `${HOT_CLIENTS} clients each incrementing one row ${HOT_INCREMENTS} times: exact, with at most 1% of pushes answered 503`,
+      `${HOT_CLIENTS} clients each incrementing one row ${hotIncrements(adapter)} times: exact, with at most 1% of pushes answered 503`,
       async () => {
+        const increments = hotIncrements(adapter);
         const fx = await adapter.create();
         try {
           let pushes = 0;
@@ -104,7 +112,7 @@ for (const adapter of ADAPTERS) {
           await Promise.all(
             Array.from({ length: HOT_CLIENTS }, async (_, c) => {
               const clientID = `hot${c}`;
-              for (let next = 1; next <= HOT_INCREMENTS; ) {
+              for (let next = 1; next <= increments; ) {
                 const res = await post(
                   fx,
                   pushBody([increment(next, clientID)], { clientGroupID: `g-${clientID}` }),
@@ -116,7 +124,7 @@ for (const adapter of ADAPTERS) {
             }),
           );
           console.log(`${adapter.name}: ${pushes} pushes, ${unavailable} answered 503`);
-          expect(await counterValue(fx)).toBe(HOT_CLIENTS * HOT_INCREMENTS);
+          expect(await counterValue(fx)).toBe(HOT_CLIENTS * increments);
           expect(unavailable / pushes).toBeLessThanOrEqual(0.01);
         } finally {
           await fx.close();
