@@ -242,6 +242,18 @@ describe('createTestDatabase', () => {
     await closed.close();
   });
 
+  it.each<TestEngine>(['pglite', 'pg-mem'])(
+    'refuses queries and pushes once closed, on %s',
+    async (engine) => {
+      const t = await createTestDatabase({ schema, mutators, ddl: APP_DDL, engine });
+      await t.close();
+      await expect(t.sql('SELECT 1')).rejects.toThrow(/closed/);
+      await expect(t.mutate(mutators.issue.create({ id: 'i1', title: 'x' }), ana)).rejects.toThrow(
+        /closed/,
+      );
+    },
+  );
+
   it('refuses an unknown engine', async () => {
     // @ts-expect-error: not an engine
     await expect(createTestDatabase({ schema, mutators, engine: 'sqlite' })).rejects.toThrow(

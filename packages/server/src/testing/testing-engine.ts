@@ -95,16 +95,7 @@ async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
   const pglite = await takePGlite(setup.key, () =>
     newPGlite(PGliteClass, setup, createPGliteDatabase),
   );
-  let closed = false;
-  return {
-    // The instance lives on in the pool: a call after `close` must fail, as it did when
-    // close ended the instance, rather than reach the next test's database.
-    db: refusedAfterClose(createPGliteDatabase(pglite), () => closed),
-    close: () => {
-      closed = true;
-      return giveBack(pglite);
-    },
-  };
+  return { db: createPGliteDatabase(pglite), close: () => giveBack(pglite) };
 }
 
 /** `db`, whose calls reject once `isClosed()` is true. */
@@ -155,9 +146,20 @@ export async function openTestEngine(
   engine: TestEngine,
   setup: EngineSetup,
 ): Promise<OpenedEngine> {
-  if (engine === 'pglite') return openPGlite(setup);
-  if (engine === 'pg-mem') return openPgMem(setup);
-  throw new TypeError(
-    `createTestDatabase: unknown engine "${String(engine)}"; use 'pglite' or 'pg-mem'`,
-  );
+  if (engine !== 'pglite' && engine !== 'pg-mem') {
+    throw new TypeError(
+      `createTestDatabase: unknown engine "${String(engine)}"; use 'pglite' or 'pg-mem'`,
+    );
+  }
+  const opened = await (engine === 'pglite' ? openPGlite(setup) : openPgMem(setup));
+  let closed = false;
+  return {
+    // A PGlite lives on in the pool and pg-mem has nothing to end: a call after `close`
+    // must fail on both rather than reach the next test's database or pass unnoticed.
+    db: refusedAfterClose(opened.db, () => closed),
+    close: () => {
+      closed = true;
+      return opened.close();
+    },
+  };
 }

@@ -83,6 +83,7 @@ export async function createTestDatabase<S extends AnySchema, M extends AnyMutat
   const lastIDs = new Map<string, number>();
 
   async function push(request: MutationRequest, as: TestMutateOptions) {
+    if (closed) throw new Error('createTestDatabase: this test database is closed');
     const userID = as.userID ?? options.userID;
     const clientID = as.clientID ?? DEFAULT_CLIENT_ID;
     // One client group per user, as one user's browser would have: a group belongs to the
