@@ -2,6 +2,7 @@ import type { AnySchema } from '@reprise/shared';
 import { announceCommit } from '../changes/announcer';
 import { originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
+import { conflictGateOf } from '../db/conflict-gate';
 import {
   type Database,
   type DatabaseTransaction,
@@ -96,10 +97,13 @@ export async function processCrud(
   const outcomes: CrudOutcome[] = [];
   for (let start = 0; start < operations.length; start += MAX_MUTATIONS_PER_TRANSACTION) {
     const chunk = operations.slice(start, start + MAX_MUTATIONS_PER_TRANSACTION);
-    const applied = await withRetries(config.retry, () =>
-      config.db.transaction((tx) => applyChunk(tx, chunk, config), {
-        isolation: config.isolation,
-      }),
+    const applied = await withRetries(
+      config.retry,
+      () =>
+        config.db.transaction((tx) => applyChunk(tx, chunk, config), {
+          isolation: config.isolation,
+        }),
+      conflictGateOf(config.db),
     );
     if (applied.some((outcome) => outcome.status === 'applied')) {
       announceCommit(config.db, config.tables, config.logger);

@@ -351,6 +351,27 @@ export function isConnectionLost(error: unknown): boolean {
   return false;
 }
 
+/** SQLSTATEs (and Prisma's code) of a transaction that lost to a concurrent one. */
+const WRITE_CONFLICT_CODES = new Set(['40001', '40P01', 'P2034']);
+
+/**
+ * True when a transaction failed because a concurrent one won: a serialization failure or
+ * a deadlock, as opposed to a lost connection or a timeout. Running it again at once, after
+ * the winner, usually succeeds.
+ *
+ * @example
+ * if (isWriteConflict(error)) turn = await gate.enter(budgetLeft);
+ */
+export function isWriteConflict(error: unknown): boolean {
+  let current = error;
+  for (let depth = 0; depth < 8 && current !== null && current !== undefined; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && WRITE_CONFLICT_CODES.has(code)) return true;
+    current = nextLink(current);
+  }
+  return false;
+}
+
 /** The server ended the session: shutdown, crash, or not accepting connections. */
 const CONNECTION_LOST_SQLSTATES = new Set(['57P01', '57P02', '57P03', '57P05']);
 

@@ -1,4 +1,5 @@
-import { isTransientError, withDeadline } from './database';
+import type { ConflictGate, GateTurn } from './conflict-gate';
+import { isTransientError, isWriteConflict, withDeadline } from './database';
 
 /** How transient database failures are retried, and how long one attempt may take. */
 export interface RetryPolicy {
@@ -34,23 +35,53 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
  * lost connection, an attempt past `attemptTimeoutMs`) with exponential back-off and full
  * jitter, while the budget lasts. `fn` gets the attempt's number, from 1. Other errors, and the last transient one, are thrown.
  *
+ * With a `gate`, a request whose attempt lost a write conflict waits for a turn through it
+ * and retries at once when it gets one (conflict-gate.ts); while it holds the turn, further
+ * conflicts back off as above, counted from the turn's start.
+ *
  * @example
  * await withRetries(DEFAULT_RETRY_POLICY, () => db.transaction(work, {isolation: 'serializable'}));
  */
 export async function withRetries<T>(
   policy: RetryPolicy,
   fn: (attempt: number) => Promise<T>,
+  gate?: ConflictGate,
 ): Promise<T> {
   const deadline = Date.now() + policy.budgetMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await withDeadline(fn(attempt), policy.attemptTimeoutMs, 'one transaction');
-    } catch (error) {
-      if (attempt >= policy.maxAttempts || !isTransientError(error)) throw error;
-      const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      const delay = Math.random() * ceiling;
-      if (Date.now() + delay >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, delay));
+  let turn: GateTurn | undefined;
+  // Failures since the turn began (or since the first attempt, without one): the back-off's exponent.
+  let failures = 0;
+  let committed = false;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await withDeadline(fn(attempt), policy.attemptTimeoutMs, 'one transaction');
+        committed = true;
+        return result;
+      } catch (error) {
+        if (attempt >= policy.maxAttempts || !isTransientError(error)) throw error;
+        if (gate && isWriteConflict(error)) {
+          if (!turn) {
+            if (Date.now() >= deadline) throw error;
+            turn = await gate.enter(deadline - Date.now());
+            if (!turn) throw error;
+            failures = 0;
+            continue;
+          }
+          turn.conflicted();
+        } else if (turn) {
+          // Not a conflict (a lost connection): nothing to queue for; let others retry.
+          turn.leave(false);
+          turn = undefined;
+        }
+        failures++;
+        const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failures - 1));
+        const delay = Math.random() * ceiling;
+        if (Date.now() + delay >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
+  } finally {
+    turn?.leave(committed);
   }
 }

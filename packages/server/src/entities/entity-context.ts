@@ -1,5 +1,6 @@
 import type { AnySchema, InsertRow, Row, RowFilter, TableInfo, TableName } from '@reprise/shared';
 import { type RecordedChange, writeChanges } from '../changes/changelog';
+import { conflictGateOf } from '../db/conflict-gate';
 import type { Database, DatabaseTransaction, IsolationLevel } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from '../db/retry';
@@ -141,23 +142,26 @@ export function createEntityContext<S extends AnySchema>(
   const recordsItself = db.capabilities.partialSQL && options.changelog !== false;
 
   const transaction = <R>(fn: (entities: EntityTables<S>) => Promise<R>): Promise<R> =>
-    withRetries(retry, () =>
-      db.transaction(
-        async (tx) => {
-          const changes: RecordedChange[] = [];
-          const result = await fn(
-            tablesOver(tx, options, recordsItself ? (c) => changes.push(c) : undefined),
-          );
-          await writeChanges(
-            tx,
-            schema,
-            engine,
-            changes.map((change) => ({ ...change, origin: null })),
-          );
-          return result;
-        },
-        { isolation },
-      ),
+    withRetries(
+      retry,
+      () =>
+        db.transaction(
+          async (tx) => {
+            const changes: RecordedChange[] = [];
+            const result = await fn(
+              tablesOver(tx, options, recordsItself ? (c) => changes.push(c) : undefined),
+            );
+            await writeChanges(
+              tx,
+              schema,
+              engine,
+              changes.map((change) => ({ ...change, origin: null })),
+            );
+            return result;
+          },
+          { isolation },
+        ),
+      conflictGateOf(db),
     );
 
   const context: Record<string, unknown> = { transaction };

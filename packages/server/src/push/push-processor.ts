@@ -15,6 +15,7 @@ import { announceCommit } from '../changes/announcer';
 import { originSettings, originStatement, originStatementText } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
+import { conflictGateOf } from '../db/conflict-gate';
 import {
   type Database,
   DatabaseError,
@@ -125,12 +126,15 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
     try {
       const start = index;
       const failure = forcedFailure;
-      chunk = await withRetries(config.retry, (attempt) =>
-        observeAttempt('push', attempt, () =>
-          config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
-            isolation: config.isolation,
-          }),
-        ),
+      chunk = await withRetries(
+        config.retry,
+        (attempt) =>
+          observeAttempt('push', attempt, () =>
+            config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
+              isolation: config.isolation,
+            }),
+          ),
+        conflictGateOf(config.db),
       );
       forcedFailure = undefined;
     } catch (error) {

@@ -11,6 +11,7 @@ import {
 import { announceCommit } from '../changes/announcer';
 import { originStatement } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
+import { conflictGateOf } from '../db/conflict-gate';
 import {
   type Database,
   type DatabaseTransaction,
@@ -100,14 +101,17 @@ export async function processRoute(
   let hooks: Array<() => unknown> = [];
   let outcome: RouteOutcome;
   try {
-    outcome = await withRetries(config.retry, () =>
-      config.db.transaction(
-        async (tx) => {
-          hooks = [];
-          return applyCall(tx, call, mutator, config, hooks);
-        },
-        { isolation: config.isolation },
-      ),
+    outcome = await withRetries(
+      config.retry,
+      () =>
+        config.db.transaction(
+          async (tx) => {
+            hooks = [];
+            return applyCall(tx, call, mutator, config, hooks);
+          },
+          { isolation: config.isolation },
+        ),
+      conflictGateOf(config.db),
     );
     if (!outcome.replayed) announceCommit(config.db, config.tables, config.logger);
   } catch (error) {
