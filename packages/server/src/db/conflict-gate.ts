@@ -4,20 +4,20 @@
 // once: a run of 20 clients on one row under CPU load had about 12 transactions in flight
 // at a time, 2.5 failed attempts per push, and some pushes losing 40 times in a row. So a
 // request whose transaction lost a conflict retries through its `Database`'s gate: a few
-// at a time, in arrival order, while first attempts run as before. In that run the gate
-// took the failed attempts from about 5,000 to 1,100–1,400 for the 2,000 pushes, and the
-// run's time from 21–25 s to 21 s (the row's commits are serial either way).
+// at a time, in arrival order, while first attempts run as before. In that run, and with
+// twice the CPU load, the gate took the failed attempts from 4,600–5,200 to 2,500–2,600 for
+// the 2,000 pushes; the run took as long (the row's commits are serial either way).
 //
 // How many may retry at once adapts to how the retries fare, as TCP's window does: one
 // more after a retry that committed while others waited, half as many (at least one) after
 // one that lost again. Retries that conflict with each other (one hot row) thus run about
 // one at a time, and retries whose conflicts were unrelated soon run side by side.
 
-/** A turn through the gate, held across the attempts a request retries. */
+/** A turn through the gate: one retried attempt. */
 export interface GateTurn {
   /** The attempt run in this turn lost a conflict again. */
   conflicted(): void;
-  /** Ends the turn; `committed` when its last attempt succeeded. */
+  /** Ends the turn; `committed` when its attempt succeeded. */
   leave(committed: boolean): void;
 }
 

@@ -30,14 +30,18 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   attemptTimeoutMs: 15_000,
 };
 
+/** A request that lost again in its turn pauses at most `baseDelayMs` × 2^(this − 1). */
+const TURN_DOUBLINGS = 3;
+
 /**
  * Runs `fn`, running it again after a transient failure (serialization failure, deadlock,
  * lost connection, an attempt past `attemptTimeoutMs`) with exponential back-off and full
  * jitter, while the budget lasts. `fn` gets the attempt's number, from 1. Other errors, and the last transient one, are thrown.
  *
  * With a `gate`, a request whose attempt lost a write conflict waits for a turn through it
- * and retries at once when it gets one (conflict-gate.ts); while it holds the turn, further
- * conflicts back off as above, counted from the turn's start.
+ * instead of backing off, and retries as soon as it has one (conflict-gate.ts). A turn is
+ * one attempt: one that loses again goes to the back of the line after a short pause, so
+ * a request that keeps losing never holds up the ones behind it.
  *
  * @example
  * await withRetries(DEFAULT_RETRY_POLICY, () => db.transaction(work, {isolation: 'serializable'}));
@@ -48,9 +52,15 @@ export async function withRetries<T>(
   gate?: ConflictGate,
 ): Promise<T> {
   const deadline = Date.now() + policy.budgetMs;
+  const backOff = async (error: unknown, failures: number) => {
+    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failures - 1));
+    const delay = Math.random() * ceiling;
+    if (Date.now() + delay >= deadline) throw error;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  };
   let turn: GateTurn | undefined;
-  // Failures since the turn began (or since the first attempt, without one): the back-off's exponent.
   let failures = 0;
+  let conflictsInTurns = 0;
   let committed = false;
   try {
     for (let attempt = 1; ; attempt++) {
@@ -61,24 +71,21 @@ export async function withRetries<T>(
       } catch (error) {
         if (attempt >= policy.maxAttempts || !isTransientError(error)) throw error;
         if (gate && isWriteConflict(error)) {
-          if (!turn) {
-            if (Date.now() >= deadline) throw error;
-            turn = await gate.enter(deadline - Date.now());
-            if (!turn) throw error;
-            failures = 0;
-            continue;
+          if (turn) {
+            turn.conflicted();
+            turn.leave(false);
+            turn = undefined;
+            await backOff(error, Math.min(++conflictsInTurns, TURN_DOUBLINGS));
           }
-          turn.conflicted();
-        } else if (turn) {
-          // Not a conflict (a lost connection): nothing to queue for; let others retry.
-          turn.leave(false);
-          turn = undefined;
+          if (Date.now() >= deadline) throw error;
+          turn = await gate.enter(deadline - Date.now());
+          if (!turn) throw error;
+          continue;
         }
-        failures++;
-        const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failures - 1));
-        const delay = Math.random() * ceiling;
-        if (Date.now() + delay >= deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        // Not a conflict (a lost connection): nothing to wait in line for.
+        turn?.leave(false);
+        turn = undefined;
+        await backOff(error, ++failures);
       }
     }
   } finally {
