@@ -26,6 +26,24 @@ describe('conflict gate', () => {
     expect(order).toEqual(['second', 'third']);
   });
 
+  it('lets the oldest request in first, however late it lined up', async () => {
+    const gate = createConflictGate();
+    const held = await gate.enter(1_000);
+    const order: string[] = [];
+    const line = (name: string, since: number) =>
+      gate.enter(1_000, since).then((turn) => {
+        order.push(name);
+        turn!.leave(false);
+      });
+    const young = line('young', 300);
+    const middle = line('middle', 200);
+    // A request that began first and lost again lines up last, and still goes first.
+    const old = line('old', 100);
+    held!.leave(false);
+    await Promise.all([young, middle, old]);
+    expect(order).toEqual(['old', 'middle', 'young']);
+  });
+
   it('gives up a wait after its time, and does not admit it later', async () => {
     const gate = createConflictGate();
     const held = await gate.enter(1_000);

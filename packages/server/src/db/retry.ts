@@ -40,8 +40,9 @@ const TURN_DOUBLINGS = 3;
  *
  * With a `gate`, a request whose attempt lost a write conflict waits for a turn through it
  * instead of backing off, and retries as soon as it has one (conflict-gate.ts). A turn is
- * one attempt: one that loses again goes to the back of the line after a short pause, so
- * a request that keeps losing never holds up the ones behind it.
+ * one attempt: one that loses again waits in line again after a short pause, ahead of every
+ * request younger than it, so a request that keeps losing neither holds up the line nor
+ * falls to its end.
  *
  * @example
  * await withRetries(DEFAULT_RETRY_POLICY, () => db.transaction(work, {isolation: 'serializable'}));
@@ -51,7 +52,8 @@ export async function withRetries<T>(
   fn: (attempt: number) => Promise<T>,
   gate?: ConflictGate,
 ): Promise<T> {
-  const deadline = Date.now() + policy.budgetMs;
+  const started = Date.now();
+  const deadline = started + policy.budgetMs;
   const backOff = async (error: unknown, failures: number) => {
     const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failures - 1));
     const delay = Math.random() * ceiling;
@@ -78,7 +80,7 @@ export async function withRetries<T>(
             await backOff(error, Math.min(++conflictsInTurns, TURN_DOUBLINGS));
           }
           if (Date.now() >= deadline) throw error;
-          turn = await gate.enter(deadline - Date.now());
+          turn = await gate.enter(deadline - Date.now(), started);
           if (!turn) throw error;
           continue;
         }
