@@ -2,7 +2,7 @@ import { type Database, handleMutateRequest, silentLogger } from '@reprise/serve
 import { BENCH_REFUSAL, mutators, schema } from './app';
 import { handleBaselineRequest } from './baselines';
 import { type BenchPush, buildScripts, type ClientScript, isRefused } from './pushes';
-import { APP_ERROR_RATIO, TARGET_RATIO } from './report';
+import { APP_ERROR_RATIO, TARGET_RATIOS } from './report';
 import type { Target } from './targets';
 
 /** One shape of traffic, run by the engine and by the baseline it is compared with. */
@@ -66,7 +66,7 @@ export function benchCases(scale: number): BenchCase[] {
       warmupPushesPerClient: 300,
       baseline: 'perMutation',
       appErrors: false,
-      target: TARGET_RATIO,
+      target: TARGET_RATIOS.a,
     },
     {
       key: 'b',
@@ -77,7 +77,7 @@ export function benchCases(scale: number): BenchCase[] {
       warmupPushesPerClient: 20,
       baseline: 'perPush',
       appErrors: false,
-      target: TARGET_RATIO,
+      target: TARGET_RATIOS.b,
     },
     {
       key: 'c',
@@ -88,7 +88,7 @@ export function benchCases(scale: number): BenchCase[] {
       warmupPushesPerClient: 15,
       baseline: 'perPush',
       appErrors: false,
-      target: TARGET_RATIO,
+      target: TARGET_RATIOS.c,
     },
   ];
   const withErrors = shapes.map(
