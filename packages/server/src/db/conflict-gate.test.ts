@@ -20,9 +20,9 @@ describe('conflict gate', () => {
     });
     await Promise.resolve();
     expect(order).toEqual([]);
-    first!.leave(false);
-    (await second)!.leave(false);
-    (await third)!.leave(false);
+    first!.leave('failed');
+    (await second)!.leave('failed');
+    (await third)!.leave('failed');
     expect(order).toEqual(['second', 'third']);
   });
 
@@ -33,13 +33,13 @@ describe('conflict gate', () => {
     const line = (name: string, since: number) =>
       gate.enter(1_000, since).then((turn) => {
         order.push(name);
-        turn!.leave(false);
+        turn!.leave('failed');
       });
     const young = line('young', 300);
     const middle = line('middle', 200);
     // A request that began first and lost again lines up last, and still goes first.
     const old = line('old', 100);
-    held!.leave(false);
+    held!.leave('failed');
     await Promise.all([young, middle, old]);
     expect(order).toEqual(['old', 'middle', 'young']);
   });
@@ -48,26 +48,25 @@ describe('conflict gate', () => {
     const gate = createConflictGate();
     const held = await gate.enter(1_000);
     expect(await gate.enter(20)).toBeUndefined();
-    held!.leave(true);
+    held!.leave('committed');
     // The gate is free again: the timed-out waiter did not take the turn.
     const next = await gate.enter(0);
     expect(next).toBeDefined();
-    next!.leave(true);
+    next!.leave('committed');
   });
 
   it('lets one more through after a turn commits while others wait, half as many after a conflict', async () => {
     const gate = createConflictGate();
     const a = await gate.enter(1_000);
     const waiters = [gate.enter(1_000), gate.enter(1_000), gate.enter(1_000)];
-    a!.leave(true);
+    a!.leave('committed');
     expect(gate.capacity).toBe(2);
     const [b, c] = await Promise.all([waiters[0], waiters[1]]);
-    b!.conflicted();
+    b!.leave('conflicted');
     expect(gate.capacity).toBe(1);
-    b!.leave(true);
-    c!.leave(false);
+    c!.leave('failed');
     const d = await waiters[2];
-    d!.leave(true);
+    d!.leave('committed');
     // Nobody waits any more: the next burst starts from one turn again.
     expect(gate.capacity).toBe(1);
   });
@@ -92,7 +91,7 @@ describe('withRetries with a conflict gate', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     // Waiting for the turn, not running.
     expect(attempts).toEqual([1]);
-    held!.leave(false);
+    held!.leave('failed');
     expect(await done).toBe('committed');
     expect(attempts).toEqual([1, 2]);
   });
@@ -112,7 +111,7 @@ describe('withRetries with a conflict gate', () => {
     );
     expect(result).toBe('committed');
     expect(attempts).toEqual([1, 2]);
-    held!.leave(false);
+    held!.leave('failed');
   });
 
   it('throws the conflict when no turn comes within the budget', async () => {
@@ -127,7 +126,7 @@ describe('withRetries with a conflict gate', () => {
         gate,
       ),
     ).rejects.toMatchObject({ code: '40001' });
-    held!.leave(false);
+    held!.leave('failed');
   });
 
   it('keeps a simulated hot row exact with its retries through the gate', async () => {

@@ -14,12 +14,13 @@
 // one that lost again. Retries that conflict with each other (one hot row) thus run about
 // one at a time, and retries whose conflicts were unrelated soon run side by side.
 
+/** How the attempt run in a turn ended: it committed, lost a conflict again, or neither. */
+export type TurnOutcome = 'committed' | 'conflicted' | 'failed';
+
 /** A turn through the gate: one retried attempt. */
 export interface GateTurn {
-  /** The attempt run in this turn lost a conflict again. */
-  conflicted(): void;
-  /** Ends the turn; `committed` when its attempt succeeded. */
-  leave(committed: boolean): void;
+  /** Ends the turn with its attempt's outcome, which adjusts how many may go at once. */
+  leave(outcome: TurnOutcome): void;
 }
 
 export interface ConflictGate {
@@ -65,14 +66,14 @@ export function createConflictGate(): ConflictGate {
   const turn = (): GateTurn => {
     let left = false;
     return {
-      conflicted() {
-        capacity = Math.max(1, Math.floor(capacity / 2));
-      },
-      leave(committed) {
+      leave(outcome) {
         if (left) return;
         left = true;
         running--;
-        if (committed && waiting.length > 0) capacity = Math.min(MAX_CAPACITY, capacity + 1);
+        if (outcome === 'conflicted') capacity = Math.max(1, Math.floor(capacity / 2));
+        else if (outcome === 'committed' && waiting.length > 0) {
+          capacity = Math.min(MAX_CAPACITY, capacity + 1);
+        }
         // Nobody waits: the contention is over, and the next burst starts from one again.
         if (waiting.length === 0 && running === 0) capacity = 1;
         admitNext();

@@ -74,8 +74,7 @@ export async function withRetries<T>(
         if (attempt >= policy.maxAttempts || !isTransientError(error)) throw error;
         if (gate && isWriteConflict(error)) {
           if (turn) {
-            turn.conflicted();
-            turn.leave(false);
+            turn.leave('conflicted');
             turn = undefined;
             await backOff(error, Math.min(++conflictsInTurns, TURN_DOUBLINGS));
           }
@@ -85,12 +84,12 @@ export async function withRetries<T>(
           continue;
         }
         // Not a conflict (a lost connection): nothing to wait in line for.
-        turn?.leave(false);
+        turn?.leave('failed');
         turn = undefined;
         await backOff(error, ++failures);
       }
     }
   } finally {
-    turn?.leave(committed);
+    turn?.leave(committed ? 'committed' : 'failed');
   }
 }
