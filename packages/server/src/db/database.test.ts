@@ -181,6 +181,18 @@ describe("Prisma's errors", () => {
     );
     expect(publicDatabaseReason(duplicate)).toBe(wrapped.driverMessage);
   });
+
+  it("wrap a failed COMMIT's DriverAdapterError, whose cause is a plain object, with its message", () => {
+    // What @prisma/adapter-pg throws when a deferred trigger raises as the transaction commits.
+    const atCommit = Object.assign(new Error('lost'), {
+      name: 'DriverAdapterError',
+      cause: { kind: 'postgres', code: 'P0001', originalCode: 'P0001', message: 'lost' },
+    });
+    const wrapped = toDatabaseError(atCommit, 'BEGIN/COMMIT');
+    expect(wrapped.sqlState).toBe('P0001');
+    expect(wrapped.driverMessage).toBe('lost');
+    expect(wrapped.message).toBe('lost (while running: BEGIN/COMMIT)');
+  });
 });
 
 describe('PL/pgSQL SQLSTATEs', () => {

@@ -280,7 +280,10 @@ export function publicDatabaseReason(error: unknown): string {
 }
 
 function driverMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  // Prisma's driver adapters put a plain object with the driver's message under `cause`.
+  const own = (error as { message?: unknown } | null)?.message;
+  const message =
+    error instanceof Error ? error.message : typeof own === 'string' ? own : String(error);
   const firstLine = message.split('\n')[0] ?? message;
   // pg-mem prefixes the message with the statement: "ERROR: insert into ... - <reason>".
   const memReason = /^ERROR: .* - (.+)$/.exec(firstLine);
