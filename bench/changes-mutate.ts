@@ -75,9 +75,11 @@ export class ChangelogRunner {
     const tag = `${this.session}-${mode[0]}${bench.key}${++this.counter}`;
     const script = buildNoteScript(tag, pushes, bench.perPush, () => bench.op);
     // The trigger captures where the database has triggers; pg-mem records in the engine.
-    await this.db.query(
-      `ALTER TABLE note ${mode === 'changelog' ? 'ENABLE' : 'DISABLE'} TRIGGER "reprise_capture"`,
-    );
+    for (const trigger of ['reprise_capture', 'reprise_capture_commit']) {
+      await this.db.query(
+        `ALTER TABLE note ${mode === 'changelog' ? 'ENABLE' : 'DISABLE'} TRIGGER "${trigger}"`,
+      );
+    }
     return runNoteScript(db, script, mode === 'changelog', this.db);
   }
 

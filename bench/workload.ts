@@ -27,14 +27,16 @@ export interface BenchCase {
  */
 export type Side = 'engine' | 'uncaptured' | 'baseline';
 
-/** Turns the bench table's capture trigger on or off between runs. */
+/** Turns the bench table's capture triggers (the row's and the commit's) on or off between runs. */
 export async function setCapture(target: Target, on: boolean): Promise<void> {
-  await target.db.query(
-    `ALTER TABLE item ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${quoteIdent(CAPTURE_TRIGGER)}`,
-  );
+  for (const trigger of CAPTURE_TRIGGERS) {
+    await target.db.query(
+      `ALTER TABLE item ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${quoteIdent(trigger)}`,
+    );
+  }
 }
 
-const CAPTURE_TRIGGER = 'reprise_capture';
+const CAPTURE_TRIGGERS = ['reprise_capture', 'reprise_capture_commit'];
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** What one timed run did. */

@@ -253,21 +253,22 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       expect(after.get('s1')?.title).toBe('edited');
     });
 
-    it('each writing transaction is numbered once as it commits, even one that resets its settings or rolls back its first write', async () => {
+    it("stores each transaction's changes once as it commits, numbered; a first write rolled back with its savepoint takes its change along", async () => {
       const start = await pull(fx, 'ana', null);
       await fx.db.transaction(
         async (tx) => {
-          await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('a1', 'one', 'ana')`);
-          // RESET ALL forgets that the transaction already registered: its next write
-          // flags itself again, and the commit must still go through, numbered once.
-          await tx.query('RESET ALL');
-          await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('a2', 'two', 'ana')`);
+          // A first statement of several rows queues the commit trigger once per row.
+          await tx.query(
+            `INSERT INTO issue (id, title, owner_id) VALUES ('a1', 'one', 'ana'), ('a2', 'two', 'ana')`,
+          );
+          await tx.query(`UPDATE issue SET title = 'two!' WHERE id = 'a2'`);
         },
         { isolation: 'read committed' },
       );
       await fx.db.transaction(
         async (tx) => {
-          // The first write, rolled back with its savepoint, takes its flag with it.
+          // The first write, rolled back with its savepoint, takes its change and its
+          // queued commit trigger with it.
           await tx
             .savepoint(async (inner) => {
               await inner.query(
@@ -280,21 +281,87 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         },
         { isolation: 'read committed' },
       );
-      const commits = await fx.query<{ n: number; numbered: number; txids: number }>(
-        `SELECT count(*)::int AS n, count(k."seq")::int AS numbered,
-                count(DISTINCT c."txid")::int AS txids
-         FROM reprise.changes c LEFT JOIN reprise.commits k ON k."txid" = c."txid"`,
+      const stored = await fx.query<{ part: number; numbered: boolean; n: number }>(
+        `SELECT "part", "seq" IS NOT NULL AS "numbered", json_array_length("changes"::json) AS "n"
+         FROM reprise."txChanges" ORDER BY "seq"`,
       );
-      expect(commits).toEqual([{ n: 3, numbered: 3, txids: 2 }]);
-      expect(
-        (
-          await fx.query<{ n: number }>(
-            'SELECT count(*)::int AS n FROM reprise.commits WHERE "txid" IN (SELECT "txid" FROM reprise.changes)',
-          )
-        )[0]!.n,
-      ).toBe(2);
+      expect(stored).toEqual([
+        { part: 0, numbered: true, n: 3 },
+        { part: 0, numbered: true, n: 1 },
+      ]);
+      const changes = await fx.query<{ key: unknown; action: string }>(
+        `SELECT "key"->>'id' AS "key", "action" FROM reprise.changes ORDER BY "seq", "id"`,
+      );
+      expect(changes).toEqual([
+        { key: 'a1', action: 'create' },
+        { key: 'a2', action: 'create' },
+        { key: 'a2', action: 'update' },
+        { key: 'b1', action: 'create' },
+      ]);
       const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
-      expect([...after.keys()].sort()).toEqual(['a1', 'a2', 'b1']);
+      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+      expect(after.get('a2')?.title).toBe('two!');
+    });
+
+    it('a transaction that writes many rows stores its changes in parts, numbered by the last, read back whole and in order', async () => {
+      const start = await pull(fx, 'ana', null);
+      await fx.db.transaction(
+        async (tx) => {
+          await tx.query(
+            `INSERT INTO issue (id, title, owner_id)
+             SELECT 'p' || lpad(i::text, 4, '0'), repeat('x', 200), 'ana' FROM generate_series(1, 400) AS i`,
+          );
+          await tx.query(`UPDATE issue SET title = 'last' WHERE id = 'p0001'`);
+        },
+        { isolation: 'read committed' },
+      );
+      const [stored] = await fx.query<{ parts: number; numbered: number; n: number }>(
+        `SELECT count(*)::int AS "parts", count("seq")::int AS "numbered",
+                sum(json_array_length("changes"::json))::int AS "n"
+         FROM reprise."txChanges"`,
+      );
+      expect(stored!.parts).toBeGreaterThan(1);
+      expect(stored).toMatchObject({ numbered: 1, n: 401 });
+      const written = await fx.query<{ row: string }>(
+        `SELECT "key"->>'id' AS "row" FROM reprise.changes ORDER BY "id"`,
+      );
+      expect(written.at(-1)?.row).toBe('p0001');
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+      expect(after.get('p0001')?.title).toBe('last');
+    });
+
+    it('a transaction that loses its captured changes (RESET ALL) fails instead of committing writes no reader would see', async () => {
+      for (const after of ['write again', 'stop']) {
+        const attempt = fx.db.transaction(
+          async (tx) => {
+            await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('r1', 'one', 'ana')`);
+            await tx.query('RESET ALL');
+            if (after === 'write again') {
+              await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('r2', 'two', 'ana')`);
+            }
+          },
+          { isolation: 'read committed' },
+        );
+        await expect(attempt).rejects.toThrow(/lost the changes this transaction wrote/);
+        expect((await tableRows(fx)).size).toBe(0);
+      }
+      expect(await fx.query('SELECT 1 FROM reprise."txChanges"')).toEqual([]);
+    });
+
+    it('a write under an origin setting that is not JSON fails, and the changelog stays readable', async () => {
+      const start = await pull(fx, 'ana', null);
+      const attempt = fx.db.transaction(
+        async (tx) => {
+          await tx.query(`SELECT set_config('reprise.origin', '["g", broken', true)`);
+          await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('o1', 'one', 'ana')`);
+        },
+        { isolation: 'read committed' },
+      );
+      await expect(attempt).rejects.toThrow(/json/i);
+      await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('o2', 'two', 'ana')`);
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect([...after.keys()]).toEqual(['o2']);
     });
 
     it("a raw write of ana's row reaches ana and never bob, by pull and by a scoped read", async () => {

@@ -214,11 +214,7 @@ for (const adapter of ADAPTERS) {
         // write with the engine's origin, which the trigger leaves to the engine to announce.
         await fx.db.transaction(
           async (tx) => {
-            await tx.query(
-              `SELECT set_config('reprise.client_group_id', 'g', true),
-                      set_config('reprise.client_id', 'c', true),
-                      set_config('reprise.mutation_id', '1', true)`,
-            );
+            await tx.query(`SELECT set_config('reprise.origin', '["g", "c", 1]', true)`);
             await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('i1', 'T', 'alice')`);
           },
           { isolation: 'serializable' },

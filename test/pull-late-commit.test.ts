@@ -36,9 +36,10 @@ for (const adapter of ADAPTERS.filter((a) => a.concurrent)) {
         `CREATE FUNCTION hold_slow() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN PERFORM pg_advisory_xact_lock(${LOCK}); RETURN NULL; END $$`,
       );
+      // After the capture trigger (triggers fire in name order): the change has its id.
       await fx.query(
-        `CREATE TRIGGER hold_slow AFTER INSERT ON reprise.changes FOR EACH ROW
-         WHEN (NEW."clientID" = 'slow') EXECUTE FUNCTION hold_slow()`,
+        `CREATE TRIGGER zz_hold_slow AFTER INSERT ON comment FOR EACH ROW
+         WHEN (NEW.body = 'T1') EXECUTE FUNCTION hold_slow()`,
       );
     });
     afterAll(async () => {

@@ -58,7 +58,7 @@ async function changedSince(
   }
   const [row] = await tx.query<{ changed: boolean }>(
     `SELECT EXISTS (
-       SELECT 1 FROM ${tables.changes}
+       SELECT 1 FROM ${tables.txChanges}
        WHERE "txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
          AND NOT pg_visible_in_snapshot("txid", $1::text::pg_snapshot)
      ) AS "changed"`,

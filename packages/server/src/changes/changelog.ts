@@ -6,12 +6,13 @@ import type { Database, DatabaseTransaction } from '../db/database';
 import type { EngineTables } from '../db/engine-tables';
 import { decodeStoredRow, encodeStoredRow, keyColumns } from './row-json';
 
-// The changelog: every committed write to a captured table leaves one row here, in the
-// same transaction: the capture triggers write it (capture.ts), or on pg-mem, which has
-// no triggers, the engine does for each `tx.mutate` write. Pull, pokes and change streams
-// all read it, in commit order: each writing transaction takes a sequence number as it
-// commits (migrate.ts, steps 3 and 5), so a transaction that started early and committed late
-// comes after everything that committed before it.
+// The changelog: every committed write to a captured table is recorded in the same
+// transaction. Where there are triggers, the capture triggers keep a transaction's changes
+// until it commits and store them as one row of `txChanges` (a JSON array; a large
+// transaction stores a few), numbered from a sequence as it commits (capture.ts). pg-mem has
+// no triggers: there the engine stores each `tx.mutate` write as a row of `changes`. Pull,
+// pokes and change streams all read it in commit order: a transaction that started early and
+// committed late comes after everything that committed before it.
 //
 // Positions are Postgres snapshots, not ids: ids are handed out before commit, so a
 // transaction holding a lower id can commit after a higher one was read. A reader keeps the
@@ -170,29 +171,65 @@ export async function readChanges(
   schema: AnySchema | undefined,
   until?: ChangeCursor,
 ): Promise<Change[]> {
-  let records: ChangeRecord[];
   if (since.kind === 'id') {
     const upTo = until?.kind === 'id' ? until.id : undefined;
-    records = await tx.query<ChangeRecord>(
+    const records = await tx.query<ChangeRecord>(
       `SELECT ${COLUMNS} FROM ${tables.changes} AS c WHERE c."id" > $1${
         upTo === undefined ? '' : ' AND c."id" <= $2'
       } ORDER BY c."id"`,
       upTo === undefined ? [since.id] : [since.id, upTo],
     );
-  } else {
-    const bounded = until?.kind === 'snapshot';
-    records = await tx.query<ChangeRecord>(
-      `SELECT ${COLUMNS} FROM ${tables.changes} AS c
-       LEFT JOIN ${tables.commits} AS k ON k."txid" = c."txid"
-       WHERE c."txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
-         AND NOT pg_visible_in_snapshot(c."txid", $1::text::pg_snapshot)${
-           bounded ? ' AND pg_visible_in_snapshot(c."txid", $2::text::pg_snapshot)' : ''
-         }
-       ORDER BY k."seq", c."id"`,
-      bounded ? [since.snapshot, until.snapshot] : [since.snapshot],
-    );
+    return records.map((record) => toChange(schema, record));
   }
-  return records.map((record) => toChange(schema, record));
+  const bounded = until?.kind === 'snapshot';
+  // A transaction's parts share its number, which its last part carries.
+  const parts = await tx.query<{ changes: unknown }>(
+    `SELECT t."changes" FROM ${tables.txChanges} AS t
+     WHERE t."txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
+       AND NOT pg_visible_in_snapshot(t."txid", $1::text::pg_snapshot)${
+         bounded ? ' AND pg_visible_in_snapshot(t."txid", $2::text::pg_snapshot)' : ''
+       }
+     ORDER BY max(t."seq") OVER (PARTITION BY t."txid") NULLS LAST, t."txid", t."part"`,
+    bounded ? [since.snapshot, until.snapshot] : [since.snapshot],
+  );
+  const changes: Change[] = [];
+  for (const part of parts) {
+    const stored = (
+      typeof part.changes === 'string' ? JSON.parse(part.changes) : part.changes
+    ) as StoredChange[];
+    for (const change of stored) changes.push(fromStored(schema, change));
+  }
+  return changes;
+}
+
+/** One change as the capture triggers store it (capture.ts). */
+interface StoredChange {
+  /** Id, table, action, the table's key columns and the origin ([group, client, mutation]). */
+  i: number | string;
+  t: string;
+  a: ChangeAction;
+  k: string[];
+  o: [string, string, number | string | null] | null;
+  /** The row before and after, keyed by column keys. */
+  b?: Record<string, unknown>;
+  f?: Record<string, unknown>;
+}
+
+function fromStored(schema: AnySchema | undefined, stored: StoredChange): Change {
+  const row = stored.a === 'delete' ? stored.b : stored.f;
+  const key: Record<string, unknown> = {};
+  for (const column of stored.k) key[column] = row?.[column] ?? null;
+  return toChange(schema, {
+    id: stored.i,
+    table: stored.t,
+    action: stored.a,
+    key,
+    before: stored.b ?? null,
+    after: stored.f ?? null,
+    clientGroupID: stored.o?.[0] ?? null,
+    clientID: stored.o?.[1] ?? null,
+    mutationID: stored.o?.[2] ?? null,
+  });
 }
 
 /**
@@ -244,43 +281,41 @@ export async function pruneChanges(
         [cutoff],
       );
       const deletedResults = results.length;
-      const deleted = db.capabilities.partialSQL
-        ? await tx.query<{ id: number | string; txid?: string }>(
-            `DELETE FROM ${tables.changes} WHERE "createdAt" < $1::timestamptz RETURNING "id"`,
-            [cutoff],
-          )
-        : await tx.query<{ id: number | string; txid?: string }>(
-            `DELETE FROM ${tables.changes}
-             WHERE "createdAt" < $1::timestamptz
-               AND "txid" < pg_snapshot_xmin(pg_current_snapshot())
-             RETURNING "id", "txid"::text AS "txid"`,
-            [cutoff],
-          );
-      if (deleted.length === 0) return { deleted: 0, deletedResults };
-      const maxID = Math.max(...deleted.map((row) => Number(row.id)));
       if (db.capabilities.partialSQL) {
+        const deleted = await tx.query<{ id: number | string }>(
+          `DELETE FROM ${tables.changes} WHERE "createdAt" < $1::timestamptz RETURNING "id"`,
+          [cutoff],
+        );
+        if (deleted.length === 0) return { deleted: 0, deletedResults };
         await tx.query(
           `UPDATE ${tables.changelogState} SET "prunedThroughID" = greatest("prunedThroughID", $1)`,
-          [maxID],
+          [Math.max(...deleted.map((row) => Number(row.id)))],
         );
-      } else {
-        const maxXid = deleted.reduce((max, row) => {
-          const txid = BigInt(row.txid!);
-          return txid > max ? txid : max;
-        }, 0n);
-        await tx.query(
-          `UPDATE ${tables.changelogState} SET "prunedThroughID" = greatest("prunedThroughID", $1),
-             "prunedBeforeXid" = greatest(coalesce("prunedBeforeXid", '0'::xid8), ($2::text)::xid8)`,
-          [maxID, String(maxXid + 1n)],
-        );
-        // A commit's number goes with the last of its changes.
-        await tx.query(
-          `DELETE FROM ${tables.commits} AS k WHERE k."txid" <= $1::text::xid8
-             AND NOT EXISTS (SELECT 1 FROM ${tables.changes} AS c WHERE c."txid" = k."txid")`,
-          [String(maxXid)],
-        );
+        return { deleted: deleted.length, deletedResults };
       }
-      return { deleted: deleted.length, deletedResults };
+      // A transaction's parts go together: by its first part's time.
+      const deleted = await tx.query<{ txid: string; n: number | string }>(
+        `DELETE FROM ${tables.txChanges} AS t
+         WHERE t."txid" < pg_snapshot_xmin(pg_current_snapshot())
+           AND t."txid" IN (SELECT "txid" FROM ${tables.txChanges}
+                            WHERE "part" = 0 AND "createdAt" < $1::timestamptz)
+         RETURNING t."txid"::text AS "txid", json_array_length(t."changes"::json) AS "n"`,
+        [cutoff],
+      );
+      if (deleted.length === 0) return { deleted: 0, deletedResults };
+      const maxXid = deleted.reduce((max, row) => {
+        const txid = BigInt(row.txid);
+        return txid > max ? txid : max;
+      }, 0n);
+      await tx.query(
+        `UPDATE ${tables.changelogState}
+         SET "prunedBeforeXid" = greatest(coalesce("prunedBeforeXid", '0'::xid8), ($1::text)::xid8)`,
+        [String(maxXid + 1n)],
+      );
+      return {
+        deleted: deleted.reduce((sum, row) => sum + Number(row.n), 0),
+        deletedResults,
+      };
     },
     { isolation: 'read committed' },
   );

@@ -2,8 +2,9 @@ import type { AnySchema } from '@reprise/shared';
 import { type Database, quoteIdent } from '../db/database';
 import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from '../db/engine-tables';
 import { createShardTables, mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
+import { nameLiteral } from '../query/query-sql';
 import { announcesItself } from './announcer';
-import { installCapture } from './capture';
+import { captureTriggerName, installCapture } from './capture';
 
 /** One step of the engine's schema history. Steps are append-only. */
 interface MigrationStep {
@@ -96,13 +97,7 @@ const STEPS: readonly MigrationStep[] = [
             `DELETE FROM ${t.changes}`,
           ]
         : [
-            // As pruning does: a position that could still need a dropped change expires.
-            `UPDATE ${t.changelogState} AS s SET
-               "prunedThroughID" = greatest(s."prunedThroughID", d."id"),
-               "prunedBeforeXid" = greatest(coalesce(s."prunedBeforeXid", '0'::xid8), d."next")
-             FROM (SELECT max("id") AS "id", (max("txid"::text::numeric) + 1)::text::xid8 AS "next"
-                   FROM ${t.changes}) AS d
-             WHERE d."id" IS NOT NULL`,
+            expireChanges(t),
             `DELETE FROM ${t.changes}`,
             // One row per writing transaction, put there by its first captured write
             // (capture.ts); the deferred trigger numbers it as the transaction commits.
@@ -212,7 +207,75 @@ const STEPS: readonly MigrationStep[] = [
       )`,
     ],
   },
+  {
+    version: 8,
+    // One changelog row per writing transaction (capture.ts, docs/capture.md): the capture
+    // triggers keep a transaction's changes in a transaction-local setting, and a deferred
+    // trigger stores them as one JSON array, numbered from the commit sequence, as the
+    // transaction commits. A large transaction stores parts as it goes, numbered by its last.
+    // Changes in the old form are dropped as if pruned, as in step 3. The old capture
+    // triggers, which write the old form, are dropped: until migrate installs the new ones
+    // (given the schema), pulls and streams refuse with CaptureMissingError instead of
+    // missing writes. pg-mem keeps its one row per change.
+    statements: (t, db) =>
+      db.capabilities.partialSQL
+        ? []
+        : [
+            `CREATE TABLE ${t.txChanges} (
+              "txid" XID8 NOT NULL DEFAULT pg_current_xact_id(),
+              "part" INTEGER NOT NULL,
+              "seq" BIGINT,
+              "changes" TEXT NOT NULL,
+              "createdAt" TIMESTAMPTZ NOT NULL DEFAULT now(),
+              PRIMARY KEY ("txid", "part")
+            )`,
+            expireChanges(t),
+            // The ids of changes go on from where they were; "changes" becomes a view of
+            // the changelog one row per change, as it was, for people and tests to query.
+            `ALTER SEQUENCE ${t.changeIDs} OWNED BY NONE`,
+            `DROP TABLE ${t.changes}`,
+            `DROP TABLE ${t.commits}`,
+            `DROP FUNCTION ${t.numberCommit}()`,
+            `DROP FUNCTION ${t.stampCommit}()`,
+            `CREATE VIEW ${t.changes} AS
+             SELECT (c->>'i')::bigint AS "id", t."txid",
+               max(t."seq") OVER (PARTITION BY t."txid") AS "seq",
+               c->>'t' AS "table", c->>'a' AS "action",
+               (SELECT jsonb_object_agg(k, coalesce(c->'f', c->'b')->k)
+                FROM json_array_elements_text(c->'k') AS k) AS "key",
+               (c->'b')::jsonb AS "before", (c->'f')::jsonb AS "after",
+               c->'o'->>0 AS "clientGroupID", c->'o'->>1 AS "clientID",
+               (c->'o'->>2)::bigint AS "mutationID", t."createdAt"
+             FROM ${t.txChanges} AS t, json_array_elements(t."changes"::json) AS c`,
+            `DO $reprise$
+            DECLARE found record;
+            BEGIN
+              FOR found IN
+                SELECT n.nspname AS "schema", c.relname AS "table"
+                FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE g.tgname = ${nameLiteral(captureTriggerName(t))}
+              LOOP
+                EXECUTE format('DROP TRIGGER %I ON %I.%I', ${nameLiteral(captureTriggerName(t))}, found."schema", found."table");
+              END LOOP;
+            END
+            $reprise$`,
+          ],
+  },
 ];
+
+/**
+ * Marks every change in the per-change `changes` table as pruned, as pruning does: a
+ * position that could still need one of them expires (a reset), never misreads.
+ */
+function expireChanges(t: EngineTables): string {
+  return `UPDATE ${t.changelogState} AS s SET
+    "prunedThroughID" = greatest(s."prunedThroughID", d."id"),
+    "prunedBeforeXid" = greatest(coalesce(s."prunedBeforeXid", '0'::xid8), d."next")
+  FROM (SELECT max("id") AS "id", (max("txid"::text::numeric) + 1)::text::xid8 AS "next"
+        FROM ${t.changes}) AS d
+  WHERE d."id" IS NOT NULL`;
+}
 
 /** The newest engine schema version this package knows. */
 export const ENGINE_SCHEMA_VERSION = STEPS.at(-1)!.version;

@@ -12,7 +12,7 @@ import { decodeValue } from '../query/row-decoder';
 
 type Row = Record<string, unknown>;
 
-/** Columns per `jsonb_build_object` call: a function takes at most 100 arguments. */
+/** Columns per `json_build_object` call: a function takes at most 100 arguments. */
 const PAIRS_PER_CALL = 40;
 
 /** The SQL expression for one column of `record` (`NEW` or `OLD`) in a stored row. */
@@ -33,16 +33,22 @@ function valueSQL(record: string, column: ColumnInfo): string {
   }
 }
 
-/** `jsonb_build_object(...)` of `columns` of `record`, chunked for wide tables. */
+/**
+ * SQL for the JSON text of `columns` of `record`: `json_build_object`, which writes text
+ * without building a binary value first; a wide table's calls are joined into one object.
+ */
 export function rowSQL(record: string, columns: readonly ColumnInfo[]): string {
   const calls: string[] = [];
   for (let i = 0; i < columns.length; i += PAIRS_PER_CALL) {
     const pairs = columns
       .slice(i, i + PAIRS_PER_CALL)
       .map((c) => `${nameLiteral(c.key)}, ${valueSQL(record, c)}`);
-    calls.push(`jsonb_build_object(${pairs.join(', ')})`);
+    calls.push(`json_build_object(${pairs.join(', ')})::text`);
   }
-  return calls.length ? calls.join(' || ') : `'{}'::jsonb`;
+  if (calls.length === 0) return `'{}'`;
+  if (calls.length === 1) return calls[0]!;
+  // Each call's members, without its braces.
+  return `'{' || ${calls.map((call) => `left(substr(${call}, 2), -1)`).join(` || ',' || `)} || '}'`;
 }
 
 /** The table's key columns, in key order. */

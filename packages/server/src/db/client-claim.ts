@@ -47,26 +47,18 @@ export async function claimClient(
     userID: string | undefined;
     run: IdRun;
     /**
-     * Settings to set in the same statement (transaction-local), each to a text value, or
-     * to `next` for the id of the client's next mutation: the capture triggers' origin.
+     * A transaction-local setting to set in the same statement to the origin of the
+     * client's next mutation, as the capture triggers read it (capture.ts).
      */
-    settings?: readonly (readonly [name: string, value: string | 'next'])[];
+    originSetting?: string;
   },
 ): Promise<ClientClaim> {
   const userID = ids.userID ?? null;
   if (db.capabilities.partialSQL)
     return claimSimply(tx, tables, ids.clientGroupID, ids.clientID, userID);
-  const settingParams: string[] = [];
-  const settings = (ids.settings ?? [])
-    .map(([name, value]) => {
-      settingParams.push(name);
-      const nameParam = `$${5 + settingParams.length}`;
-      if (value === 'next')
-        return `, set_config(${nameParam}, ("previousMutationID" + 1)::text, true)`;
-      settingParams.push(value);
-      return `, set_config(${nameParam}, $${5 + settingParams.length}, true)`;
-    })
-    .join('');
+  const setting = ids.originSetting
+    ? ', set_config($6, json_build_array($1::text, $2::text, "previousMutationID" + 1)::text, true)'
+    : '';
   const [row] = await tx.query<ClaimRow>(
     `INSERT INTO ${tables.clients} AS c
        ("clientGroupID", "clientID", "lastMutationID", "previousMutationID", "userID")
@@ -78,8 +70,15 @@ export async function claimClient(
        "previousMutationID" = c."lastMutationID"
      RETURNING "previousMutationID", "lastMutationID",
        EXISTS (SELECT 1 FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupExists",
-       (SELECT g."userID" FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupOwner"${settings}`,
-    [ids.clientGroupID, ids.clientID, ids.run.first, ids.run.last, userID, ...settingParams],
+       (SELECT g."userID" FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupOwner"${setting}`,
+    [
+      ids.clientGroupID,
+      ids.clientID,
+      ids.run.first,
+      ids.run.last,
+      userID,
+      ...(ids.originSetting ? [ids.originSetting] : []),
+    ],
   );
   const owner = row!.groupExists
     ? row!.groupOwner

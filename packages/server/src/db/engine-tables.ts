@@ -13,15 +13,24 @@ export interface EngineTables {
   readonly clients: string;
   readonly mutationResults: string;
   readonly migrations: string;
+  /**
+   * The changelog on pg-mem, one row per change; elsewhere, since engine schema 8, a view
+   * of `txChanges` with a row per change.
+   */
   readonly changes: string;
+  /** The sequence the changes' ids come from. */
+  readonly changeIDs: string;
+  /** The changelog: each writing transaction's changes, in one row or a few (capture.ts). */
+  readonly txChanges: string;
   readonly changelogState: string;
   readonly streams: string;
-  /** Each transaction that wrote changes, with its commit sequence number. */
+  /** Before engine schema 8, each transaction that wrote changes, with its commit number. */
   readonly commits: string;
-  /** The function a deferred trigger calls to number a transaction as it commits. */
+  /** Before engine schema 8, the function a deferred trigger called to number a commit. */
   readonly numberCommit: string;
-  /** Its predecessor, kept for capture functions installed before engine schema 5. */
+  /** Its predecessor, before engine schema 5. */
   readonly stampCommit: string;
+  /** The commit numbers: readers order transactions by them. */
   readonly commitSeq: string;
   /** The CRUD operations already applied (or refused), so a resent one applies once. */
   readonly crudReceipts: string;
@@ -49,6 +58,8 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       mutationResults: q('mutationResults'),
       migrations: q('migrations'),
       changes: q('changes'),
+      txChanges: q('txChanges'),
+      changeIDs: q('changes_id_seq'),
       changelogState: q('changelogState'),
       streams: q('streams'),
       commits: q('commits'),

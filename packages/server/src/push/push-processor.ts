@@ -12,7 +12,7 @@ import {
   runMutator,
 } from '@reprise/shared';
 import { announceCommit } from '../changes/announcer';
-import { originSettings, originStatement, originStatementText } from '../changes/capture';
+import { ORIGIN_SETTING, originStatement, originStatementText } from '../changes/capture';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
 import { conflictGateOf } from '../db/conflict-gate';
@@ -237,7 +237,7 @@ async function applyChunk(
           index + MAX_MUTATIONS_PER_TRANSACTION - applied,
         ),
         // Saves a statement: the claim names the client's next mutation as the origin.
-        ...(recordsItself ? {} : { settings: originSettings(push.clientGroupID, m.clientID) }),
+        ...(recordsItself ? {} : { originSetting: ORIGIN_SETTING }),
       });
       if (!recordsItself) origin = originKey(m.clientID, claim.previous + 1);
       lmid = { persisted: claim.persisted, current: claim.previous };

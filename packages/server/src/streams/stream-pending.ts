@@ -27,9 +27,10 @@ export function pendingChanges(db: Database, tables: EngineTables): Promise<Map<
                 [cursor.id],
               )
             : await tx.query<{ n: number | string }>(
-                `SELECT count(*) AS "n" FROM ${tables.changes} AS c
-                 WHERE c."txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
-                   AND NOT pg_visible_in_snapshot(c."txid", $1::text::pg_snapshot)`,
+                `SELECT coalesce(sum(json_array_length(t."changes"::json)), 0) AS "n"
+                 FROM ${tables.txChanges} AS t
+                 WHERE t."txid" >= pg_snapshot_xmin($1::text::pg_snapshot)
+                   AND NOT pg_visible_in_snapshot(t."txid", $1::text::pg_snapshot)`,
                 [cursor.snapshot],
               );
         pending.set(name, Number(row?.n ?? 0));
