@@ -6,6 +6,7 @@ import {
   caseName,
   changelogCases,
   type ProfiledRun,
+  setNoteCapture,
 } from './changes-mutate';
 import { profilePulls, pullNotes, summarise, timePulls } from './changes-pull';
 import {
@@ -158,6 +159,8 @@ async function follow(
   report: TargetReport,
 ) {
   const pushesPerRun = Math.max(2, Math.ceil((LIVE_EVENTS * scale) / 50));
+  // Part 2 leaves capture as its last run had it: off, as often as not.
+  await setNoteCapture(target.db, true);
   const runs = [];
   for (let rep = 0; rep < reps; rep++) {
     const script = buildNoteScript(

@@ -60,6 +60,13 @@ export function changelogCases(scale: number): ChangelogCase[] {
   ];
 }
 
+/** Turns the note table's capture triggers (the row's and the commit's) on or off. */
+export async function setNoteCapture(db: Database<any>, on: boolean): Promise<void> {
+  for (const trigger of ['reprise_capture', 'reprise_capture_commit']) {
+    await db.query(`ALTER TABLE note ${on ? 'ENABLE' : 'DISABLE'} TRIGGER "${trigger}"`);
+  }
+}
+
 export const caseName = (bench: ChangelogCase) => `(${bench.key}) ${bench.title}`;
 
 export class ChangelogRunner {
@@ -75,11 +82,7 @@ export class ChangelogRunner {
     const tag = `${this.session}-${mode[0]}${bench.key}${++this.counter}`;
     const script = buildNoteScript(tag, pushes, bench.perPush, () => bench.op);
     // The trigger captures where the database has triggers; pg-mem records in the engine.
-    for (const trigger of ['reprise_capture', 'reprise_capture_commit']) {
-      await this.db.query(
-        `ALTER TABLE note ${mode === 'changelog' ? 'ENABLE' : 'DISABLE'} TRIGGER "${trigger}"`,
-      );
-    }
+    await setNoteCapture(this.db, mode === 'changelog');
     return runNoteScript(db, script, mode === 'changelog', this.db);
   }
 
