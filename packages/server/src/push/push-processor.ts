@@ -12,7 +12,8 @@ import {
   runMutator,
 } from '@reprise/shared';
 import { announceCommit } from '../changes/announcer';
-import { ORIGIN_SETTING, originStatement, originStatementText } from '../changes/capture';
+import { originStatement, originStatementText } from '../changes/capture';
+import { ORIGIN_SETTING } from '../changes/capture-functions';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
 import { conflictGateOf } from '../db/conflict-gate';
