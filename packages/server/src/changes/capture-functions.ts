@@ -85,9 +85,9 @@ export function captureFunctionSQL(
   // The buffer with the new changes after it; then, for a writer outside the engine, a
   // NOTIFY naming the table (pg_notify returns void, which reads as '').
   const append = (changes: string) =>
-    `set_config(${nameLiteral(buffer)}, CASE WHEN ${settingSQL(buffer)} = '' THEN '' ELSE current_setting(${nameLiteral(buffer)}) || ',' END || ${changes}, true) || ${
+    `set_config(${nameLiteral(buffer)}, coalesce(nullif(current_setting(${nameLiteral(buffer)}, true), '') || ',', '') || ${changes}, true) || ${
       announcedByEngine
-        ? `CASE WHEN ${origin} = 'null' THEN pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text ELSE '' END`
+        ? `CASE WHEN ${settingSQL(ORIGIN_SETTING)} = '' THEN pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text ELSE '' END`
         : `pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text`
     }`;
   const oldRow = rowSQL('OLD', columns);
