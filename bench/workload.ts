@@ -27,7 +27,7 @@ export interface BenchCase {
  */
 export type Side = 'engine' | 'uncaptured' | 'baseline';
 
-/** Turns the bench table's capture triggers (the row's and the commit's) on or off between runs. */
+/** Turns the bench table's capture triggers (row and commit) on or off between runs. */
 export async function setCapture(target: Target, on: boolean): Promise<void> {
   for (const trigger of CAPTURE_TRIGGERS) {
     await target.db.query(
