@@ -43,9 +43,9 @@ export function functionName(tables: EngineTables, table: TableInfo, kind = 'cap
   return `${quoteIdent(tables.schema)}.${quoteIdent(`${name}_${hash.toString('hex').slice(0, 8)}`)}`;
 }
 
-/** The SQL text of a transaction-local setting's value, '' when it is not set. */
-function settingSQL(name: string): string {
-  return `coalesce(current_setting(${nameLiteral(name)}, true), '')`;
+/** How many parts of `txChanges` the transaction has stored so far, in SQL. */
+function partsDone(tables: EngineTables): string {
+  return `coalesce(nullif(current_setting(${nameLiteral(bufferSettings(tables).parts)}, true), ''), '0')::integer`;
 }
 
 // Both trigger functions are written as a few large expressions rather than many small
@@ -87,7 +87,7 @@ export function captureFunctionSQL(
   const append = (changes: string) =>
     `set_config(${nameLiteral(buffer)}, coalesce(nullif(current_setting(${nameLiteral(buffer)}, true), '') || ',', '') || ${changes}, true) || ${
       announcedByEngine
-        ? `CASE WHEN ${settingSQL(ORIGIN_SETTING)} = '' THEN pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text ELSE '' END`
+        ? `CASE WHEN current_setting(${nameLiteral(ORIGIN_SETTING)}, true) <> '' THEN '' ELSE pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text END`
         : `pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text`
     }`;
   const oldRow = rowSQL('OLD', columns);
@@ -111,8 +111,8 @@ BEGIN
     -- A large transaction stores its changes in parts as it goes; the commit trigger
     -- numbers the last as the transaction commits.
     INSERT INTO ${tables.txChanges} ("part", "changes")
-      VALUES (coalesce(nullif(${settingSQL(parts)}, ''), '0')::integer, '[' || waiting || ']');
-    waiting := set_config(${nameLiteral(parts)}, (coalesce(nullif(${settingSQL(parts)}, ''), '0')::integer + 1)::text, true)
+      VALUES (${partsDone(tables)}, '[' || waiting || ']');
+    waiting := set_config(${nameLiteral(parts)}, (${partsDone(tables)} + 1)::text, true)
       || set_config(${nameLiteral(buffer)}, '', true);
   END IF;
   RETURN NULL;
@@ -133,14 +133,16 @@ $reprise$`;
 export function commitFunctionSQL(tables: EngineTables, table: TableInfo): string {
   const { buffer, parts, stored } = bufferSettings(tables);
   const columns = [...table.columns.values()];
-  const done = `coalesce(nullif(${settingSQL(parts)}, ''), '0')::integer`;
+  const done = partsDone(tables);
+  const lost = (record: string) =>
+    `nullif(current_setting(${nameLiteral(parts)}, true), '') IS NULL AND strpos(waiting, ${rowSQL(record, columns)}) = 0`;
   return `CREATE OR REPLACE FUNCTION ${functionName(tables, table, 'commit')}() RETURNS trigger
 LANGUAGE plpgsql AS $reprise$
 DECLARE
-  waiting text := ${settingSQL(buffer)};
+  waiting text := current_setting(${nameLiteral(buffer)}, true);
 BEGIN
-  IF waiting = '' THEN
-    IF ${settingSQL(stored)} = 'on' THEN
+  IF coalesce(waiting, '') = '' THEN
+    IF current_setting(${nameLiteral(stored)}, true) = 'on' THEN
       RETURN NULL;
     ELSIF ${done} > 0 THEN
       UPDATE ${tables.txChanges} SET "seq" = nextval('${tables.commitSeq}')
@@ -148,10 +150,15 @@ BEGIN
       waiting := set_config(${nameLiteral(stored)}, 'on', true);
       RETURN NULL;
     END IF;
+    waiting := '';
   END IF;
-  IF ${settingSQL(parts)} = '' AND strpos(waiting, CASE WHEN TG_OP = 'DELETE' THEN ${rowSQL('OLD', columns)} ELSE ${rowSQL('NEW', columns)} END) = 0 THEN
-    RAISE EXCEPTION 'Reprise lost the changes this transaction wrote before it committed, so it is not committed: was RESET ALL run in it, or the capture trigger disabled without its commit trigger?'
-      USING ERRCODE = 'P0001', HINT = 'Disable both triggers to write without capture, or use session_replication_role = replica.';
+  -- Only the expressions a transaction runs are prepared in it: one row's test, not both.
+  IF TG_OP = 'DELETE' THEN
+    IF ${lost('OLD')} THEN
+      RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = ${LOST_MESSAGE}, HINT = ${LOST_HINT};
+    END IF;
+  ELSIF ${lost('NEW')} THEN
+    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = ${LOST_MESSAGE}, HINT = ${LOST_HINT};
   END IF;
   INSERT INTO ${tables.txChanges} ("part", "seq", "changes")
     VALUES (${done}, nextval('${tables.commitSeq}'), '[' || waiting || ']');
@@ -162,3 +169,10 @@ BEGIN
 END
 $reprise$`;
 }
+
+const LOST_MESSAGE = nameLiteral(
+  'Reprise lost the changes this transaction wrote before it committed, so it is not committed: was RESET ALL run in it, or the capture trigger disabled without its commit trigger?',
+);
+const LOST_HINT = nameLiteral(
+  'Disable both triggers to write without capture, or use session_replication_role = replica.',
+);
