@@ -349,6 +349,27 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       expect(await fx.query('SELECT 1 FROM reprise."txChanges"')).toEqual([]);
     });
 
+    it('RESET ALL after a first captured delete or update fails the commit too, and keeps the row', async () => {
+      await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('k1', 'kept', 'ana')`);
+      const stored = await fx.query('SELECT 1 FROM reprise."txChanges"');
+      // The commit trigger checks the row of the first write: OLD for a delete, NEW otherwise.
+      for (const first of [
+        `DELETE FROM issue WHERE id = 'k1'`,
+        `UPDATE issue SET title = 'changed' WHERE id = 'k1'`,
+      ]) {
+        const attempt = fx.db.transaction(
+          async (tx) => {
+            await tx.query(first);
+            await tx.query('RESET ALL');
+          },
+          { isolation: 'read committed' },
+        );
+        await expect(attempt).rejects.toThrow(/lost the changes this transaction wrote/);
+        expect((await tableRows(fx)).get('k1')?.title).toBe('kept');
+      }
+      expect(await fx.query('SELECT 1 FROM reprise."txChanges"')).toEqual(stored);
+    });
+
     it('a write under an origin setting that is not JSON fails, and the changelog stays readable', async () => {
       const start = await pull(fx, 'ana', null);
       const attempt = fx.db.transaction(
