@@ -50,7 +50,9 @@ function partsDone(tables: EngineTables): string {
 
 // Both trigger functions are written as a few large expressions rather than many small
 // statements: PL/pgSQL prepares each expression anew in every transaction that runs it,
-// which costs more than evaluating it, and a transaction of one write runs each once.
+// which costs more than evaluating it, and a transaction of one write runs each once. But
+// branches stay separate statements: an expression is prepared whole, the branches a
+// CASE does not take included (one CASE over TG_OP cost a one-row transaction 36% more).
 
 /**
  * `CREATE FUNCTION` for one table's capture trigger. Each written row becomes a change, a
