@@ -1,15 +1,17 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
 import type { TestProject } from 'vitest/node';
-import { dropServerTemplates, templateSlug, writeInitdbDump } from './fixtures/templates';
+import { initdbImage } from '../packages/server/src/testing/pglite-image';
+import { dropServerTemplates, templateSlug } from './fixtures/templates';
 // @ts-expect-error: a plain script, with no types; it generates the Prisma adapter's client.
 import { generatePrismaClient } from './prisma/generate.mjs';
 
 // Says once, at the top of the run, whether the real-Postgres suites and the browser
 // end-to-end tests run or are skipped. Names this run's fixture templates
-// (test/fixtures/templates.ts), runs PGlite's initdb for all of them, and removes the
-// templates at the end.
+// (test/fixtures/templates.ts), makes sure of the dump of PGlite's initdb they all start
+// from, and removes the templates at the end.
 export default async function setup(project: TestProject) {
   // `npm ci` generated it already; this catches a schema edited since (a few seconds, once).
   generatePrismaClient();
@@ -30,12 +32,13 @@ export default async function setup(project: TestProject) {
   }
   const dir = mkdtempSync(join(tmpdir(), 'reprise-templates-'));
   const prefix = `rtpl_${process.pid}_${templateSlug(dir.slice(-6))}_`;
-  // initdb once, here, before the workers load the machine (fixtures/templates.ts). The
-  // timer also keeps the process alive: should PGlite leave a promise unsettled, vitest
-  // would otherwise exit 0 having run no test at all.
+  // initdb, when no earlier run left its dump, here, before the workers load the machine
+  // (packages/server/src/testing/pglite-image.ts). The timer also keeps the process alive:
+  // should PGlite leave a promise unsettled, vitest would otherwise exit 0 having run no
+  // test at all.
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
-    writeInitdbDump(dir),
+    initdbImage(PGlite),
     new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error('PGlite initdb took over 2 minutes')), 120_000);
     }),

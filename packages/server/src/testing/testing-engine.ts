@@ -1,6 +1,7 @@
 import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 import type { PgMemLike } from '../adapters/pg';
 import type { Database } from '../db/database';
+import { emptyPGlite } from './pglite-image';
 import { giveBack, takePGlite } from './pglite-pool';
 
 /**
@@ -54,11 +55,11 @@ async function importEngine<T>(engine: TestEngine): Promise<T> {
   }
 }
 
-// A fresh PGlite runs initdb in WASM, seconds on a busy machine. The first database of each
-// setup in a process is built that way and its data directory dumped; later ones load the
-// dump, which skips initdb, the engine's migration and the app's DDL. A closed database is
-// not closed but reset to what its setup left and kept for the next one (pglite-pool.ts),
-// which skips loading the dump too.
+// The first database of each setup in a process starts from initdb's data directory
+// (pglite-image.ts: initdb itself runs once per machine), runs the setup, and is dumped;
+// later ones load that dump, which skips the engine's migration and the app's DDL too. A
+// closed database is not closed but reset to what its setup left and kept for the next one
+// (pglite-pool.ts), which skips loading the dump too.
 const pgliteTemplates = new Map<string, Promise<Blob>>();
 
 /** A new PGlite in the state `setup` leaves, built by it the first time in this process. */
@@ -69,22 +70,24 @@ async function newPGlite(
 ): Promise<PGlite> {
   const template = pgliteTemplates.get(setup.key);
   if (template) return new PGliteClass({ loadDataDir: await template });
-  const pglite = new PGliteClass();
+  const opened = emptyPGlite(PGliteClass);
   const built = (async () => {
+    const pglite = await opened;
     await setup.run(adapt(pglite), async (sql) => {
       await pglite.exec(sql);
     });
     return pglite.dumpDataDir('none');
   })();
+  // Set before the first await, so that a second database of this setup waits for it.
   pgliteTemplates.set(setup.key, built);
   try {
     await built;
   } catch (error) {
     pgliteTemplates.delete(setup.key);
-    await pglite.close();
+    await (await opened.catch(() => undefined))?.close();
     throw error;
   }
-  return pglite;
+  return opened;
 }
 
 async function openPGlite(setup: EngineSetup): Promise<OpenedEngine> {
