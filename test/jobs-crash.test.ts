@@ -14,6 +14,7 @@ import {
 import { createPGliteDatabase } from '@reprise/server/pglite';
 import { nanoid } from 'nanoid';
 import { afterAll, describe, expect, it } from 'vitest';
+import { initdbImage } from '../packages/server/src/testing/pglite-image';
 import { ADAPTERS, DATABASE_URL } from './fixtures/adapters';
 import { FIXTURE_DDL, schema } from './fixtures/app';
 import { issueJobs, JOB_RUN_DDL, jobsMutators } from './fixtures/jobs-app';
@@ -166,15 +167,15 @@ const graphileJobIDs = (db: Database<any>) => async () =>
     )
   ).map((row) => row.id);
 
-// Built once (initdb and the migration on a file system take long under load), closed, and
-// copied for each test.
+// Built once (the migration on a file system takes long under load), from the initdb dump
+// createTestDatabase keeps rather than by initdb, closed, and copied for each test.
 let templateDir: Promise<string> | undefined;
 
 /** A PGlite data directory with the engine's tables and the app's. */
 async function pgliteDir(): Promise<string> {
   templateDir ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'reprise-jobs-template-'));
-    const setup = new PGlite(dir);
+    const setup = new PGlite(dir, { loadDataDir: await initdbImage(PGlite) });
     const db = createPGliteDatabase(setup);
     await migrate(db);
     for (const ddl of [...FIXTURE_DDL, JOB_RUN_DDL]) await db.query(ddl);
