@@ -1,3 +1,4 @@
+import { Blob as NodeBlob } from 'node:buffer';
 import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir, userInfo } from 'node:os';
@@ -60,13 +61,13 @@ function imageAt(PGliteClass: PGliteClass, file: string | undefined): Promise<Bl
 async function loadOrBuild(PGliteClass: PGliteClass, file: string | undefined): Promise<Blob> {
   if (file) {
     const cached = await readFile(file).catch(() => undefined);
-    if (cached) return new Blob([cached]);
+    if (cached) return new NodeBlob([cached]) as Blob;
   }
   const built = new PGliteClass();
-  let dump: Blob;
+  let bytes: Uint8Array;
   try {
     await built.waitReady;
-    dump = await built.dumpDataDir('none');
+    bytes = await bytesOf(await built.dumpDataDir('none'));
   } finally {
     await built.close();
   }
@@ -74,11 +75,41 @@ async function loadOrBuild(PGliteClass: PGliteClass, file: string | undefined): 
     // Written aside and renamed, so another process reads either nothing or all of it; a
     // cache that cannot be written only costs the next process its initdb.
     const aside = `${file}.${process.pid}.tmp`;
-    await writeFile(aside, Buffer.from(await dump.arrayBuffer()))
+    await writeFile(aside, bytes)
       .then(() => rename(aside, file))
       .catch(() => rm(aside, { force: true }));
   }
-  return dump;
+  return new NodeBlob([bytes]) as Blob;
+}
+
+/**
+ * A dump PGlite made, as a Blob PGlite can load again. In a DOM test environment PGlite
+ * makes its dumps with that environment's `File`, and jsdom's cannot give its bytes back
+ * but through a `FileReader`; PGlite reads a dump with `arrayBuffer()`.
+ */
+export async function loadableDump(dump: Blob): Promise<Blob> {
+  return typeof dump.arrayBuffer === 'function'
+    ? dump
+    : (new NodeBlob([await bytesOf(dump)]) as Blob);
+}
+
+async function bytesOf(dump: Blob): Promise<Uint8Array> {
+  if (typeof dump.arrayBuffer === 'function') return new Uint8Array(await dump.arrayBuffer());
+  const { FileReader } = globalThis as unknown as {
+    FileReader: new () => {
+      result: unknown;
+      error: unknown;
+      onload: (() => void) | null;
+      onerror: (() => void) | null;
+      readAsArrayBuffer(blob: Blob): void;
+    };
+  };
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(new Uint8Array(reader.result as ArrayBuffer));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsArrayBuffer(dump);
+  });
 }
 
 /** Where the dump is kept for other processes, or undefined to keep it in this one only. */

@@ -1,7 +1,7 @@
 import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 import type { PgMemLike } from '../adapters/pg';
 import type { Database } from '../db/database';
-import { emptyPGlite } from './pglite-image';
+import { emptyPGlite, loadableDump } from './pglite-image';
 import { giveBack, takePGlite } from './pglite-pool';
 
 /**
@@ -76,7 +76,7 @@ async function newPGlite(
     await setup.run(adapt(pglite), async (sql) => {
       await pglite.exec(sql);
     });
-    return pglite.dumpDataDir('none');
+    return loadableDump(await pglite.dumpDataDir('none'));
   })();
   // Set before the first await, so that a second database of this setup waits for it.
   pgliteTemplates.set(setup.key, built);
