@@ -1,7 +1,7 @@
 import { Blob as NodeBlob } from 'node:buffer';
 import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { PGlite, PGliteOptions } from '@electric-sql/pglite';
 
@@ -118,13 +118,14 @@ async function cacheFile(): Promise<string | undefined> {
   if (setting === 'off') return undefined;
   const version = pgliteVersion();
   if (version === undefined) return undefined;
-  const { uid } = userInfo();
-  const dir = setting || join(tmpdir(), `reprise-pglite-${uid}`);
+  // No user ids on Windows, where the temporary directory is the user's own.
+  const uid = process.getuid?.();
+  const dir = setting || join(tmpdir(), `reprise-pglite-${uid ?? 'user'}`);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // Another user's directory could hold a data directory made to mislead the tests.
     const stat = await lstat(dir);
-    if (!stat.isDirectory() || (uid >= 0 && stat.uid !== uid)) return undefined;
+    if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) return undefined;
   } catch {
     return undefined;
   }
