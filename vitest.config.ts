@@ -34,7 +34,7 @@ const LONG_FIRST = [
   'test/client-live.test.ts',
 ];
 
-// The chaos suites, 40-60 s each and CPU-bound, run after everything else rather than
+// The chaos suites, 35-80 s each and CPU-bound, run after everything else rather than
 // beside the hot-row test (test/concurrency.test.ts) at the start: the postgres.js hot row,
 // 8 s alone, took 63-84 s beside them, and in one full run of six on 2026-12-04 answered
 // more than 1% of its pushes 503 (24 of 2,024), failing the test.
