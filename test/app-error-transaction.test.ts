@@ -12,10 +12,11 @@ import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
 import { schema, type TestContext } from './fixtures/app';
 import { count, lmid, post, pushBody } from './fixtures/push';
 
-// The first mutation of a push runs without a savepoint. When it is refused with an
-// ApplicationError before it could have written, its failure is recorded in that same
-// transaction; when it may have written, or failed otherwise, the transaction rolls back
-// and a second one records it. Both leave the same state behind.
+// A push's mutations run without savepoints. When one is refused with an ApplicationError
+// before it could have written, its failure is recorded in that same transaction; when it
+// may have written (or, as the first mutation, failed otherwise), the transaction rolls
+// back and a second one records it, with a savepoint for a later mutation. Both leave the
+// same state behind.
 
 const defineMutator = createMutatorDefiner<typeof schema, TestContext>();
 const q = createBuilder(schema);
@@ -39,7 +40,7 @@ const noted = <D extends MutatorDefinition>(definition: D): D => ({
 
 /** What became of the call `t.refuseThenWriteLate` leaves behind. */
 let late: Promise<string> | undefined;
-/** How often `t.crash` ran. */
+/** How often `t.crash` and `t.refuseAfterWritingOnce` ran. */
 let runs = 0;
 
 const mutators = defineMutators({
@@ -112,6 +113,13 @@ const mutators = defineMutators({
       defineMutator(byID, async () => {
         runs++;
         throw new TypeError('boom');
+      }),
+    ),
+    // Refuses after writing the first time it runs, and writes the second time.
+    refuseAfterWritingOnce: noted(
+      defineMutator(byID, async ({ tx, args }) => {
+        await tx.mutate.issue.insert({ id: args.id, title: 'second time', ownerID: 'alice' });
+        if (++runs === 1) throw refusal(args.id);
       }),
     ),
   },
@@ -292,6 +300,99 @@ for (const adapter of ADAPTERS) {
       expect(runs).toBe(2);
       expect(counts).toEqual({ begun: 2, committed: 1 });
       expect(failures).toEqual([{ id: 'x1', committedResults: 1 }]);
+    });
+
+    describe('as a later mutation of the push', () => {
+      /** Pushes `t.create` ok1, then `name` as mutation 2, then `t.create` ok3. */
+      const pushBetween = async (name: string, db = fx.db, id = 'x2') => {
+        const { db: counted, counts } = counting(db);
+        const res = await post(
+          fx,
+          pushBody([
+            { id: 1, name: 't.create', args: { id: 'ok1' } },
+            { id: 2, name, args: { id } },
+            { id: 3, name: 't.create', args: { id: 'ok3' } },
+          ]),
+          { db: counted, mutators },
+        );
+        expect(res.status).toBe(200);
+        return { results: res.body.mutations.map((m: any) => m.result), counts };
+      };
+      const issueIDs = async () =>
+        (await fx.query<{ id: string }>('SELECT id FROM issue ORDER BY id')).map((r) => r.id);
+      const expectRecorded = async (result: object) => {
+        expect(await lmid(fx)).toBe(3);
+        expect(await results()).toEqual([{ mutationID: 2, result }]);
+        // The mutations around it applied once each, whatever ran twice.
+        expect(await issueIDs()).toEqual(['ok1', 'ok3']);
+        expect(await count(fx, 'comment')).toBe(0);
+      };
+      const refused = { error: 'app', message: 'Refused', details: { id: 'x2' } };
+
+      it('a refusal before any write is recorded in the same transaction', async () => {
+        for (const name of ['t.refuseAtOnce', 't.refuseAfterReading', 't.refuseThenWriteLate']) {
+          await fx.reset();
+          failures.length = 0;
+          const { results: answers, counts } = await pushBetween(name);
+          expect(answers, name).toEqual([{}, refused, {}]);
+          expect(counts, name).toEqual({ begun: 1, committed: 1 });
+          await expectRecorded(refused);
+          expect(failures, name).toEqual([{ id: 'x2', committedResults: 1 }]);
+        }
+        expect(await late).toMatch(/tx\.mutate was used after mutation 2 of client c1 had failed/);
+      });
+
+      it('any other throw runs again in a savepoint of a fresh transaction', async () => {
+        const { results: answers, counts } = await pushBetween('t.crash');
+        expect(answers).toEqual([{}, { error: 'app', message: 'boom' }, {}]);
+        expect(runs).toBe(2);
+        expect(counts).toEqual({ begun: 2, committed: 1 });
+        await expectRecorded({ error: 'app', message: 'boom' });
+      });
+
+      it('a refusal after it may have written rolls back, and runs again in a savepoint', async () => {
+        for (const name of [
+          't.refuseAfterWriting',
+          't.refuseAfterRawWrite',
+          't.refuseWithWriteInFlight',
+        ]) {
+          await fx.reset();
+          failures.length = 0;
+          const { results: answers, counts } = await pushBetween(name);
+          expect(answers, name).toEqual([{}, refused, {}]);
+          expect(counts, name).toEqual({ begun: 2, committed: 1 });
+          await expectRecorded(refused);
+          // Once, after the result committed: not for the attempt that rolled back.
+          expect(failures, name).toEqual([{ id: 'x2', committedResults: 1 }]);
+        }
+      });
+
+      it('a refusal after a read that failed in the database rolls back and runs again', async () => {
+        const { counts } = await pushBetween('t.refuseAfterFailedRead', failingReads(fx.db));
+        expect(counts).toEqual({ begun: 2, committed: 1 });
+        await expectRecorded(refused);
+      });
+
+      it('a statement that fails in the database rolls back; its error is recorded in a savepoint', async () => {
+        const { results: answers, counts } = await pushBetween('t.create', fx.db, 'ok1');
+        expect(answers[1]).toMatchObject({ error: 'app' });
+        expect(JSON.stringify(answers[1])).not.toMatch(/INSERT|issue \(/);
+        expect(counts).toEqual({ begun: 2, committed: 1 });
+        expect(await lmid(fx)).toBe(3);
+        expect((await results()).map((r) => r.mutationID)).toEqual([2]);
+        expect(await issueIDs()).toEqual(['ok1', 'ok3']);
+      });
+
+      it('a mutator that decides otherwise when it runs again gets what the second run did', async () => {
+        const { results: answers, counts } = await pushBetween('t.refuseAfterWritingOnce');
+        expect(answers).toEqual([{}, {}, {}]);
+        expect(runs).toBe(2);
+        expect(counts).toEqual({ begun: 2, committed: 1 });
+        expect(await lmid(fx)).toBe(3);
+        expect(await results()).toEqual([]);
+        expect(await issueIDs()).toEqual(['ok1', 'ok3', 'x2']);
+        expect(failures).toEqual([]);
+      });
     });
   });
 }

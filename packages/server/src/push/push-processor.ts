@@ -97,6 +97,17 @@ class FirstMutationFailed extends Error {
   }
 }
 
+/**
+ * A later mutation, run without a savepoint, threw after it may have written (or a
+ * statement failed): the transaction must roll back, and the chunk runs again with a
+ * savepoint for each mutation from `index` on.
+ */
+class SavepointNeeded extends Error {
+  constructor(readonly index: number) {
+    super('a mutation without a savepoint failed');
+  }
+}
+
 interface Chunk {
   readonly responses: MutationResponse[];
   readonly hooks: Array<() => void | Promise<void>>;
@@ -105,45 +116,59 @@ interface Chunk {
 }
 
 /**
- * The most mutations one transaction applies. Each after the first runs in a savepoint, and
- * Postgres caches 64 subtransaction ids per backend: past that, every other session's
- * snapshot checks fall back to pg_subtrans, slowing the whole server. A longer push
- * commits and goes on in a new transaction.
+ * The most mutations one transaction applies. When one fails, the transaction runs again
+ * with a savepoint for each mutation after it, and Postgres caches 64 subtransaction ids
+ * per backend: past that, every other session's snapshot checks fall back to pg_subtrans,
+ * slowing the whole server. A longer push commits and goes on in a new transaction.
  */
 export const MAX_MUTATIONS_PER_TRANSACTION = 64;
 
 /**
  * Applies a push's mutations in order, exactly once each. Mutations share one transaction
- * (a savepoint each, up to MAX_MUTATIONS_PER_TRANSACTION) until one needs a fresh one, so
- * a push of many pays one commit.
+ * (up to MAX_MUTATIONS_PER_TRANSACTION) until one needs a fresh one, so a push of many
+ * pays one commit. They run without savepoints, each a statement or two fewer: a mutation
+ * that fails before it could write is recorded in the same transaction; one that may have
+ * written rolls the transaction back, and it runs again with a savepoint for that mutation
+ * and each after it, which then undo only their own writes when they fail.
  */
 export async function processPush(push: PushRequest, config: PushConfig): Promise<PushOutcome> {
   const { mutations } = push;
   const responses: MutationResponse[] = [];
   let index = 0;
   let forcedFailure: { index: number; error: unknown } | undefined;
+  // From which mutation on the chunk runs each mutation in a savepoint.
+  let savepointsFrom = Number.POSITIVE_INFINITY;
   while (index < mutations.length) {
     let chunk: Chunk;
     try {
       const start = index;
       const failure = forcedFailure;
+      const from = savepointsFrom;
       chunk = await withRetries(
         config.retry,
         (attempt) =>
           observeAttempt('push', attempt, () =>
-            config.db.transaction((tx) => applyChunk(tx, push, start, failure, config), {
+            config.db.transaction((tx) => applyChunk(tx, push, start, failure, from, config), {
               isolation: config.isolation,
             }),
           ),
         conflictGateOf(config.db),
       );
       forcedFailure = undefined;
+      savepointsFrom = Number.POSITIVE_INFINITY;
     } catch (error) {
       if (error instanceof FirstMutationFailed) {
         // Its writes are gone with the transaction; the next one records the failure.
         responses.push(...error.processed);
         index = error.index;
         forcedFailure = { index: error.index, error: error.error };
+        continue;
+      }
+      if (error instanceof SavepointNeeded) {
+        // Everything the chunk did is gone with the transaction: it runs again, from its
+        // start. A mutation before `index` that fails this time (a mutator need not decide
+        // the same twice) starts the savepoints earlier still, so this ends.
+        savepointsFrom = error.index;
         continue;
       }
       if (error instanceof ForbiddenError) return { kind: 'forbidden', message: error.message };
@@ -187,6 +212,7 @@ async function applyChunk(
   push: PushRequest,
   start: number,
   forcedFailure: { index: number; error: unknown } | undefined,
+  savepointsFrom: number,
   config: PushConfig,
 ): Promise<Chunk> {
   const { tables } = config;
@@ -327,11 +353,12 @@ async function applyChunk(
       // before it: either way it saves a round trip. After a failure the next mutation
       // names itself again, whether the rollback undid the name or not.
       let named: Promise<unknown> | undefined;
+      // The first mutation of a transaction runs without a savepoint: if it fails, the
+      // whole transaction rolls back and the next one records the failure, unless nothing
+      // it did can have written (recordableHere), and then this one records it. So do the
+      // later ones until one fails after it may have written (SavepointNeeded).
+      const inSavepoint = retried || (applied > 0 && index >= savepointsFrom);
       try {
-        // The first mutation of a transaction needs no savepoint: if it fails, the whole
-        // transaction rolls back and the next one records the failure, unless nothing it
-        // did can have written (recordableHere), and then this one records it.
-        const inSavepoint = applied > 0 || retried;
         const key = originKey(m.clientID, m.id);
         let naming: string | undefined;
         if (!recordsItself && origin !== key) {
@@ -360,8 +387,9 @@ async function applyChunk(
         origin = undefined;
         // A lost connection or serialization failure retries the whole transaction.
         if (isTransientError(error)) throw error;
-        if (applied === 0 && !retried && !(await recordableHere(error, use, named))) {
-          throw new FirstMutationFailed(index, error, responses);
+        if (!inSavepoint && !(await recordableHere(error, use, named))) {
+          if (applied === 0) throw new FirstMutationFailed(index, error, responses);
+          throw new SavepointNeeded(index);
         }
         result = appErrorResult(error);
         failed(hooks, mutatorsByName.get(m.name), error, m, config);
@@ -413,12 +441,13 @@ async function applyChunk(
 }
 
 /**
- * Whether the failure of a transaction's first mutation, which ran without a savepoint, can
- * be recorded in that same transaction: an ApplicationError (the app's answer, final
- * whatever the connection does) thrown before the mutator could have written, with every
- * statement of the transaction so far answered without error. Then the one transaction
- * holds exactly what the two would (the LMID and the error result), at one commit. Any
- * other failure rolls back and is recorded, or retried, in a fresh transaction.
+ * Whether the failure of a mutation that ran without a savepoint can be recorded in that
+ * same transaction: an ApplicationError (the app's answer, final whatever the connection
+ * does) thrown before the mutator could have written, with every statement of the
+ * transaction so far answered without error. Then the one transaction holds exactly what
+ * a rollback and a second transaction would (the LMID and the error result), at one
+ * commit. Any other failure rolls back and runs once more, in a savepoint of a fresh
+ * transaction, where it becomes the result if it fails again.
  */
 async function recordableHere(
   error: unknown,
