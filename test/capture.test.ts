@@ -7,6 +7,7 @@ import {
 } from '@reprise/server';
 import {
   ApplicationError,
+  createBuilder,
   createMutatorDefiner,
   decodeRich,
   defineMutators,
@@ -29,6 +30,7 @@ import { post, pushBody } from './fixtures/push';
 // tx.mutate writes are recorded, which the last suite pins down.
 
 const defineMutator = createMutatorDefiner<typeof schema, TestContext>();
+const q = createBuilder(schema);
 /** Inserts an issue with SQL on the driver's own transaction, not tx.mutate (server only). */
 const createRaw = (refuse: boolean) =>
   defineMutator(z.object({ id: z.string(), title: z.string() }), async ({ tx, args, ctx }) => {
@@ -40,6 +42,7 @@ const createRaw = (refuse: boolean) =>
     );
     if (refuse) throw new ApplicationError('refused after writing');
   });
+const byIDs = z.object({ id: z.string(), other: z.string() });
 const mutators = {
   ...pullMutators,
   ...defineMutators({
@@ -47,6 +50,40 @@ const mutators = {
       createIssue: createRaw(false),
       /** The same insert, then a refusal: the insert must roll back. */
       createThenRefuse: createRaw(true),
+    },
+    // Writes that name their mutation for the capture triggers in different ways.
+    mix: {
+      read: defineMutator(z.object({ id: z.string() }), async ({ tx, args }) => {
+        await tx.run(q.issue.where('id', args.id).one());
+      }),
+      /** An update and a delete that write nothing (`other` is missing), then an insert. */
+      keepThenInsert: defineMutator(byIDs, async ({ tx, args, ctx }) => {
+        await tx.mutate.issue.update({ id: args.other, title: 'none' });
+        await tx.mutate.issue.delete({ id: args.other });
+        await tx.mutate.issue.insert({ id: args.id, title: 'kept', ownerID: ctx.userID });
+      }),
+      /** An insert through tx.mutate, then one through raw SQL. */
+      mutateThenRaw: defineMutator(byIDs, async ({ tx, args, ctx }) => {
+        await tx.mutate.issue.insert({ id: args.id, title: 'mutate', ownerID: ctx.userID });
+        if (tx.location !== 'server') return;
+        await ctx.raw(
+          tx.dbTransaction.wrappedTransaction,
+          'INSERT INTO issue (id, title, owner_id) VALUES ($1, $2, $3)',
+          [args.other, 'raw', ctx.userID],
+        );
+      }),
+      /** An insert, then an update of another row, both through tx.mutate. */
+      insertThenUpdate: defineMutator(byIDs, async ({ tx, args, ctx }) => {
+        await tx.mutate.issue.insert({ id: args.id, title: 'new', ownerID: ctx.userID });
+        await tx.mutate.issue.update({ id: args.other, title: 'updated' });
+      }),
+      /** A delete through raw SQL, first thing. */
+      rawDelete: defineMutator(z.object({ id: z.string() }), async ({ tx, args, ctx }) => {
+        if (tx.location !== 'server') return;
+        await ctx.raw(tx.dbTransaction.wrappedTransaction, 'DELETE FROM issue WHERE id = $1', [
+          args.id,
+        ]);
+      }),
     },
   }),
 };
@@ -223,6 +260,44 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         origin('m2', c2, 1),
         origin('m4', c1, 3),
         origin('m5', c2, 2),
+      ]);
+    });
+
+    it('every write names its own mutation: tx.mutate, raw SQL, after reads and writes that wrote nothing', async () => {
+      const body = pushBody(
+        [
+          { id: 1, name: 'raw.createIssue', args: { id: 'm1', title: 'one' } },
+          { id: 2, name: 'mix.read', args: { id: 'm1' } },
+          { id: 3, name: 'mix.keepThenInsert', args: { id: 'm3', other: 'missing' } },
+          { id: 4, name: 'mix.mutateThenRaw', args: { id: 'm4a', other: 'm4b' } },
+          { id: 5, name: 'mix.insertThenUpdate', args: { id: 'm5', other: 'm4a' } },
+          { id: 6, name: 'mix.rawDelete', args: { id: 'm4b' } },
+        ],
+        { clientGroupID: 'cg-ana', clientID: 'c-ana' },
+      );
+      const res = await post(fx, encodeRich(body), { userID: 'ana', mutators });
+      const response = decodeRich(res.body) as PushResponse;
+      expect(response.kind === 'MutateResponse' && response.mutations.map((m) => m.result)).toEqual(
+        [{}, {}, {}, {}, {}, {}],
+      );
+      const changes = await fx.query<Record<string, unknown>>(
+        `SELECT c."key"->>'id' AS "id", "action", "clientID", "mutationID"::int AS "mutationID"
+         FROM reprise.changes AS c ORDER BY c."id"`,
+      );
+      const change = (id: string, action: string, mutationID: number) => ({
+        id,
+        action,
+        clientID: 'c-ana',
+        mutationID,
+      });
+      expect(changes).toEqual([
+        change('m1', 'create', 1),
+        change('m3', 'create', 3),
+        change('m4a', 'create', 4),
+        change('m4b', 'create', 4),
+        change('m5', 'create', 5),
+        change('m4a', 'update', 5),
+        change('m4b', 'delete', 6),
       ]);
     });
 

@@ -257,7 +257,7 @@ export function createPgDatabaseOf<TWrapped>(
 
   return {
     name,
-    capabilities: { advisoryLocks: true, partialSQL: false },
+    capabilities: { advisoryLocks: true, partialSQL: false, queuesAtOnce: true },
     transaction: (fn, { isolation }) =>
       withConnection((connection) =>
         withDriverTransaction(

@@ -76,7 +76,7 @@ export function createPostgresJsDatabase(
 
   return {
     name: 'postgres-js',
-    capabilities: { advisoryLocks: true, partialSQL: false, pipelining: true },
+    capabilities: { advisoryLocks: true, partialSQL: false, pipelining: true, queuesAtOnce: true },
     transaction: (fn, { isolation }) => transaction(sql, fn, isolation, timeoutMs, terminate),
     query: async (text, params = []) => {
       const query = prepared(sql, text, params).execute();

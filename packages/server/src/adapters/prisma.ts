@@ -98,7 +98,7 @@ export function createPrismaDatabase<TTransaction>(
 
   return {
     name: 'prisma',
-    capabilities: { advisoryLocks: true, partialSQL: false },
+    capabilities: { advisoryLocks: true, partialSQL: false, queuesAtOnce: true },
     transaction(fn, { isolation }) {
       let tx: DatabaseTransaction<TTransaction> | undefined;
       return withDriverTransaction(

@@ -163,3 +163,45 @@ export function originStatement(origin: ChangeOrigin): { text: string; params: u
     params: [originJSON(origin)],
   };
 }
+
+/**
+ * A mutation's origin that the database does not hold yet: its first write names it in the
+ * same statement (`namingWrite`), and raw SQL is preceded by `originStatement`.
+ */
+export interface PendingOrigin {
+  /** The setting's value while the database does not hold it yet, else undefined. */
+  readonly value: string | undefined;
+  /** Says the database holds it now. */
+  named(): void;
+}
+
+/** A `PendingOrigin` for `origin`, calling `onNamed` once the database holds it. */
+export function pendingOrigin(origin: ChangeOrigin, onNamed: () => void): PendingOrigin {
+  let value: string | undefined = originJSON(origin);
+  return {
+    get value() {
+      return value;
+    },
+    named() {
+      if (value === undefined) return;
+      value = undefined;
+      onNamed();
+    },
+  };
+}
+
+/**
+ * `text`, a write that returns every row it writes, made to name the origin `value` as
+ * well. The setting is made as the first row comes back, so before the statement ends and
+ * its rows' capture triggers run; a statement that writes no row does not make it.
+ */
+export function namingWrite(
+  text: string,
+  params: readonly unknown[],
+  value: string,
+): { text: string; params: unknown[] } {
+  return {
+    text: `WITH "reprise_written" AS (${text}) SELECT * FROM "reprise_written" WHERE set_config(${nameLiteral(ORIGIN_SETTING)}, $${params.length + 1}, true) IS NOT NULL`,
+    params: [...params, value],
+  };
+}

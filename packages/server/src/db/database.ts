@@ -58,6 +58,13 @@ export interface Database<TWrapped = unknown> {
      */
     readonly pipelining?: boolean;
     /**
+     * A statement sent through a transaction's `query` is queued on its connection before
+     * the call returns, ahead of anything sent later through `wrappedTransaction`. The
+     * engine then names a mutation for the capture triggers in its first write, and sends
+     * the naming statement ahead of raw SQL without waiting for it. Absent means false.
+     */
+    readonly queuesAtOnce?: boolean;
+    /**
      * The database runs inside this process on one connection (PGlite): a `NOTIFY` in a
      * writing transaction costs nothing there, so the capture triggers announce every
      * write themselves. Absent means false.

@@ -12,7 +12,12 @@ import {
   runMutator,
 } from '@reprise/shared';
 import { announceCommit } from '../changes/announcer';
-import { originStatement, originStatementText } from '../changes/capture';
+import {
+  originStatement,
+  originStatementText,
+  type PendingOrigin,
+  pendingOrigin,
+} from '../changes/capture';
 import { ORIGIN_SETTING } from '../changes/capture-functions';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
@@ -318,6 +323,10 @@ async function applyChunk(
           : undefined;
       // How the mutator used its transaction, once it has one.
       let use: TransactionUse | undefined;
+      // The statement naming the mutation for the capture triggers, when one went out.
+      let named: Promise<unknown> | undefined;
+      // The name its first write is to make, when none went out before it.
+      let pending: PendingOrigin | undefined;
       const run = async (dbTx: DatabaseTransaction) => {
         const watched = createWatchedTransaction(dbTx, {
           schema: config.schema,
@@ -329,11 +338,21 @@ async function applyChunk(
             partialSQL: config.db.capabilities.partialSQL,
             capture,
             guard: guardFor(m, config),
+            origin: pending,
           }),
           afterCommit: (fn) => {
             mutationHooks.push(fn);
           },
           enqueue: mutationJobs.enqueue,
+          beforeRawSQL: () => {
+            if (pending?.value === undefined) return;
+            // Queued at once, so it runs before any raw SQL (queuesAtOnce); its failure
+            // fails the mutation when `named` is awaited.
+            const { text, params } = originStatement(mutationOrigin);
+            named = dbTx.query(text, params);
+            named.catch(() => undefined);
+            pending.named();
+          },
         });
         use = watched.use;
         const mutator = mutatorsByName.get(m.name);
@@ -348,23 +367,31 @@ async function applyChunk(
         if (mutationJobs.count > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
         return data;
       };
-      // Names the mutation for the capture triggers. Where the driver takes two statements
-      // at once, the name goes out with the SAVEPOINT (inside it); where it pipelines, right
-      // before it: either way it saves a round trip. After a failure the next mutation
-      // names itself again, whether the rollback undid the name or not.
-      let named: Promise<unknown> | undefined;
       // The first mutation of a transaction runs without a savepoint: if it fails, the
       // whole transaction rolls back and the next one records the failure, unless nothing
       // it did can have written (recordableHere), and then this one records it. So do the
       // later ones until one fails after it may have written (SavepointNeeded).
       const inSavepoint = retried || (applied > 0 && index >= savepointsFrom);
       try {
+        // Names the mutation for the capture triggers. Outside a savepoint, where the driver
+        // queues statements at once, its first write does it in the same statement (raw SQL
+        // gets a statement of its own first). Where the driver takes two statements at once,
+        // the name goes out with the SAVEPOINT (inside it); where it pipelines, right before
+        // it. Each saves a round trip. After a failure the next mutation names itself again,
+        // whether the rollback undid the name or not.
         const key = originKey(m.clientID, m.id);
         let naming: string | undefined;
         if (!recordsItself && origin !== key) {
-          origin = key;
-          if (inSavepoint && tx.savepointWith) naming = originStatementText(mutationOrigin);
-          else {
+          if (!inSavepoint && config.db.capabilities.queuesAtOnce) {
+            origin = undefined;
+            pending = pendingOrigin(mutationOrigin, () => {
+              origin = key;
+            });
+          } else if (inSavepoint && tx.savepointWith) {
+            origin = key;
+            naming = originStatementText(mutationOrigin);
+          } else {
+            origin = key;
             const { text, params } = originStatement(mutationOrigin);
             named = tx.query(text, params);
             if (config.db.capabilities.pipelining) named.catch(() => undefined);

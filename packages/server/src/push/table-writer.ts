@@ -1,4 +1,5 @@
 import { type AnySchema, type ColumnInfo, formatTimestamp, type TableInfo } from '@reprise/shared';
+import { namingWrite, type PendingOrigin } from '../changes/capture';
 import type { RecordedChange } from '../changes/changelog';
 import { type DatabaseTransaction, quoteIdent } from '../db/database';
 import { outputExpr, tableSQL } from '../query/query-sql';
@@ -118,6 +119,8 @@ export interface WriterOptions {
   readonly partialSQL: boolean;
   /** pg-mem, which has no capture triggers: the engine records each write itself. */
   readonly capture?: WriteCapture | undefined;
+  /** The running mutation's origin, named by the first write that writes a row. */
+  readonly origin?: PendingOrigin | undefined;
 }
 
 /**
@@ -174,6 +177,17 @@ export function createTableMutator(
     };
   };
 
+  /** Runs a write that returns every row it writes, naming the origin if still pending. */
+  const write = async (text: string, params: unknown[]) => {
+    const value = options.origin?.value;
+    if (value === undefined) return tx.query(text, params);
+    const naming = namingWrite(text, params, value);
+    const rows = await tx.query(naming.text, naming.params);
+    // No row written, no setting made: the next write names the origin.
+    if (rows.length) options.origin!.named();
+    return rows;
+  };
+
   /** The row as it is now; with `lock`, locked until the transaction ends. */
   const readRow = async (row: RowInput, op: string, lock: boolean) => {
     const where = whereKey(row, op, 0);
@@ -188,7 +202,7 @@ export function createTableMutator(
   return {
     async insert(row) {
       const { text, params } = insertSQL(row, 'insert', '');
-      const after = decode(await tx.query(text, params))!;
+      const after = decode(await write(text, params))!;
       capture?.record({ table: table.name, action: 'create', key: keyOf(after), after });
       return after;
     },
@@ -202,7 +216,7 @@ export function createTableMutator(
         : ` ON CONFLICT (${pkList.join(', ')}) DO NOTHING`;
       const before = capture ? await readRow(row, 'upsert', true) : undefined;
       const { text, params } = insertSQL(row, 'upsert', conflict);
-      const rows = await tx.query(text, params);
+      const rows = await write(text, params);
       // DO NOTHING returns no row when the key was there: the row is as it was.
       if (!rows.length) return before ?? (await readRow(row, 'upsert', false))!;
       const after = decode(rows)!;
@@ -240,7 +254,7 @@ export function createTableMutator(
       }
       const before = capture ? await readRow(input, 'update', true) : undefined;
       if (capture && !before) return undefined; // missing: update does nothing
-      const rows = await tx.query(
+      const rows = await write(
         `UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}${returning}`,
         params,
       );
@@ -258,10 +272,7 @@ export function createTableMutator(
     async delete(key) {
       columnsOf(table, key, 'delete');
       const where = whereKey(key, 'delete', 0);
-      const rows = await tx.query(
-        `DELETE FROM ${name} WHERE ${where.text}${returning}`,
-        where.params,
-      );
+      const rows = await write(`DELETE FROM ${name} WHERE ${where.text}${returning}`, where.params);
       if (!rows.length) return undefined;
       const before = decode(rows)!;
       capture?.record({ table: table.name, action: 'delete', key: keyOf(before), before });

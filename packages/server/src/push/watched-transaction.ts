@@ -32,6 +32,8 @@ export interface WatchedTransactionParts {
   readonly mutate: object;
   readonly afterCommit: ServerTransaction['afterCommit'];
   readonly enqueue: ServerTransaction['enqueue'];
+  /** Called as the mutator takes the driver's transaction, before it can send SQL. */
+  readonly beforeRawSQL?: (() => void) | undefined;
 }
 
 /**
@@ -100,6 +102,7 @@ export function createWatchedTransaction(
     dbTransaction: {
       get wrappedTransaction() {
         touch('tx.dbTransaction.wrappedTransaction', true);
+        parts.beforeRawSQL?.();
         return dbTx.wrappedTransaction;
       },
     },
