@@ -241,7 +241,8 @@ async function applyChunk(
     const m = push.mutations[index]!;
     if (config.zero && m.name === CLEANUP_RESULTS_MUTATION) {
       // zero-cache's own request: no LMID, no answer, never a gap; a failure is ignored,
-      // as Zero ignores it. It counts as applied, so the next mutation gets a savepoint.
+      // as Zero ignores it. It counts as applied: a later failure that rolls the
+      // transaction back runs the whole chunk again, the cleanup included.
       await cleanupShardResults(tx, config.zero.shard, m.args[0]);
       applied++;
       continue;
