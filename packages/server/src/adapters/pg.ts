@@ -257,7 +257,7 @@ export function createPgDatabaseOf<TWrapped>(
 
   return {
     name,
-    capabilities: { advisoryLocks: true, partialSQL: false, queuesAtOnce: true },
+    capabilities: { advisoryLocks: true, partialSQL: false },
     transaction: (fn, { isolation }) =>
       withConnection((connection) =>
         withDriverTransaction(
@@ -276,6 +276,8 @@ export function createPgDatabaseOf<TWrapped>(
           () => {
             const tx: DatabaseTransaction<TWrapped> = {
               query: (text, params = []) => connection.run(text, params),
+              // node-postgres queues a statement as `query` is called.
+              queued: (text, params = []) => connection.run(text, params),
               // Without parameters node-postgres sends the simple query protocol, which
               // takes several statements at once.
               ...sqlSavepoints(

@@ -56,6 +56,13 @@ export function createPGliteDatabase(pglite: PGlite): Database<Transaction> {
           // The engine's statements run prepared; the mutators' own go through `inner`.
           const tx: DatabaseTransaction<Transaction> = {
             query: (text, params = []) => runPrepared(prepared, text, params),
+            // Through the transaction the mutators get, whose queue PGlite joins as the
+            // call is made: it runs before any statement they send after it.
+            queued: (text, params = []) =>
+              inner.query(text, [...params]).then(
+                (result) => result.rows as never[],
+                (error: unknown) => Promise.reject(toDatabaseError(error, text)),
+              ),
             ...sqlSavepoints(
               (text) => runPrepared(prepared, text, []),
               () => tx,

@@ -76,7 +76,7 @@ export function createPostgresJsDatabase(
 
   return {
     name: 'postgres-js',
-    capabilities: { advisoryLocks: true, partialSQL: false, pipelining: true, queuesAtOnce: true },
+    capabilities: { advisoryLocks: true, partialSQL: false, pipelining: true },
     transaction: (fn, { isolation }) => transaction(sql, fn, isolation, timeoutMs, terminate),
     query: async (text, params = []) => {
       const query = prepared(sql, text, params).execute();
@@ -176,8 +176,9 @@ async function transaction<T>(
     }
   };
 
-  const wrap = (scope: TransactionSql): DatabaseTransaction<TransactionSql> => ({
-    query: async (text, params = []) => {
+  const query =
+    (scope: TransactionSql): DatabaseTransaction['query'] =>
+    async (text, params = []) => {
       if (abandoned) throw abandoned;
       const query = prepared(scope, text, params).execute();
       pid ??= backendPid(query);
@@ -191,7 +192,11 @@ async function transaction<T>(
       } catch (error) {
         throw toDatabaseError(error, text);
       }
-    },
+    };
+  const wrap = (scope: TransactionSql): DatabaseTransaction<TransactionSql> => ({
+    query: query(scope),
+    // postgres.js queues a statement as it is executed, before any await.
+    queued: query(scope),
     // postgres.js fails a whole `begin` when any statement in its scope fails, even a caught
     // one, so each savepoint runs in the driver's own savepoint scope with its own `sql`.
     // SAVEPOINT, RELEASE and ROLLBACK TO are the driver's own statements: each wait on them

@@ -98,7 +98,7 @@ export function createPrismaDatabase<TTransaction>(
 
   return {
     name: 'prisma',
-    capabilities: { advisoryLocks: true, partialSQL: false, queuesAtOnce: true },
+    capabilities: { advisoryLocks: true, partialSQL: false },
     transaction(fn, { isolation }) {
       let tx: DatabaseTransaction<TTransaction> | undefined;
       return withDriverTransaction(
@@ -108,6 +108,9 @@ export function createPrismaDatabase<TTransaction>(
               const connection = await connectionOf(prismaTx, pool, timeoutMs);
               tx = {
                 query: (text, params = []) => connection.run(text, params),
+                // Straight to node-postgres, which queues it at once; Prisma's own
+                // statements reach the same connection later.
+                queued: (text, params = []) => connection.run(text, params),
                 savepoint: sqlSavepoint(
                   (text) => connection.run(text, []),
                   () => tx!,

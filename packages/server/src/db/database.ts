@@ -31,6 +31,17 @@ export interface DatabaseTransaction<TWrapped = unknown> {
    * with its error. Optional: without it, callers `await query(...)` as their last step.
    */
   readonly queryAtCommit?: (sql: string, params?: readonly unknown[]) => void;
+  /**
+   * `query`, with the statement queued on the connection before the call returns, so that
+   * it runs ahead of anything sent later through `wrappedTransaction`, whatever path that
+   * takes. The engine then names a mutation for the capture triggers in its first write,
+   * and sends the naming statement ahead of raw SQL without waiting for it. Optional:
+   * without it, each mutation is named by a statement of its own before it runs.
+   */
+  readonly queued?: <R = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+  ) => Promise<R[]>;
   /** The driver's own transaction object, handed to mutators as-is. */
   readonly wrappedTransaction: TWrapped;
 }
@@ -57,13 +68,6 @@ export interface Database<TWrapped = unknown> {
      * Absent means false.
      */
     readonly pipelining?: boolean;
-    /**
-     * A statement sent through a transaction's `query` is queued on its connection before
-     * the call returns, ahead of anything sent later through `wrappedTransaction`. The
-     * engine then names a mutation for the capture triggers in its first write, and sends
-     * the naming statement ahead of raw SQL without waiting for it. Absent means false.
-     */
-    readonly queuesAtOnce?: boolean;
     /**
      * The database runs inside this process on one connection (PGlite): a `NOTIFY` in a
      * writing transaction costs nothing there, so the capture triggers announce every

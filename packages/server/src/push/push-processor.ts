@@ -347,10 +347,10 @@ async function applyChunk(
           enqueue: mutationJobs.enqueue,
           beforeRawSQL: () => {
             if (pending?.value === undefined) return;
-            // Queued at once, so it runs before any raw SQL (queuesAtOnce); its failure
-            // fails the mutation when `named` is awaited.
+            // Queued at once, so it runs before any raw SQL; its failure fails the mutation
+            // when `named` is awaited.
             const { text, params } = originStatement(mutationOrigin);
-            named = dbTx.query(text, params);
+            named = dbTx.queued!(text, params);
             named.catch(() => undefined);
             pending.named();
           },
@@ -375,15 +375,15 @@ async function applyChunk(
       const inSavepoint = retried || (applied > 0 && index >= savepointsFrom);
       try {
         // Names the mutation for the capture triggers. Outside a savepoint, where the driver
-        // queues statements at once, its first write does it in the same statement (raw SQL
-        // gets a statement of its own first). Where the driver takes two statements at once,
+        // can queue a statement at once (`queued`), its first write does it in the same
+        // statement (raw SQL gets a statement of its own first). Where the driver takes two statements at once,
         // the name goes out with the SAVEPOINT (inside it); where it pipelines, right before
         // it. Each saves a round trip. After a failure the next mutation names itself again,
         // whether the rollback undid the name or not.
         const key = originKey(m.clientID, m.id);
         let naming: string | undefined;
         if (!recordsItself && origin !== key) {
-          if (!inSavepoint && config.db.capabilities.queuesAtOnce) {
+          if (!inSavepoint && tx.queued) {
             origin = undefined;
             pending = pendingOrigin(mutationOrigin, () => {
               origin = key;
