@@ -25,6 +25,7 @@ const KINDS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^UPDATE \S*"clients"/, 'UPDATE clients (LMID)'],
   [/^INSERT INTO \S*"mutationResults"/, 'INSERT mutationResults'],
   [/^INSERT INTO "item"/, 'INSERT item (the mutator)'],
+  [/^WITH "reprise_written" AS \(INSERT INTO "item"/, 'INSERT item + origin (the mutator)'],
   // The changes section's app and the changelog (changes-app.ts).
   [/^INSERT INTO "note"/, 'INSERT note (the mutator)'],
   [/^UPDATE "note"/, 'UPDATE note (the mutator)'],
@@ -62,31 +63,49 @@ export const BEGIN_COMMIT = 'BEGIN/COMMIT (+ waits)';
  * transient failure. Used only for the breakdown pass, never for the timed runs.
  */
 export function instrument(db: Database<any>, stats: Breakdown): Database<any> {
+  const timed = async <R>(text: string, run: () => Promise<R>) => {
+    const started = now();
+    try {
+      return await run();
+    } finally {
+      stats.add(classify(text), now() - started);
+    }
+  };
+  const savepoint = async <T>(
+    open: (body: (scope: DatabaseTransaction<any>) => Promise<T>) => Promise<T>,
+    fn: (tx: DatabaseTransaction<any>) => Promise<T>,
+  ) => {
+    let inner = 0;
+    const started = now();
+    try {
+      return await open(async (scope) => {
+        const bodyStarted = now();
+        try {
+          return await fn(wrap(scope));
+        } finally {
+          inner += now() - bodyStarted;
+        }
+      });
+    } finally {
+      stats.add('SAVEPOINT (+ RELEASE)', now() - started - inner);
+    }
+  };
   const wrap = (tx: DatabaseTransaction<any>): DatabaseTransaction<any> => ({
-    async query(text, params) {
-      const started = now();
-      try {
-        return await tx.query(text, params);
-      } finally {
-        stats.add(classify(text), now() - started);
-      }
-    },
-    async savepoint(fn) {
-      let inner = 0;
-      const started = now();
-      try {
-        return await tx.savepoint(async (scope) => {
-          const bodyStarted = now();
-          try {
-            return await fn(wrap(scope));
-          } finally {
-            inner += now() - bodyStarted;
-          }
-        });
-      } finally {
-        stats.add('SAVEPOINT (+ RELEASE)', now() - started - inner);
-      }
-    },
+    query: (text, params) => timed(text, () => tx.query(text, params)),
+    // The engine picks its path by which of these the adapter has, so each is passed on.
+    ...(tx.queued
+      ? {
+          queued: (text: string, params?: readonly unknown[]) =>
+            timed(text, () => tx.queued!(text, params)),
+        }
+      : {}),
+    savepoint: (fn) => savepoint((body) => tx.savepoint(body), fn),
+    ...(tx.savepointWith
+      ? {
+          savepointWith: <T>(statement: string, fn: (tx: DatabaseTransaction<any>) => Promise<T>) =>
+            savepoint<T>((body) => tx.savepointWith!(statement, body), fn),
+        }
+      : {}),
     // Not timed on its own: the adapter sends it with COMMIT, so BEGIN/COMMIT includes it.
     ...(tx.queryAtCommit
       ? {
