@@ -328,17 +328,25 @@ for (const adapter of ADAPTERS) {
         expect(await count(fx, 'comment')).toBe(0);
       };
       const refused = { error: 'app', message: 'Refused', details: { id: 'x2' } };
-
-      it('a refusal before any write is recorded in the same transaction', async () => {
-        for (const name of ['t.refuseAtOnce', 't.refuseAfterReading', 't.refuseThenWriteLate']) {
+      /** Pushes each refusing mutator between two creates, from a fresh database. */
+      const expectRefusals = async (names: string[], begun: number) => {
+        for (const name of names) {
           await fx.reset();
           failures.length = 0;
           const { results: answers, counts } = await pushBetween(name);
           expect(answers, name).toEqual([{}, refused, {}]);
-          expect(counts, name).toEqual({ begun: 1, committed: 1 });
+          expect(counts, name).toEqual({ begun, committed: 1 });
           await expectRecorded(refused);
+          // Once, after the result committed: not for an attempt that rolled back.
           expect(failures, name).toEqual([{ id: 'x2', committedResults: 1 }]);
         }
+      };
+
+      it('a refusal before any write is recorded in the same transaction', async () => {
+        await expectRefusals(
+          ['t.refuseAtOnce', 't.refuseAfterReading', 't.refuseThenWriteLate'],
+          1,
+        );
         expect(await late).toMatch(/tx\.mutate was used after mutation 2 of client c1 had failed/);
       });
 
@@ -351,20 +359,10 @@ for (const adapter of ADAPTERS) {
       });
 
       it('a refusal after it may have written rolls back, and runs again in a savepoint', async () => {
-        for (const name of [
-          't.refuseAfterWriting',
-          't.refuseAfterRawWrite',
-          't.refuseWithWriteInFlight',
-        ]) {
-          await fx.reset();
-          failures.length = 0;
-          const { results: answers, counts } = await pushBetween(name);
-          expect(answers, name).toEqual([{}, refused, {}]);
-          expect(counts, name).toEqual({ begun: 2, committed: 1 });
-          await expectRecorded(refused);
-          // Once, after the result committed: not for the attempt that rolled back.
-          expect(failures, name).toEqual([{ id: 'x2', committedResults: 1 }]);
-        }
+        await expectRefusals(
+          ['t.refuseAfterWriting', 't.refuseAfterRawWrite', 't.refuseWithWriteInFlight'],
+          2,
+        );
       });
 
       it('a refusal after a read that failed in the database rolls back and runs again', async () => {

@@ -376,10 +376,10 @@ async function applyChunk(
       try {
         // Names the mutation for the capture triggers. Outside a savepoint, where the driver
         // can queue a statement at once (`queued`), its first write does it in the same
-        // statement (raw SQL gets a statement of its own first). Where the driver takes two statements at once,
-        // the name goes out with the SAVEPOINT (inside it); where it pipelines, right before
-        // it. Each saves a round trip. After a failure the next mutation names itself again,
-        // whether the rollback undid the name or not.
+        // statement (raw SQL gets a statement of its own first). In a savepoint, where the
+        // driver takes two statements at once, the name goes out with the SAVEPOINT (inside
+        // it); where it pipelines, right before it. Each saves a round trip. After a failure
+        // the next mutation names itself again, whether the rollback undid the name or not.
         const key = originKey(m.clientID, m.id);
         let naming: string | undefined;
         if (!recordsItself && origin !== key) {
