@@ -13,6 +13,8 @@ export interface ClientClaim {
   readonly previous: number;
   /** The LMID the claim already wrote; the processor writes again only if it goes further. */
   readonly persisted: number;
+  /** The group has no owner yet and `ownerlessGroup: 'report'` left it so. */
+  readonly ownerless?: true;
 }
 
 /** The ids a push brings for one client, first and last of its leading contiguous run. */
@@ -51,6 +53,11 @@ export async function claimClient(
      * client's next mutation, as the capture triggers read it (capture.ts).
      */
     originSetting?: string;
+    /**
+     * What to do when the group is new: `claim` it (the default), or `report` it and leave
+     * the claim of the group to the caller, whose other statements may be queued behind.
+     */
+    ownerlessGroup?: 'claim' | 'report';
   },
 ): Promise<ClientClaim> {
   const userID = ids.userID ?? null;
@@ -80,11 +87,16 @@ export async function claimClient(
       ...(ids.originSetting ? [ids.originSetting] : []),
     ],
   );
+  const claim = {
+    previous: Number(row!.previousMutationID),
+    persisted: Number(row!.lastMutationID),
+  };
+  if (!row!.groupExists && ids.ownerlessGroup === 'report') return { ...claim, ownerless: true };
   const owner = row!.groupExists
     ? row!.groupOwner
     : await claimGroup(tx, tables, ids.clientGroupID, userID);
   checkOwner(ids.clientGroupID, owner, userID);
-  return { previous: Number(row!.previousMutationID), persisted: Number(row!.lastMutationID) };
+  return claim;
 }
 
 /** Records the group's owner on first use; a concurrent first use is decided by the key. */

@@ -20,7 +20,14 @@ import {
 } from '../changes/capture';
 import { ORIGIN_SETTING } from '../changes/capture-functions';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
-import { claimClient, ForbiddenError, leadingRun } from '../db/client-claim';
+import {
+  type ClientClaim,
+  checkOwner,
+  claimClient,
+  claimGroup,
+  ForbiddenError,
+  leadingRun,
+} from '../db/client-claim';
 import { conflictGateOf } from '../db/conflict-gate';
 import {
   type Database,
@@ -113,6 +120,17 @@ class SavepointNeeded extends Error {
   }
 }
 
+/**
+ * A client's claim went out ahead of its first mutation on the guess that the mutation is
+ * the client's next, and it was not: the transaction rolls back, and the chunk runs again
+ * with each claim answered before its mutations start.
+ */
+class ClaimMissed extends Error {
+  constructor() {
+    super("a mutation started before its client's claim was answered, and was not next");
+  }
+}
+
 interface Chunk {
   readonly responses: MutationResponse[];
   readonly hooks: Array<() => void | Promise<void>>;
@@ -143,25 +161,41 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
   let forcedFailure: { index: number; error: unknown } | undefined;
   // From which mutation on the chunk runs each mutation in a savepoint.
   let savepointsFrom = Number.POSITIVE_INFINITY;
+  // Whether a client's mutations may start before its claim is answered (see applyChunk).
+  let overlap = true;
   while (index < mutations.length) {
     let chunk: Chunk;
     try {
       const start = index;
       const failure = forcedFailure;
       const from = savepointsFrom;
+      const early = overlap;
       chunk = await withRetries(
         config.retry,
         (attempt) =>
           observeAttempt('push', attempt, () =>
-            config.db.transaction((tx) => applyChunk(tx, push, start, failure, from, config), {
-              isolation: config.isolation,
-            }),
+            config.db.transaction(
+              (tx) =>
+                applyChunk(
+                  tx,
+                  push,
+                  { start, forcedFailure: failure, savepointsFrom: from, overlap: early },
+                  config,
+                ),
+              { isolation: config.isolation },
+            ),
           ),
         conflictGateOf(config.db),
       );
       forcedFailure = undefined;
       savepointsFrom = Number.POSITIVE_INFINITY;
+      overlap = true;
     } catch (error) {
+      if (error instanceof ClaimMissed) {
+        // Nothing of the chunk is left: it runs again with every claim answered first.
+        overlap = false;
+        continue;
+      }
       if (error instanceof FirstMutationFailed) {
         // Its writes are gone with the transaction; the next one records the failure.
         responses.push(...error.processed);
@@ -212,12 +246,21 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
   return { kind: 'ok', mutations: responses };
 }
 
+/** Where a chunk starts and how its transaction runs, as the tries before it decided. */
+interface ChunkPlan {
+  readonly start: number;
+  /** The mutation that failed first in the rolled-back transaction before, and its error. */
+  readonly forcedFailure: { index: number; error: unknown } | undefined;
+  /** From which mutation on each mutation runs in a savepoint. */
+  readonly savepointsFrom: number;
+  /** Whether a client's first mutation may start before its claim is answered. */
+  readonly overlap: boolean;
+}
+
 async function applyChunk(
   tx: DatabaseTransaction,
   push: PushRequest,
-  start: number,
-  forcedFailure: { index: number; error: unknown } | undefined,
-  savepointsFrom: number,
+  { start, forcedFailure, savepointsFrom, overlap }: ChunkPlan,
   config: PushConfig,
 ): Promise<Chunk> {
   const { tables } = config;
@@ -234,6 +277,36 @@ async function applyChunk(
   const recordsItself = config.db.capabilities.partialSQL;
   let origin: string | undefined;
   const originKey = (clientID: string, id: number) => `${clientID}\u0000${id}`;
+  // A claim still on its way, and what the mutation behind it took it to say.
+  let unanswered: { claim: Promise<ClientClaim>; expected: ClientClaim } | undefined;
+  // The claim found the push's group new: it is claimed once the transaction is healthy.
+  let groupToClaim = false;
+  /**
+   * Waits for the claim in flight; one that says otherwise than guessed undoes the chunk.
+   * With `groupToo`, also claims a new group, which needs a transaction whose statements
+   * all succeeded: not so while a mutation's failure is being handled.
+   */
+  const confirmClaim = async (groupToo: boolean) => {
+    if (unanswered) {
+      const { claim, expected } = unanswered;
+      unanswered = undefined;
+      const answer = await claim;
+      if (answer.previous !== expected.previous || answer.persisted !== expected.persisted) {
+        throw new ClaimMissed();
+      }
+      groupToClaim = answer.ownerless === true;
+    }
+    if (!groupToo || !groupToClaim) return;
+    groupToClaim = false;
+    let owner: string | null;
+    try {
+      owner = await claimGroup(tx, tables, push.clientGroupID, config.userID ?? null);
+    } catch (error) {
+      if (isTransientError(error)) throw error;
+      throw new ClaimMissed();
+    }
+    checkOwner(push.clientGroupID, owner, config.userID ?? null);
+  };
   let index = start;
 
   for (; index < push.mutations.length; index++) {
@@ -258,20 +331,39 @@ async function applyChunk(
       lmid = { persisted: previous, current: previous };
       lmids.set(m.clientID, lmid);
     } else if (!lmid) {
-      const claim = await claimClient(tx, config.db, tables, {
+      // Up to where this transaction stops, so the claim's LMID needs no correcting.
+      const run = leadingRun(
+        push.mutations,
+        index,
+        m.clientID,
+        index + MAX_MUTATIONS_PER_TRANSACTION - applied,
+      );
+      const ids = {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
         userID: config.userID,
-        // Up to where this transaction stops, so the claim's LMID needs no correcting.
-        run: leadingRun(
-          push.mutations,
-          index,
-          m.clientID,
-          index + MAX_MUTATIONS_PER_TRANSACTION - applied,
-        ),
+        run,
         // Saves a statement: the claim names the client's next mutation as the origin.
         ...(recordsItself ? {} : { originSetting: ORIGIN_SETTING }),
-      });
+      };
+      let claim: ClientClaim;
+      if (overlap && tx.queued && !recordsItself) {
+        // The claim is queued on the connection and the mutation starts at once, on the
+        // guess that it is the client's next (a resend or a gap is rare): its statements
+        // reach the server behind the claim, so they run with the client's row locked,
+        // and the round trip the claim's answer took is saved. The answer is checked
+        // before anything is recorded; a wrong guess rolls the chunk back (ClaimMissed).
+        claim = { previous: m.id - 1, persisted: run.last };
+        // A new group is claimed once the mutation is done (confirmClaim).
+        const claimed = claimClient({ ...tx, query: tx.queued }, config.db, tables, {
+          ...ids,
+          ownerlessGroup: 'report',
+        });
+        claimed.catch(() => undefined);
+        unanswered = { claim: claimed, expected: claim };
+      } else {
+        claim = await claimClient(tx, config.db, tables, ids);
+      }
       if (!recordsItself) origin = originKey(m.clientID, claim.previous + 1);
       lmid = { persisted: claim.persisted, current: claim.previous };
       lmids.set(m.clientID, lmid);
@@ -411,6 +503,8 @@ async function applyChunk(
         result = data === undefined ? {} : { data };
       } catch (error) {
         use?.end();
+        // A claim that says the mutation was not next outranks what the mutation did.
+        await confirmClaim(false);
         // Named again by the next mutation: cheap, and it never trusts a failed statement.
         origin = undefined;
         // A lost connection or serialization failure retries the whole transaction.
@@ -423,6 +517,7 @@ async function applyChunk(
         failed(hooks, mutatorsByName.get(m.name), error, m, config);
       }
     }
+    await confirmClaim(true);
     if ('error' in result || result.data !== undefined) {
       await tx.query(
         `INSERT INTO ${tables.mutationResults} ("clientGroupID", "clientID", "mutationID", "result")
@@ -438,6 +533,8 @@ async function applyChunk(
     responses.push({ id, result });
   }
 
+  // Every claim was answered above; this only keeps the chunk from ending unchecked.
+  await confirmClaim(true);
   await writeChanges(tx, config.schema, tables, changes);
 
   if (jobs.length > 0 && config.jobs) {
