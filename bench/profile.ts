@@ -54,6 +54,11 @@ function classify(sql: string): string {
 
 const now = () => performance.now();
 
+/** When the statements a transaction has in flight will all have been answered. */
+interface Clock {
+  busyUntil: number;
+}
+
 /** BEGIN and COMMIT, PGlite's SET TRANSACTION, and any wait for a connection or PGlite's lock. */
 export const BEGIN_COMMIT = 'BEGIN/COMMIT (+ waits)';
 
@@ -63,15 +68,21 @@ export const BEGIN_COMMIT = 'BEGIN/COMMIT (+ waits)';
  * transient failure. Used only for the breakdown pass, never for the timed runs.
  */
 export function instrument(db: Database<any>, stats: Breakdown): Database<any> {
-  const timed = async <R>(text: string, run: () => Promise<R>) => {
+  // A statement sent while another of its transaction is in flight (the engine starts a
+  // mutation behind its claim) waits for it on the connection: it counts only from the
+  // earlier one's answer on, so overlapping statements add up to the time they took together.
+  const timed = async <R>(clock: Clock, text: string, run: () => Promise<R>) => {
     const started = now();
     try {
       return await run();
     } finally {
-      stats.add(classify(text), now() - started);
+      const ended = now();
+      stats.add(classify(text), Math.max(0, ended - Math.max(started, clock.busyUntil)));
+      clock.busyUntil = Math.max(clock.busyUntil, ended);
     }
   };
   const savepoint = async <T>(
+    clock: Clock,
     open: (body: (scope: DatabaseTransaction<any>) => Promise<T>) => Promise<T>,
     fn: (tx: DatabaseTransaction<any>) => Promise<T>,
   ) => {
@@ -81,7 +92,7 @@ export function instrument(db: Database<any>, stats: Breakdown): Database<any> {
       return await open(async (scope) => {
         const bodyStarted = now();
         try {
-          return await fn(wrap(scope));
+          return await fn(wrap(scope, clock));
         } finally {
           inner += now() - bodyStarted;
         }
@@ -90,20 +101,20 @@ export function instrument(db: Database<any>, stats: Breakdown): Database<any> {
       stats.add('SAVEPOINT (+ RELEASE)', now() - started - inner);
     }
   };
-  const wrap = (tx: DatabaseTransaction<any>): DatabaseTransaction<any> => ({
-    query: (text, params) => timed(text, () => tx.query(text, params)),
+  const wrap = (tx: DatabaseTransaction<any>, clock: Clock): DatabaseTransaction<any> => ({
+    query: (text, params) => timed(clock, text, () => tx.query(text, params)),
     // The engine picks its path by which of these the adapter has, so each is passed on.
     ...(tx.queued
       ? {
           queued: (text: string, params?: readonly unknown[]) =>
-            timed(text, () => tx.queued!(text, params)),
+            timed(clock, text, () => tx.queued!(text, params)),
         }
       : {}),
-    savepoint: (fn) => savepoint((body) => tx.savepoint(body), fn),
+    savepoint: (fn) => savepoint(clock, (body) => tx.savepoint(body), fn),
     ...(tx.savepointWith
       ? {
           savepointWith: <T>(statement: string, fn: (tx: DatabaseTransaction<any>) => Promise<T>) =>
-            savepoint<T>((body) => tx.savepointWith!(statement, body), fn),
+            savepoint<T>(clock, (body) => tx.savepointWith!(statement, body), fn),
         }
       : {}),
     // Not timed on its own: the adapter sends it with COMMIT, so BEGIN/COMMIT includes it.
@@ -127,7 +138,7 @@ export function instrument(db: Database<any>, stats: Breakdown): Database<any> {
         return await db.transaction(async (tx) => {
           const bodyStarted = now();
           try {
-            return await fn(wrap(tx));
+            return await fn(wrap(tx, { busyUntil: 0 }));
           } finally {
             inner += now() - bodyStarted;
           }

@@ -63,6 +63,7 @@ for (const adapter of ADAPTERS) {
       fx = await adapter.create();
       overlaps =
         !fx.db.capabilities.partialSQL &&
+        !fx.db.capabilities.embedded &&
         (await fx.db.transaction(async (tx) => tx.queued !== undefined, {
           isolation: 'read committed',
         }));

@@ -347,7 +347,9 @@ async function applyChunk(
         ...(recordsItself ? {} : { originSetting: ORIGIN_SETTING }),
       };
       let claim: ClientClaim;
-      if (overlap && tx.queued && !recordsItself) {
+      // Only where the database is another process: an embedded one runs the claim on
+      // this thread either way, and its `queued` statements are not prepared.
+      if (overlap && tx.queued && !recordsItself && !config.db.capabilities.embedded) {
         // The claim is queued on the connection and the mutation starts at once, on the
         // guess that it is the client's next (a resend or a gap is rare): its statements
         // reach the server behind the claim, so they run with the client's row locked,
