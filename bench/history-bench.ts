@@ -18,7 +18,7 @@ export const HISTORY_RATIO = 1.2;
 const session = randomBytes(3).toString('hex');
 /** Owners the seeded notes are spread over; the puller is one of them. */
 const OWNERS = 1000;
-/** Rows per seeding transaction. */
+/** Rows written per `CALL` of the seeding procedure (each row in a transaction of its own). */
 const SEED_BATCH = 50_000;
 
 interface Sample {
@@ -26,23 +26,41 @@ interface Sample {
   readonly pull: number[];
 }
 
-/** Writes `rows` notes (captured, so as many changes) in batches, then analyzes. */
+/**
+ * Writes `rows` notes, each in a transaction of its own as an app would, so that the
+ * changelog holds as many transactions (one row of `txChanges` each) as there are notes;
+ * then analyzes. A procedure commits them on the server; `synchronous_commit` is off while
+ * it runs, since seeding measures nothing.
+ */
 async function seed(target: Target, rows: number, progress: Progress) {
   const started = performance.now();
+  await target.db.query(
+    `CREATE PROCEDURE bench_seed(first integer, last integer, owners integer, puller text)
+     LANGUAGE plpgsql AS $$
+     BEGIN
+       PERFORM set_config('synchronous_commit', 'off', false);
+       FOR i IN first..last LOOP
+         INSERT INTO note (id, "ownerID", title)
+           VALUES ('history-' || i, CASE WHEN i % owners = 0 THEN puller ELSE 'owner-' || (i % owners) END, 'Note ' || i);
+         COMMIT;
+       END LOOP;
+       PERFORM set_config('synchronous_commit', 'on', false);
+     END $$`,
+  );
   for (let from = 0; from < rows; from += SEED_BATCH) {
     const to = Math.min(rows, from + SEED_BATCH);
-    await target.db.query(
-      `INSERT INTO note (id, "ownerID", title)
-       SELECT 'history-' || i, CASE WHEN i % $3 = 0 THEN $4 ELSE 'owner-' || (i % $3) END, 'Note ' || i
-       FROM generate_series($1::int, $2::int) AS i`,
-      [from + 1, to, OWNERS, PULLER],
-    );
+    await target.db.query('CALL bench_seed($1, $2, $3, $4)', [from + 1, to, OWNERS, PULLER]);
   }
+  await target.db.query('DROP PROCEDURE bench_seed');
   await target.db.query('VACUUM ANALYZE note');
-  await target.db.query('VACUUM ANALYZE reprise.changes');
-  await target.db.query('VACUUM ANALYZE reprise.commits');
+  await target.db.query('VACUUM ANALYZE reprise."txChanges"');
+  const count = await target.db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM reprise."txChanges"',
+  );
   const seconds = ((performance.now() - started) / 1000).toFixed(0);
-  progress(`  seeded ${rows.toLocaleString('en')} notes and changes in ${seconds} s`);
+  progress(
+    `  seeded ${rows.toLocaleString('en')} notes, ${count[0]!.n.toLocaleString('en')} changelog rows, in ${seconds} s`,
+  );
 }
 
 /**
