@@ -44,7 +44,8 @@ async function seed(target: Target, rows: number, progress: Progress) {
            VALUES ('history-' || i, CASE WHEN i % owners = 0 THEN puller ELSE 'owner-' || (i % owners) END, 'Note ' || i);
          COMMIT;
        END LOOP;
-       PERFORM set_config('synchronous_commit', 'on', false);
+       PERFORM set_config('synchronous_commit',
+         (SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'), false);
      END $$`,
   );
   for (let from = 0; from < rows; from += SEED_BATCH) {
