@@ -35,8 +35,10 @@ export interface DatabaseTransaction<TWrapped = unknown> {
    * `query`, with the statement queued on the connection before the call returns, so that
    * it runs ahead of anything sent later through `wrappedTransaction`, whatever path that
    * takes. The engine then names a mutation for the capture triggers in its first write,
-   * and sends the naming statement ahead of raw SQL without waiting for it. Optional:
-   * without it, each mutation is named by a statement of its own before it runs.
+   * and sends the naming statement ahead of raw SQL without waiting for it; and, unless the
+   * database is embedded, it queues a client's claim and starts the client's first mutation
+   * without waiting for the answer. Optional: without it, each mutation is named by a
+   * statement of its own before it runs, and starts once its claim is answered.
    */
   readonly queued?: <R = Record<string, unknown>>(
     sql: string,
