@@ -55,6 +55,7 @@ for (const adapter of ADAPTERS) {
   const title = adapter.unavailable
     ? `${adapter.name} [skipped: ${adapter.unavailable}]`
     : adapter.name;
+  // A real-server adapter without DATABASE_URL is skipped, and its title says why.
   describe.skipIf(adapter.unavailable !== undefined)(`claim overlap: ${title}`, () => {
     let fx: AdapterFixture;
     /** Whether the engine starts mutations before claims are answered here (`queued`). */

@@ -361,6 +361,8 @@ async function applyChunk(
           ...ids,
           ownerlessGroup: 'report',
         });
+        // Awaited in confirmClaim, which rethrows its error; until then a failure is not
+        // left unhandled while the mutation runs.
         claimed.catch(() => undefined);
         unanswered = { claim: claimed, expected: claim };
       } else {
