@@ -60,11 +60,9 @@ export function changelogCases(scale: number): ChangelogCase[] {
   ];
 }
 
-/** Turns the note table's capture triggers (the row's and the commit's) on or off. */
+/** Turns the note table's capture trigger on or off. */
 export async function setNoteCapture(db: Database<any>, on: boolean): Promise<void> {
-  for (const trigger of ['reprise_capture', 'reprise_capture_commit']) {
-    await db.query(`ALTER TABLE note ${on ? 'ENABLE' : 'DISABLE'} TRIGGER "${trigger}"`);
-  }
+  await db.query(`ALTER TABLE note ${on ? 'ENABLE' : 'DISABLE'} TRIGGER "reprise_capture"`);
 }
 
 export const caseName = (bench: ChangelogCase) => `(${bench.key}) ${bench.title}`;

@@ -3,6 +3,7 @@ import {
   createChangeStreams,
   migrate,
   processPullRequest,
+  pruneChanges,
   silentLogger,
 } from '@reprise/server';
 import {
@@ -443,6 +444,96 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         expect((await tableRows(fx)).get('k1')?.title).toBe('kept');
       }
       expect(await fx.query('SELECT 1 FROM reprise."txChanges"')).toEqual(stored);
+    });
+
+    it('a transaction queues the commit trigger once, whatever it writes, and pruning clears what queued it', async () => {
+      const pending = async () =>
+        (await fx.query<{ n: number }>('SELECT count(*)::int AS "n" FROM reprise."txPending"'))[0]!
+          .n;
+      const before = await pending();
+      await fx.db.transaction(
+        async (tx) => {
+          await tx.query(
+            `INSERT INTO issue (id, title, owner_id) VALUES ('q1', 'one', 'ana'), ('q2', 'two', 'ana')`,
+          );
+          await tx.query(`UPDATE issue SET title = 'changed' WHERE id = 'q1'`);
+          await tx.query(`DELETE FROM issue WHERE id = 'q2'`);
+        },
+        { isolation: 'read committed' },
+      );
+      expect(await pending()).toBe(before + 1);
+      const [stored] = await fx.query<{ rows: number; n: number }>(
+        `SELECT count(*)::int AS "rows", sum(json_array_length("changes"::json))::int AS "n"
+         FROM reprise."txChanges"`,
+      );
+      expect(stored).toEqual({ rows: 1, n: 4 });
+      await pruneChanges({ db: fx.db });
+      expect(await pending()).toBe(0);
+      expect((await fx.query('SELECT 1 FROM reprise."txChanges"')).length).toBe(1);
+    });
+
+    it("a write the app's own deferred trigger makes after the changes were stored is captured too", async () => {
+      // A deferred trigger queued after the first captured write runs after the commit
+      // trigger has stored the buffer, and writes again: that change must not be left behind.
+      await fx.query('CREATE TABLE late_kick (id TEXT PRIMARY KEY)');
+      await fx.query(`CREATE FUNCTION late_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO issue (id, title, owner_id) VALUES (NEW.id, 'late', 'ana');
+          RETURN NULL;
+        END $$`);
+      await fx.query(`CREATE CONSTRAINT TRIGGER late_write AFTER INSERT ON late_kick
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION late_write()`);
+      try {
+        const start = await pull(fx, 'ana', null);
+        await fx.db.transaction(
+          async (tx) => {
+            await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('e1', 'early', 'ana')`);
+            await tx.query(`INSERT INTO late_kick (id) VALUES ('l1')`);
+          },
+          { isolation: 'read committed' },
+        );
+        expect(sorted(await tableRows(fx))).toEqual([
+          { id: 'e1', title: 'early', ownerID: 'ana' },
+          { id: 'l1', title: 'late', ownerID: 'ana' },
+        ]);
+        const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+        expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+        const written = await fx.query<{ row: string }>(
+          `SELECT "key"->>'id' AS "row" FROM reprise.changes ORDER BY "seq", "id"`,
+        );
+        expect(written.map((r) => r.row)).toEqual(['e1', 'l1']);
+      } finally {
+        await fx.query('DROP TABLE late_kick');
+        await fx.query('DROP FUNCTION late_write()');
+      }
+    });
+
+    it('migrating from engine schema 8 moves the commit trigger off the captured tables', async () => {
+      // Schema 8's layout: a deferred commit trigger on each captured table, no txPending.
+      await fx.query(`CREATE FUNCTION reprise.old_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RETURN NULL; END $$`);
+      await fx.query(`CREATE CONSTRAINT TRIGGER reprise_capture_commit AFTER INSERT OR UPDATE OR DELETE
+        ON issue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION reprise.old_commit()`);
+      await fx.query('DROP TABLE reprise."txPending"');
+      await fx.query('DELETE FROM reprise.migrations WHERE "version" = 9');
+      expect((await migrate(fx.db, { capture: schema })).applied).toEqual([9]);
+      const triggers = await fx.query<{ table: string; trigger: string }>(
+        `SELECT c.relname AS "table", g.tgname AS "trigger"
+         FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+         WHERE g.tgname LIKE 'reprise_capture%' AND c.relname IN ('issue', 'txPending')
+         ORDER BY 1, 2`,
+      );
+      expect(triggers).toEqual([
+        { table: 'issue', trigger: 'reprise_capture' },
+        { table: 'txPending', trigger: 'reprise_capture_commit' },
+      ]);
+      expect(await fx.query(`SELECT to_regprocedure('reprise.old_commit()') AS "f"`)).toEqual([
+        { f: null },
+      ]);
+      const start = await pull(fx, 'ana', null);
+      await fx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('u1', 'upgraded', 'ana')`);
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect([...after.keys()]).toEqual(['u1']);
     });
 
     it('a write under an origin setting that is not JSON fails, and the changelog stays readable', async () => {

@@ -187,9 +187,10 @@ for (const adapter of ADAPTERS) {
           expect(res.body.mutations[0].result).toEqual({});
           await waitFor(() => heard.length > 0, 'the push announced');
           await insertIssue('i2', 'alice');
-          await waitFor(() => heard.includes('issue'), 'the raw insert announced');
+          await waitFor(() => heard.length > 1, 'the raw insert announced');
           expect(heard.slice(0, -1)).toEqual([expect.stringMatching(/^@[0-9a-f]{16}$/)]);
-          expect(heard.at(-1)).toBe('issue');
+          // The commit trigger's announcement, once per transaction, names no table.
+          expect(heard.at(-1)).toBe('');
           // The announcement went through this driver without a complaint.
           expect(complaints).toEqual([]);
         } finally {

@@ -35,11 +35,12 @@ function bufferSettings(tables: EngineTables) {
  */
 const PART_BYTES = 32_000;
 
-export function functionName(tables: EngineTables, table: TableInfo, kind = 'capture'): string {
+/** The name of one table's capture function: the table's name and a hash of its SQL name. */
+export function functionName(tables: EngineTables, table: TableInfo): string {
   const hash = createHash('sha256')
     .update(`${table.sqlSchema ?? ''}.${table.sqlName}`)
     .digest();
-  const name = `${kind}_${table.name}`.slice(0, 50);
+  const name = `capture_${table.name}`.slice(0, 50);
   return `${quoteIdent(tables.schema)}.${quoteIdent(`${name}_${hash.toString('hex').slice(0, 8)}`)}`;
 }
 
@@ -57,18 +58,14 @@ function partsDone(tables: EngineTables): string {
 /**
  * `CREATE FUNCTION` for one table's capture trigger. Each written row becomes a change, a
  * JSON object appended to the transaction's buffer, a transaction-local setting, so that a
- * rolled-back savepoint takes its changes with it. The commit trigger stores the buffer as
- * one row when the transaction commits. A change holds its id (`i`), table (`t`), action
- * (`a`), the keys of the table's primary key columns (`k`), its origin (`o`) and its rows
- * before and after (`b`, `f`). With `announcedByEngine`, a write whose origin is set (it came
- * through the engine) is not announced by `NOTIFY`: the engine announces its commits itself
- * (announcer.ts).
+ * rolled-back savepoint takes its changes with it. A change holds its id (`i`), table
+ * (`t`), action (`a`), the keys of the table's primary key columns (`k`), its origin (`o`)
+ * and its rows before and after (`b`, `f`). The change that finds the buffer empty, the
+ * transaction's first, also inserts a row into `txPending` naming it: that row queues the
+ * deferred commit trigger (`commitFunctionSQL`) once per transaction, where a deferred
+ * trigger on the table itself would be queued, and called, once per written row.
  */
-export function captureFunctionSQL(
-  tables: EngineTables,
-  table: TableInfo,
-  announcedByEngine: boolean,
-): string {
+export function captureFunctionSQL(tables: EngineTables, table: TableInfo): string {
   const columns = [...table.columns.values()];
   const keys = keyColumns(table);
   const keyChanged = keys
@@ -84,97 +81,103 @@ export function captureFunctionSQL(
     `'{"i":' || nextval(${idSeq}) || ${nameLiteral(head(action))} || ${origin}${
       before ? ` || ',"b":' || ${before}` : ''
     }${after ? ` || ',"f":' || ${after}` : ''} || '}'`;
-  // The buffer with the new changes after it; then, for a writer outside the engine, a
-  // NOTIFY naming the table (pg_notify returns void, which reads as '').
-  const append = (changes: string) =>
-    `set_config(${nameLiteral(buffer)}, coalesce(nullif(current_setting(${nameLiteral(buffer)}, true), '') || ',', '') || ${changes}, true) || ${
-      announcedByEngine
-        ? `CASE WHEN current_setting(${nameLiteral(ORIGIN_SETTING)}, true) <> '' THEN '' ELSE pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text END`
-        : `pg_notify(${nameLiteral(changeChannel(tables))}, ${nameLiteral(table.name)})::text`
-    }`;
   const oldRow = rowSQL('OLD', columns);
   const newRow = rowSQL('NEW', columns);
-  // An update that moves the primary key is, for anyone keyed by it, a delete and a create.
+  // The row's changes, by operation. An update that moves the primary key is, for anyone
+  // keyed by it, a delete and a create.
+  const byOperation = (set: (changes: string) => string) => `IF TG_OP = 'INSERT' THEN
+      waiting := ${set(change('create', null, newRow))};
+    ELSIF TG_OP = 'DELETE' THEN
+      waiting := ${set(change('delete', oldRow, null))};
+    ELSIF ${keyChanged || 'false'} THEN
+      waiting := ${set(`${change('delete', oldRow, null)} || ',' || ${change('create', null, newRow)}`)};
+    ELSE
+      waiting := ${set(change('update', oldRow, newRow))};
+    END IF;`;
+  const setBuffer = (value: string) => `set_config(${nameLiteral(buffer)}, ${value}, true)`;
   return `CREATE OR REPLACE FUNCTION ${functionName(tables, table)}() RETURNS trigger
 LANGUAGE plpgsql AS $reprise$
 DECLARE
-  waiting text;
+  waiting text := current_setting(${nameLiteral(buffer)}, true);
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    waiting := ${append(change('create', null, newRow))};
-  ELSIF TG_OP = 'DELETE' THEN
-    waiting := ${append(change('delete', oldRow, null))};
-  ELSIF ${keyChanged || 'false'} THEN
-    waiting := ${append(`${change('delete', oldRow, null)} || ',' || ${change('create', null, newRow)}`)};
-  ELSE
-    waiting := ${append(change('update', oldRow, newRow))};
+  IF waiting <> '' THEN
+    ${byOperation((changes) => setBuffer(`waiting || ',' || ${changes}`))}
+    IF octet_length(waiting) > ${PART_BYTES} THEN
+      -- A large transaction stores its changes in parts as it goes; the commit trigger
+      -- numbers the last as the transaction commits.
+      INSERT INTO ${tables.txChanges} ("part", "changes")
+        VALUES (${partsDone(tables)}, '[' || waiting || ']');
+      waiting := set_config(${nameLiteral(parts)}, (${partsDone(tables)} + 1)::text, true)
+        || ${setBuffer("''")};
+    END IF;
+    RETURN NULL;
   END IF;
-  IF octet_length(waiting) > ${PART_BYTES} THEN
-    -- A large transaction stores its changes in parts as it goes; the commit trigger
-    -- numbers the last as the transaction commits.
-    INSERT INTO ${tables.txChanges} ("part", "changes")
-      VALUES (${partsDone(tables)}, '[' || waiting || ']');
-    waiting := set_config(${nameLiteral(parts)}, (${partsDone(tables)} + 1)::text, true)
-      || set_config(${nameLiteral(buffer)}, '', true);
-  END IF;
+  -- The transaction's first change, or its first since a part or the commit trigger
+  -- stored the buffer: queue the commit trigger, naming the change by its id.
+  ${byOperation(setBuffer)}
+  INSERT INTO ${tables.txPending} ("first") VALUES (left(waiting, strpos(waiting, ',')));
   RETURN NULL;
 END
 $reprise$`;
 }
 
 /**
- * `CREATE FUNCTION` for one table's commit trigger, deferred to the end of the transaction
- * and queued by every captured row (a condition on the trigger would cost each write more
- * than the call it saves). The first to run stores the changes waiting as the transaction's
- * last part, numbered from the commit sequence, so that readers order transactions by when
- * they committed; the others find them stored. Its row is the transaction's first captured
- * write still standing, so its change must be waiting: if it is not, the changes were lost
- * (`RESET ALL`, or the capture trigger disabled alone), and the transaction fails rather
- * than commit writes that readers would never see.
+ * `CREATE FUNCTION` for the commit trigger, deferred to the end of the transaction and
+ * queued by each `txPending` row, so about once per writing transaction. It stores the
+ * changes waiting as the transaction's last part, numbered from the commit sequence, so
+ * that readers order transactions by when they committed. The `txPending` row names the
+ * transaction's first change: unless a part was stored already, the buffer must begin with
+ * it; if not, the changes were lost (`RESET ALL`), and the transaction fails rather than
+ * commit writes that readers would never see. A writer outside the engine is announced
+ * here, by one `NOTIFY` per transaction; with `announcedByEngine`, the engine announces its
+ * own (announcer.ts).
  */
-export function commitFunctionSQL(tables: EngineTables, table: TableInfo): string {
+export function commitFunctionSQL(tables: EngineTables, announcedByEngine: boolean): string {
   const { buffer, parts, stored } = bufferSettings(tables);
-  const columns = [...table.columns.values()];
-  const done = partsDone(tables);
-  const lost = (record: string) =>
-    `nullif(current_setting(${nameLiteral(parts)}, true), '') IS NULL AND strpos(waiting, ${rowSQL(record, columns)}) = 0`;
-  return `CREATE OR REPLACE FUNCTION ${functionName(tables, table, 'commit')}() RETURNS trigger
+  // pg_notify returns void, which reads as ''. An empty payload means "any table".
+  const notify = `pg_notify(${nameLiteral(changeChannel(tables))}, '')::text`;
+  const announce = announcedByEngine
+    ? `CASE WHEN current_setting(${nameLiteral(ORIGIN_SETTING)}, true) <> '' THEN '' ELSE ${notify} END`
+    : notify;
+  const settings = (part: string) => `set_config(${nameLiteral(parts)}, ${part}, true)
+      || set_config(${nameLiteral(buffer)}, '', true)
+      || set_config(${nameLiteral(stored)}, 'on', true)
+      || ${announce}`;
+  const partsSet = `current_setting(${nameLiteral(parts)})::integer`;
+  return `CREATE OR REPLACE FUNCTION ${tables.commitChanges}() RETURNS trigger
 LANGUAGE plpgsql AS $reprise$
 DECLARE
   waiting text := current_setting(${nameLiteral(buffer)}, true);
 BEGIN
-  IF coalesce(waiting, '') = '' THEN
-    IF current_setting(${nameLiteral(stored)}, true) = 'on' THEN
-      RETURN NULL;
-    ELSIF ${done} > 0 THEN
-      UPDATE ${tables.txChanges} SET "seq" = nextval('${tables.commitSeq}')
-        WHERE "txid" = pg_current_xact_id() AND "part" = ${done} - 1 AND "seq" IS NULL;
-      waiting := set_config(${nameLiteral(stored)}, 'on', true);
-      RETURN NULL;
-    END IF;
-    waiting := '';
-  END IF;
-  -- Only the expressions a transaction runs are prepared in it: one row's test, not both.
-  IF TG_OP = 'DELETE' THEN
-    IF ${lost('OLD')} THEN
+  IF nullif(current_setting(${nameLiteral(parts)}, true), '') IS NULL THEN
+    -- The usual case: all of the transaction's changes wait in the buffer.
+    IF NOT starts_with(coalesce(waiting, ''), NEW."first") THEN
       RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = ${LOST_MESSAGE}, HINT = ${LOST_HINT};
     END IF;
-  ELSIF ${lost('NEW')} THEN
-    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = ${LOST_MESSAGE}, HINT = ${LOST_HINT};
+    INSERT INTO ${tables.txChanges} ("part", "seq", "changes")
+      VALUES (0, nextval('${tables.commitSeq}'), '[' || waiting || ']');
+    waiting := ${settings("'1'")};
+    RETURN NULL;
+  ELSIF coalesce(waiting, '') = '' THEN
+    -- Nothing waits: the last part is stored, numbered unless this trigger did it.
+    IF current_setting(${nameLiteral(stored)}, true) IS DISTINCT FROM 'on' THEN
+      UPDATE ${tables.txChanges} SET "seq" = nextval('${tables.commitSeq}')
+        WHERE "txid" = pg_current_xact_id() AND "part" = ${partsSet} - 1 AND "seq" IS NULL;
+      waiting := set_config(${nameLiteral(stored)}, 'on', true) || ${announce};
+    END IF;
+    RETURN NULL;
   END IF;
   INSERT INTO ${tables.txChanges} ("part", "seq", "changes")
-    VALUES (${done}, nextval('${tables.commitSeq}'), '[' || waiting || ']');
-  waiting := set_config(${nameLiteral(parts)}, (${done} + 1)::text, true)
-    || set_config(${nameLiteral(buffer)}, '', true)
-    || set_config(${nameLiteral(stored)}, 'on', true);
+    VALUES (${partsSet}, nextval('${tables.commitSeq}'), '[' || waiting || ']');
+  waiting := ${settings(`(${partsSet} + 1)::text`)};
   RETURN NULL;
 END
 $reprise$`;
 }
 
 const LOST_MESSAGE = nameLiteral(
-  'Reprise lost the changes this transaction wrote before it committed, so it is not committed: was RESET ALL run in it, or the capture trigger disabled without its commit trigger?',
+  'Reprise lost the changes this transaction wrote before it committed, so it is not committed: was RESET ALL run in it, or a reprise.* setting changed?',
 );
 const LOST_HINT = nameLiteral(
-  'Disable both triggers to write without capture, or use session_replication_role = replica.',
+  "To write without capture, disable the table's capture trigger or use session_replication_role = replica.",
 );

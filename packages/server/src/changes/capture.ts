@@ -13,10 +13,10 @@ import type { ChangeOrigin } from './changelog';
 // Capture: every committed insert, update and delete of a schema table lands in the
 // changelog in the writer's own transaction, whoever the writer is, because row triggers
 // record it (docs/capture.md says why triggers, and why one changelog row per transaction).
-// `migrate(db, {capture: schema})` installs two triggers per table, with functions generated
-// from the schema (capture-functions.ts) so that rows are stored in the changelog's JSON
-// form (row-json.ts): one records each row, a deferred one stores the transaction's changes
-// as it commits. The engine tells the triggers which mutation is running through a
+// `migrate(db, {capture: schema})` installs a trigger on each table, with a function
+// generated from the schema (capture-functions.ts) so that rows are stored in the
+// changelog's JSON form (row-json.ts), and one deferred trigger on the engine's `txPending`
+// that stores each transaction's changes as it commits. The engine tells the triggers which mutation is running through a
 // transaction-local setting; any other writer leaves it empty.
 
 /** The trigger's name on each captured table: one per engine schema. */
@@ -24,7 +24,10 @@ export function captureTriggerName(tables: EngineTables): string {
   return `${tables.schema}_capture`;
 }
 
-/** The deferred trigger that stores a transaction's captured changes as it commits. */
+/**
+ * The deferred trigger on `txPending` that stores a transaction's captured changes as it
+ * commits. Until engine schema 9, each captured table had one.
+ */
 export function commitTriggerName(tables: EngineTables): string {
   return `${tables.schema}_capture_commit`;
 }
@@ -53,7 +56,6 @@ export async function installCapture(
   options: { readonly announcedByEngine: boolean },
 ): Promise<void> {
   const trigger = quoteIdent(captureTriggerName(tables));
-  const commitTrigger = quoteIdent(commitTriggerName(tables));
   const wanted = new Set<string>();
   for (const table of schema.tableInfo.values()) {
     const [found] = await tx.query<{ oid: string | null }>(
@@ -66,18 +68,23 @@ export async function installCapture(
       );
     }
     wanted.add(`${table.sqlSchema ?? ''}.${table.sqlName}`);
-    await tx.query(captureFunctionSQL(tables, table, options.announcedByEngine));
-    await tx.query(commitFunctionSQL(tables, table));
+    await tx.query(captureFunctionSQL(tables, table));
     await tx.query(
       `CREATE OR REPLACE TRIGGER ${trigger} AFTER INSERT OR UPDATE OR DELETE ON ${tableSQL(table)}
        FOR EACH ROW EXECUTE FUNCTION ${functionName(tables, table)}()`,
     );
-    // A constraint trigger cannot be replaced in place.
-    await tx.query(`DROP TRIGGER IF EXISTS ${commitTrigger} ON ${tableSQL(table)}`);
+  }
+  await tx.query(commitFunctionSQL(tables, options.announcedByEngine));
+  // A constraint trigger cannot be replaced in place; creating it only where it is missing
+  // spares writers the lock that dropping it takes.
+  const [committing] = await tx.query(
+    'SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2',
+    [tables.txPending, commitTriggerName(tables)],
+  );
+  if (!committing) {
     await tx.query(
-      `CREATE CONSTRAINT TRIGGER ${commitTrigger} AFTER INSERT OR UPDATE OR DELETE ON ${tableSQL(table)}
-       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-       EXECUTE FUNCTION ${functionName(tables, table, 'commit')}()`,
+      `CREATE CONSTRAINT TRIGGER ${quoteIdent(commitTriggerName(tables))} AFTER INSERT ON ${tables.txPending}
+       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${tables.commitChanges}()`,
     );
   }
   for (const found of await capturedTables(tx, tables)) {
@@ -85,9 +92,9 @@ export async function installCapture(
       wanted.has(`${found.schema}.${found.table}`) ||
       (found.schema === 'public' && wanted.has(`.${found.table}`));
     if (!inSchema) {
-      const on = `${quoteIdent(found.schema)}.${quoteIdent(found.table)}`;
-      await tx.query(`DROP TRIGGER ${trigger} ON ${on}`);
-      await tx.query(`DROP TRIGGER IF EXISTS ${commitTrigger} ON ${on}`);
+      await tx.query(
+        `DROP TRIGGER ${trigger} ON ${quoteIdent(found.schema)}.${quoteIdent(found.table)}`,
+      );
     }
   }
 }

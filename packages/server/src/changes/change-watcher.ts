@@ -38,8 +38,9 @@ export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_LISTENING_POLL_INTERVAL_MS = 10_000;
 
 /**
- * Reads a `NOTIFY` payload: a capture trigger's is the table's name; the engine's
- * announcement of its own commits (announcer.ts), or an empty one, means "anything".
+ * Reads a `NOTIFY` payload: a table's name means that table changed (capture triggers sent
+ * that before engine schema 9); the engine's announcement of its own commits
+ * (announcer.ts), or an empty one (the commit trigger's), means "anything".
  */
 export function parseNotice(payload: string): ChangeNotice {
   return payload === '' || isAnnouncement(payload) ? { all: true } : { tables: [payload] };

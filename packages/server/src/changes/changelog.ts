@@ -260,8 +260,8 @@ export async function isExpired(
 }
 
 /**
- * Deletes changes and mutation results older than `olderThanMs` (default 7 days) and
- * remembers how far it went, so that a reader whose position is older gets a reset instead
+ * Deletes changes and mutation results older than `olderThanMs` (default 7 days), and the
+ * `txPending` rows of committed transactions, and remembers how far it went, so that a reader whose position is older gets a reset instead
  * of a gap. Only changes of transactions that no running transaction can still see as in
  * progress are removed. The public entry is prune-changes.ts's `pruneChanges`.
  */
@@ -293,6 +293,9 @@ export async function pruneChanges(
         );
         return { deleted: deleted.length, deletedResults };
       }
+      // The rows that queued committed transactions' commit triggers: all that this
+      // transaction sees (a running one's row is not visible to it).
+      await tx.query(`DELETE FROM ${tables.txPending}`);
       // A transaction's parts go together: by its first part's time.
       const deleted = await tx.query<{ txid: string; n: number | string }>(
         `DELETE FROM ${tables.txChanges} AS t

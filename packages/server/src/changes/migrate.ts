@@ -4,7 +4,7 @@ import { DEFAULT_ENGINE_SCHEMA, type EngineTables, engineTables } from '../db/en
 import { createShardTables, mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
 import { nameLiteral } from '../query/query-sql';
 import { announcesItself } from './announcer';
-import { captureTriggerName, installCapture } from './capture';
+import { captureTriggerName, commitTriggerName, installCapture } from './capture';
 
 /** One step of the engine's schema history. Steps are append-only. */
 interface MigrationStep {
@@ -257,6 +257,36 @@ const STEPS: readonly MigrationStep[] = [
                 WHERE g.tgname = ${nameLiteral(captureTriggerName(t))}
               LOOP
                 EXECUTE format('DROP TRIGGER %I ON %I.%I', ${nameLiteral(captureTriggerName(t))}, found."schema", found."table");
+              END LOOP;
+            END
+            $reprise$`,
+          ],
+  },
+  {
+    version: 9,
+    // The commit trigger moves from each captured table, where every written row queued a
+    // call of it, to "txPending", where a transaction's first change inserts one row
+    // (capture-functions.ts, docs/capture.md). Unlogged: a row matters only until its
+    // transaction ends. The old triggers and their functions are dropped, the capture
+    // triggers too, since theirs would fill a buffer no trigger stores; `migrate` with the
+    // schema installs the new ones in the same transaction.
+    statements: (t, db) =>
+      db.capabilities.partialSQL
+        ? []
+        : [
+            `CREATE UNLOGGED TABLE ${t.txPending} ("first" TEXT NOT NULL)`,
+            `DO $reprise$
+            DECLARE found record;
+            BEGIN
+              FOR found IN
+                SELECT n.nspname AS "schema", c.relname AS "table", g.tgname AS "trigger",
+                  g.tgfoid::regprocedure AS "function"
+                FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE g.tgname IN (${nameLiteral(captureTriggerName(t))}, ${nameLiteral(commitTriggerName(t))})
+              LOOP
+                EXECUTE format('DROP TRIGGER %I ON %I.%I', found."trigger", found."schema", found."table");
+                EXECUTE format('DROP FUNCTION IF EXISTS %s', found."function");
               END LOOP;
             END
             $reprise$`,

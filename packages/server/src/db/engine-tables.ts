@@ -22,6 +22,13 @@ export interface EngineTables {
   readonly changeIDs: string;
   /** The changelog: each writing transaction's changes, in one row or a few (capture.ts). */
   readonly txChanges: string;
+  /**
+   * One row per writing transaction (roughly), inserted by its first captured change so
+   * that the commit trigger runs once: unlogged, emptied by pruning (capture-functions.ts).
+   */
+  readonly txPending: string;
+  /** The function of the commit trigger on `txPending`. */
+  readonly commitChanges: string;
   readonly changelogState: string;
   readonly streams: string;
   /** Before engine schema 8, each transaction that wrote changes, with its commit number. */
@@ -60,6 +67,8 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       changes: q('changes'),
       txChanges: q('txChanges'),
       changeIDs: q('changes_id_seq'),
+      txPending: q('txPending'),
+      commitChanges: q('commit_changes'),
       changelogState: q('changelogState'),
       streams: q('streams'),
       commits: q('commits'),
