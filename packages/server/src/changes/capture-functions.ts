@@ -18,14 +18,12 @@ export const ORIGIN_SETTING = 'reprise.origin';
 /**
  * The transaction-local settings a transaction's captured changes wait in until it commits:
  * `buffer`, the changes not yet stored (JSON objects joined by commas); `parts`, how many
- * rows of `txChanges` the transaction has written so far; `stored`, 'on' once the commit
- * trigger has stored the buffer.
+ * rows of `txChanges` the transaction has written so far.
  */
 function bufferSettings(tables: EngineTables) {
   return {
     buffer: `${tables.schema}.buffer`,
     parts: `${tables.schema}.parts`,
-    stored: `${tables.schema}.stored`,
   };
 }
 
@@ -55,6 +53,12 @@ function partsDone(tables: EngineTables): string {
 // branches stay separate statements: an expression is prepared whole, the branches a
 // CASE does not take included (one CASE over TG_OP cost a one-row transaction 36% more).
 
+/** One change in a capture trigger: a `format()` template and the SQL of its arguments. */
+interface Change {
+  readonly template: string;
+  readonly args: readonly string[];
+}
+
 /**
  * `CREATE FUNCTION` for one table's capture trigger. Each written row becomes a change, a
  * JSON object appended to the transaction's buffer, a transaction-local setting, so that a
@@ -77,22 +81,29 @@ export function captureFunctionSQL(tables: EngineTables, table: TableInfo): stri
   const origin = `coalesce(nullif(current_setting(${nameLiteral(ORIGIN_SETTING)}, true), '')::json::text, 'null')`;
   const head = (action: string) =>
     `,"t":${JSON.stringify(table.name)},"a":"${action}","k":${JSON.stringify(keys.map((c) => c.key))},"o":`;
-  const change = (action: string, before: string | null, after: string | null) =>
-    `'{"i":' || nextval(${idSeq}) || ${nameLiteral(head(action))} || ${origin}${
-      before ? ` || ',"b":' || ${before}` : ''
-    }${after ? ` || ',"f":' || ${after}` : ''} || '}'`;
+  // A change as a format() template and its arguments: one call, where concatenating the
+  // pieces took an operator each, which PL/pgSQL sets up anew in every transaction.
+  const change = (action: string, before: string | null, after: string | null): Change => ({
+    template: `{"i":%s${head(action).replaceAll('%', '%%')}%s${before ? ',"b":%s' : ''}${after ? ',"f":%s' : ''}}`,
+    args: [`nextval(${idSeq})`, origin, ...(before ? [before] : []), ...(after ? [after] : [])],
+  });
+  const formatted = (changes: Change[], after?: string) =>
+    `format(${nameLiteral(`${after ? '%s,' : ''}${changes.map((c) => c.template).join(',')}`)}, ${[
+      ...(after ? [after] : []),
+      ...changes.flatMap((c) => c.args),
+    ].join(', ')})`;
   const oldRow = rowSQL('OLD', columns);
   const newRow = rowSQL('NEW', columns);
   // The row's changes, by operation. An update that moves the primary key is, for anyone
   // keyed by it, a delete and a create.
-  const byOperation = (set: (changes: string) => string) => `IF TG_OP = 'INSERT' THEN
-      waiting := ${set(change('create', null, newRow))};
+  const byOperation = (set: (changes: Change[]) => string) => `IF TG_OP = 'INSERT' THEN
+      waiting := ${set([change('create', null, newRow)])};
     ELSIF TG_OP = 'DELETE' THEN
-      waiting := ${set(change('delete', oldRow, null))};
+      waiting := ${set([change('delete', oldRow, null)])};
     ELSIF ${keyChanged || 'false'} THEN
-      waiting := ${set(`${change('delete', oldRow, null)} || ',' || ${change('create', null, newRow)}`)};
+      waiting := ${set([change('delete', oldRow, null), change('create', null, newRow)])};
     ELSE
-      waiting := ${set(change('update', oldRow, newRow))};
+      waiting := ${set([change('update', oldRow, newRow)])};
     END IF;`;
   const setBuffer = (value: string) => `set_config(${nameLiteral(buffer)}, ${value}, true)`;
   return `CREATE OR REPLACE FUNCTION ${functionName(tables, table)}() RETURNS trigger
@@ -101,7 +112,7 @@ DECLARE
   waiting text := current_setting(${nameLiteral(buffer)}, true);
 BEGIN
   IF waiting <> '' THEN
-    ${byOperation((changes) => setBuffer(`waiting || ',' || ${changes}`))}
+    ${byOperation((changes) => setBuffer(formatted(changes, 'waiting')))}
     IF octet_length(waiting) > ${PART_BYTES} THEN
       -- A large transaction stores its changes in parts as it goes; the commit trigger
       -- numbers the last as the transaction commits.
@@ -114,7 +125,7 @@ BEGIN
   END IF;
   -- The transaction's first change, or its first since a part or the commit trigger
   -- stored the buffer: queue the commit trigger, naming the change by its id.
-  ${byOperation(setBuffer)}
+  ${byOperation((changes) => setBuffer(formatted(changes)))}
   INSERT INTO ${tables.txPending} ("first") VALUES (left(waiting, strpos(waiting, ',')));
   RETURN NULL;
 END
@@ -133,7 +144,7 @@ $reprise$`;
  * own (announcer.ts).
  */
 export function commitFunctionSQL(tables: EngineTables, announcedByEngine: boolean): string {
-  const { buffer, parts, stored } = bufferSettings(tables);
+  const { buffer, parts } = bufferSettings(tables);
   // pg_notify returns void, which reads as ''. An empty payload means "any table".
   const notify = `pg_notify(${nameLiteral(changeChannel(tables))}, '')::text`;
   const announce = announcedByEngine
@@ -141,7 +152,6 @@ export function commitFunctionSQL(tables: EngineTables, announcedByEngine: boole
     : notify;
   const settings = (part: string) => `set_config(${nameLiteral(parts)}, ${part}, true)
       || set_config(${nameLiteral(buffer)}, '', true)
-      || set_config(${nameLiteral(stored)}, 'on', true)
       || ${announce}`;
   const partsSet = `current_setting(${nameLiteral(parts)})::integer`;
   return `CREATE OR REPLACE FUNCTION ${tables.commitChanges}() RETURNS trigger
@@ -159,12 +169,11 @@ BEGIN
     waiting := ${settings("'1'")};
     RETURN NULL;
   ELSIF coalesce(waiting, '') = '' THEN
-    -- Nothing waits: the last part is stored, numbered unless this trigger did it.
-    IF current_setting(${nameLiteral(stored)}, true) IS DISTINCT FROM 'on' THEN
-      UPDATE ${tables.txChanges} SET "seq" = nextval('${tables.commitSeq}')
-        WHERE "txid" = pg_current_xact_id() AND "part" = ${partsSet} - 1 AND "seq" IS NULL;
-      waiting := set_config(${nameLiteral(stored)}, 'on', true) || ${announce};
-    END IF;
+    -- Nothing waits: the last part is stored; number it unless a call before this did.
+    -- (A second NOTIFY alike in one transaction is not sent.)
+    UPDATE ${tables.txChanges} SET "seq" = nextval('${tables.commitSeq}')
+      WHERE "txid" = pg_current_xact_id() AND "part" = ${partsSet} - 1 AND "seq" IS NULL;
+    waiting := ${announce};
     RETURN NULL;
   END IF;
   INSERT INTO ${tables.txChanges} ("part", "seq", "changes")
