@@ -12,10 +12,11 @@ export interface PruneOptions {
 }
 
 /**
- * Deletes changelog rows and stored mutation results older than `olderThanMs`. A pull whose
- * cookie is older than what was deleted gets a reset (every row the user may see), never
- * a patch with a gap in it; a client that never heard a pruned result sees its mutation
- * confirmed without it. Returns how many changes and results went.
+ * Deletes changelog rows and stored mutation results older than `olderThanMs`, and the
+ * capture triggers' spent `txPending` rows (docs/capture.md). A pull whose cookie is older
+ * than what was deleted gets a reset (every row the user may see), never a patch with a
+ * gap in it; a client that never heard a pruned result sees its mutation confirmed
+ * without it. Returns how many changes and results went.
  *
  * @example
  * setInterval(() => pruneChanges({db, olderThanMs: 3 * 24 * 60 * 60 * 1000}), 60 * 60 * 1000);
