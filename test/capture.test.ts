@@ -508,6 +508,31 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       }
     });
 
+    it('SET CONSTRAINTS ALL IMMEDIATE stores each change as it is made, all of them, in order', async () => {
+      const start = await pull(fx, 'ana', null);
+      await fx.db.transaction(
+        async (tx) => {
+          await tx.query('SET CONSTRAINTS ALL IMMEDIATE');
+          await tx.query(
+            `INSERT INTO issue (id, title, owner_id) SELECT 'i' || i, 'one', 'ana' FROM generate_series(1, 3) AS i`,
+          );
+          await tx.query(`UPDATE issue SET title = 'two' WHERE id = 'i1'`);
+        },
+        { isolation: 'read committed' },
+      );
+      const written = await fx.query<{ row: string; action: string }>(
+        `SELECT "key"->>'id' AS "row", "action" FROM reprise.changes ORDER BY "seq", "id"`,
+      );
+      expect(written).toEqual([
+        { row: 'i1', action: 'create' },
+        { row: 'i2', action: 'create' },
+        { row: 'i3', action: 'create' },
+        { row: 'i1', action: 'update' },
+      ]);
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+    });
+
     it('migrating from engine schema 8 moves the commit trigger off the captured tables', async () => {
       // Schema 8's layout: a deferred commit trigger on each captured table, no txPending.
       await fx.query(`CREATE FUNCTION reprise.old_commit() RETURNS trigger LANGUAGE plpgsql AS $$
