@@ -16,8 +16,9 @@ import type { ChangeOrigin } from './changelog';
 // `migrate(db, {capture: schema})` installs a trigger on each table, with a function
 // generated from the schema (capture-functions.ts) so that rows are stored in the
 // changelog's JSON form (row-json.ts), and one deferred trigger on the engine's `txPending`
-// that stores each transaction's changes as it commits. The engine tells the triggers which mutation is running through a
-// transaction-local setting; any other writer leaves it empty.
+// that stores each transaction's changes as it commits. The engine tells the triggers
+// which mutation is running through a transaction-local setting; any other writer leaves
+// it empty.
 
 /** The trigger's name on each captured table: one per engine schema. */
 export function captureTriggerName(tables: EngineTables): string {

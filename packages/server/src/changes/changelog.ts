@@ -261,9 +261,10 @@ export async function isExpired(
 
 /**
  * Deletes changes and mutation results older than `olderThanMs` (default 7 days), and the
- * `txPending` rows of committed transactions, and remembers how far it went, so that a reader whose position is older gets a reset instead
- * of a gap. Only changes of transactions that no running transaction can still see as in
- * progress are removed. The public entry is prune-changes.ts's `pruneChanges`.
+ * `txPending` rows of committed transactions, and remembers how far it went, so that a
+ * reader whose position is older gets a reset instead of a gap. Only changes of
+ * transactions that no running transaction can still see as in progress are removed. The
+ * public entry is prune-changes.ts's `pruneChanges`.
  */
 export async function pruneChanges(
   db: Database,
