@@ -141,6 +141,13 @@ async function tableRows(fx: AdapterFixture, owner?: string) {
   return new Map(rows.map((r) => [r.id, { id: r.id, title: r.title, ownerID: r.owner_id }]));
 }
 
+/** The changelog's changes as readers order them (commit, then write): key and action. */
+function changesInOrder(fx: AdapterFixture) {
+  return fx.query<{ key: string; action: string }>(
+    `SELECT "key"->>'id' AS "key", "action" FROM reprise.changes ORDER BY "seq", "id"`,
+  );
+}
+
 const sorted = (rows: Map<string, Row>) =>
   [...rows.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
@@ -365,10 +372,7 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         { part: 0, numbered: true, n: 3 },
         { part: 0, numbered: true, n: 1 },
       ]);
-      const changes = await fx.query<{ key: unknown; action: string }>(
-        `SELECT "key"->>'id' AS "key", "action" FROM reprise.changes ORDER BY "seq", "id"`,
-      );
-      expect(changes).toEqual([
+      expect(await changesInOrder(fx)).toEqual([
         { key: 'a1', action: 'create' },
         { key: 'a2', action: 'create' },
         { key: 'a2', action: 'update' },
@@ -498,10 +502,7 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         ]);
         const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
         expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
-        const written = await fx.query<{ row: string }>(
-          `SELECT "key"->>'id' AS "row" FROM reprise.changes ORDER BY "seq", "id"`,
-        );
-        expect(written.map((r) => r.row)).toEqual(['e1', 'l1']);
+        expect((await changesInOrder(fx)).map((c) => c.key)).toEqual(['e1', 'l1']);
       } finally {
         await fx.query('DROP TABLE late_kick');
         await fx.query('DROP FUNCTION late_write()');
@@ -520,14 +521,11 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         },
         { isolation: 'read committed' },
       );
-      const written = await fx.query<{ row: string; action: string }>(
-        `SELECT "key"->>'id' AS "row", "action" FROM reprise.changes ORDER BY "seq", "id"`,
-      );
-      expect(written).toEqual([
-        { row: 'i1', action: 'create' },
-        { row: 'i2', action: 'create' },
-        { row: 'i3', action: 'create' },
-        { row: 'i1', action: 'update' },
+      expect(await changesInOrder(fx)).toEqual([
+        { key: 'i1', action: 'create' },
+        { key: 'i2', action: 'create' },
+        { key: 'i3', action: 'create' },
+        { key: 'i1', action: 'update' },
       ]);
       const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
       expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
