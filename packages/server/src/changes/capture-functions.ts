@@ -6,8 +6,9 @@ import { nameLiteral } from '../query/query-sql';
 import { changeChannel } from './changelog';
 import { keyColumns, rowSQL } from './row-json';
 
-// The two functions behind each captured table's triggers (capture.ts installs them), as
-// SQL generated from the table's schema.
+// The functions behind capture's triggers, as SQL (capture.ts installs them): one per
+// captured table, generated from its schema, and the commit trigger's, one per engine
+// schema.
 
 /**
  * The setting that names the running mutation, read by the capture triggers: JSON text,
@@ -87,9 +88,9 @@ export function captureFunctionSQL(tables: EngineTables, table: TableInfo): stri
     template: `{"i":%s${head(action).replaceAll('%', '%%')}%s${before ? ',"b":%s' : ''}${after ? ',"f":%s' : ''}}`,
     args: [`nextval(${idSeq})`, origin, ...(before ? [before] : []), ...(after ? [after] : [])],
   });
-  const formatted = (changes: Change[], after?: string) =>
-    `format(${nameLiteral(`${after ? '%s,' : ''}${changes.map((c) => c.template).join(',')}`)}, ${[
-      ...(after ? [after] : []),
+  const formatted = (changes: Change[], appendedTo?: string) =>
+    `format(${nameLiteral(`${appendedTo ? '%s,' : ''}${changes.map((c) => c.template).join(',')}`)}, ${[
+      ...(appendedTo ? [appendedTo] : []),
       ...changes.flatMap((c) => c.args),
     ].join(', ')})`;
   const oldRow = rowSQL('OLD', columns);
