@@ -31,14 +31,30 @@ const mutators = defineMutators({
   },
 });
 
-/** Counts the transactions the engine opens. */
+/** Counts the transactions the engine opens, and keeps the text of every statement in them. */
 function counting(db: Database<any>) {
-  const counts = { begun: 0 };
+  const counts = { begun: 0, statements: [] as string[] };
   const counted: Database<any> = {
     ...db,
     transaction(fn, options) {
       counts.begun++;
-      return db.transaction(fn, options);
+      return db.transaction(
+        (tx) =>
+          fn({
+            ...tx,
+            query: (text, params) => {
+              counts.statements.push(text);
+              return tx.query(text, params);
+            },
+            ...(tx.queued && {
+              queued: (text: string, params?: readonly unknown[]) => {
+                counts.statements.push(text);
+                return tx.queued!(text, params);
+              },
+            }),
+          }),
+        options,
+      );
     },
   };
   return { db: counted, counts };
@@ -80,7 +96,7 @@ for (const adapter of ADAPTERS) {
 
     const send = async (
       mutations: ReturnType<typeof append>[],
-      options: { userID?: string } = {},
+      options: { userID?: string | null } = {},
     ) => {
       const { db, counts } = counting(fx.db);
       const res = await post(fx, pushBody(mutations), { db, mutators, ...options });
@@ -133,6 +149,46 @@ for (const adapter of ADAPTERS) {
     it("another user's group is refused and keeps nothing of the mutation", async () => {
       await send([append(1, 'a')]);
       const { res } = await send([append(2, 'b')], { userID: 'bob' });
+      expect(res.status).toBe(403);
+      expect(await titleNow()).toBe('a');
+      expect(await lmid(fx)).toBe(1);
+    });
+
+    it("a client's next push does not read its group: the client's row names its user", async () => {
+      await send([append(1, 'a')]);
+      const { res, counts } = await send([append(2, 'b')]);
+      expect(res.body.mutations.map((m: any) => m.result)).toEqual([{}]);
+      // pg-mem's claim, in plain statements, reads the group on every push.
+      expect(counts.statements.filter((text) => text.includes('clientGroups'))).toHaveLength(
+        fx.db.capabilities.partialSQL ? 1 : 0,
+      );
+    });
+
+    it("a new client of another user's group is refused and keeps nothing of the mutation", async () => {
+      await send([append(1, 'a')]);
+      const { res, counts } = await send([append(1, 'b', 'c2')], { userID: 'bob' });
+      expect(res.status).toBe(403);
+      expect(counts.statements.some((text) => text.includes('clientGroups'))).toBe(true);
+      expect(await titleNow()).toBe('a');
+      expect(await lmid(fx, 'c2')).toBeUndefined();
+    });
+
+    it('an anonymous group takes anonymous pushes of old and new clients, and no user', async () => {
+      await send([append(1, 'a')], { userID: null });
+      const next = await send([append(2, 'b')], { userID: null });
+      expect(next.res.body.mutations.map((m: any) => m.result)).toEqual([{}]);
+      const fresh = await send([append(1, 'c', 'c2')], { userID: null });
+      expect(fresh.res.body.mutations.map((m: any) => m.result)).toEqual([{}]);
+      for (const clientID of ['c1', 'c2', 'c3']) {
+        const { res } = await send([append(3, 'd', clientID)], { userID: 'alice' });
+        expect(res.status).toBe(403);
+      }
+      expect(await titleNow()).toBe('c');
+    });
+
+    it("an anonymous push to a user's client is refused", async () => {
+      await send([append(1, 'a')]);
+      const { res } = await send([append(2, 'b')], { userID: null });
       expect(res.status).toBe(403);
       expect(await titleNow()).toBe('a');
       expect(await lmid(fx)).toBe(1);

@@ -13,8 +13,11 @@ export interface ClientClaim {
   readonly previous: number;
   /** The LMID the claim already wrote; the processor writes again only if it goes further. */
   readonly persisted: number;
-  /** The group has no owner yet and `ownerlessGroup: 'report'` left it so. */
-  readonly ownerless?: true;
+  /**
+   * The group's owner is still to check (a new client, or another user), and `groupCheck:
+   * 'later'` left that to the caller: `claimGroup` then `checkOwner`.
+   */
+  readonly groupUnchecked?: true;
 }
 
 /** The ids a push brings for one client, first and last of its leading contiguous run. */
@@ -26,18 +29,24 @@ export interface IdRun {
 interface ClaimRow {
   previousMutationID: number | string;
   lastMutationID: number | string;
-  groupExists: boolean;
-  groupOwner: string | null;
+  known: boolean;
 }
 
 /**
- * Locks the client's row, checks the group's owner and, in the common case, bumps the LMID
- * past the push's contiguous run, all in one statement. It is the first statement of the
- * push transaction; the row lock serialises pushes of one client across processes.
+ * Locks the client's row, bumps the LMID past the push's contiguous run in the common case,
+ * and checks the group's owner. It is the first statement of the push transaction; the row
+ * lock serialises pushes of one client across processes.
  *
  * The bump is only made when the stored LMID lies inside the run (first − 1 ≤ LMID < last),
  * so every id it skips over is one this transaction applies; `previousMutationID` keeps the
  * value the row had under the lock, which tells the processor where to start.
+ *
+ * A client's row records the user who pushed it first, and that push checked that the user
+ * owns the group (in the same transaction: had the check failed, the row would not be
+ * there). Owners never change. So a client whose row was already there (`xmax` is set on
+ * the conflict path, never on a fresh insert) and that the same user pushes needs no look
+ * at the group: the usual push reads one row, not three. A new client, or another user,
+ * reads the group's owner in a second statement.
  */
 export async function claimClient(
   tx: DatabaseTransaction,
@@ -54,10 +63,11 @@ export async function claimClient(
      */
     originSetting?: string;
     /**
-     * What to do when the group is new: `claim` it (the default), or `report` it and leave
-     * the claim of the group to the caller, whose other statements may be queued behind.
+     * When the group's owner needs a look: check it `now` (claiming a new group; the
+     * default), or leave it to the caller (`later`), whose other statements may be queued
+     * behind the claim and may have failed by the time it is answered.
      */
-    ownerlessGroup?: 'claim' | 'report';
+    groupCheck?: 'now' | 'later';
   },
 ): Promise<ClientClaim> {
   const userID = ids.userID ?? null;
@@ -76,8 +86,7 @@ export async function claimClient(
          THEN $4::bigint ELSE c."lastMutationID" END,
        "previousMutationID" = c."lastMutationID"
      RETURNING "previousMutationID", "lastMutationID",
-       EXISTS (SELECT 1 FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupExists",
-       (SELECT g."userID" FROM ${tables.clientGroups} g WHERE g."clientGroupID" = $1) AS "groupOwner"${setting}`,
+       (c.xmax <> 0 AND c."userID" IS NOT DISTINCT FROM $5) AS "known"${setting}`,
     [
       ids.clientGroupID,
       ids.clientID,
@@ -91,15 +100,16 @@ export async function claimClient(
     previous: Number(row!.previousMutationID),
     persisted: Number(row!.lastMutationID),
   };
-  if (!row!.groupExists && ids.ownerlessGroup === 'report') return { ...claim, ownerless: true };
-  const owner = row!.groupExists
-    ? row!.groupOwner
-    : await claimGroup(tx, tables, ids.clientGroupID, userID);
-  checkOwner(ids.clientGroupID, owner, userID);
+  if (row!.known) return claim;
+  if (ids.groupCheck === 'later') return { ...claim, groupUnchecked: true };
+  checkOwner(ids.clientGroupID, await claimGroup(tx, tables, ids.clientGroupID, userID), userID);
   return claim;
 }
 
-/** Records the group's owner on first use; a concurrent first use is decided by the key. */
+/**
+ * The group's owner, recorded first if the group is new; a concurrent first use is decided
+ * by the key.
+ */
 export async function claimGroup(
   tx: DatabaseTransaction,
   tables: EngineTables,

@@ -279,12 +279,14 @@ async function applyChunk(
   const originKey = (clientID: string, id: number) => `${clientID}\u0000${id}`;
   // A claim still on its way, and what the mutation behind it took it to say.
   let unanswered: { claim: Promise<ClientClaim>; expected: ClientClaim } | undefined;
-  // The claim found the push's group new: it is claimed once the transaction is healthy.
+  // The claim left the group's owner to check (a new client): that is done, and a new group
+  // claimed, once the transaction is healthy.
   let groupToClaim = false;
   /**
    * Waits for the claim in flight; one that says otherwise than guessed undoes the chunk.
-   * With `groupToo`, also claims a new group, which needs a transaction whose statements
-   * all succeeded: not so while a mutation's failure is being handled.
+   * With `groupToo`, also checks the group's owner of a new client (claiming a new group),
+   * which needs a transaction whose statements all succeeded: not so while a mutation's
+   * failure is being handled.
    */
   const confirmClaim = async (groupToo: boolean) => {
     if (unanswered) {
@@ -294,7 +296,7 @@ async function applyChunk(
       if (answer.previous !== expected.previous || answer.persisted !== expected.persisted) {
         throw new ClaimMissed();
       }
-      groupToClaim = answer.ownerless === true;
+      groupToClaim = answer.groupUnchecked === true;
     }
     if (!groupToo || !groupToClaim) return;
     groupToClaim = false;
@@ -356,10 +358,11 @@ async function applyChunk(
         // and the round trip the claim's answer took is saved. The answer is checked
         // before anything is recorded; a wrong guess rolls the chunk back (ClaimMissed).
         claim = { previous: m.id - 1, persisted: run.last };
-        // A new group is claimed once the mutation is done (confirmClaim).
+        // A new client's group is checked, or claimed, once the mutation is done
+        // (confirmClaim).
         const claimed = claimClient({ ...tx, query: tx.queued }, config.db, tables, {
           ...ids,
-          ownerlessGroup: 'report',
+          groupCheck: 'later',
         });
         // Awaited in confirmClaim, which rethrows its error; until then a failure is not
         // left unhandled while the mutation runs.
