@@ -173,17 +173,23 @@ for (const adapter of ADAPTERS) {
       expect(await lmid(fx, 'c2')).toBeUndefined();
     });
 
-    it('an anonymous group takes anonymous pushes of old and new clients, and no user', async () => {
+    it('an anonymous group takes anonymous pushes from old and new clients, and refuses a user', async () => {
       await send([append(1, 'a')], { userID: null });
       const next = await send([append(2, 'b')], { userID: null });
       expect(next.res.body.mutations.map((m: any) => m.result)).toEqual([{}]);
       const fresh = await send([append(1, 'c', 'c2')], { userID: null });
       expect(fresh.res.body.mutations.map((m: any) => m.result)).toEqual([{}]);
-      for (const clientID of ['c1', 'c2', 'c3']) {
-        const { res } = await send([append(3, 'd', clientID)], { userID: 'alice' });
+      // Each client's next mutation: c1 and c2 known to the group, c3 new to it.
+      for (const [clientID, id] of [
+        ['c1', 3],
+        ['c2', 2],
+        ['c3', 1],
+      ] as const) {
+        const { res } = await send([append(id, 'd', clientID)], { userID: 'alice' });
         expect(res.status).toBe(403);
       }
       expect(await titleNow()).toBe('c');
+      expect(await lmid(fx, 'c3')).toBeUndefined();
     });
 
     it("an anonymous push to a user's client is refused", async () => {
