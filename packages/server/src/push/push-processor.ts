@@ -296,7 +296,8 @@ async function applyChunk(
       if (answer.previous !== expected.previous || answer.persisted !== expected.persisted) {
         throw new ClaimMissed();
       }
-      groupToClaim = answer.groupUnchecked === true;
+      // A check still owed (a mutation failed before it was made) stays owed.
+      if (answer.groupUnchecked) groupToClaim = true;
     }
     if (!groupToo || !groupToClaim) return;
     groupToClaim = false;
