@@ -185,17 +185,16 @@ export interface PendingOrigin {
 
 /** A `PendingOrigin` for `origin`, calling `onNamed` once the database holds it. */
 export function pendingOrigin(origin: ChangeOrigin, onNamed: () => void): PendingOrigin {
-  let value: string | undefined = originJSON(origin);
-  return {
-    get value() {
-      return value;
-    },
+  // A data property, not a getter: see collectJobs (job-queue.ts).
+  const pending: { value: string | undefined; named(): void } = {
+    value: originJSON(origin),
     named() {
-      if (value === undefined) return;
-      value = undefined;
+      if (pending.value === undefined) return;
+      pending.value = undefined;
       onNamed();
     },
   };
+  return pending;
 }
 
 /**

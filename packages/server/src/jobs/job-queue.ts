@@ -98,6 +98,10 @@ export function queueInternals(queue: JobQueue): JobQueueInternals {
  */
 export function collectJobs(queue: JobQueue | undefined, missing: string) {
   const pending: Array<Promise<JobSpec>> = [];
+  // Plain properties only: an object literal with a getter gets a hidden class of its own
+  // (accessors live in it), which old space keeps, and with it everything the getter's
+  // closure holds, past every young-generation GC. Made once per mutation, such objects
+  // kept each mutation's objects until the next full GC.
   return {
     enqueue(job: string | JobReference, payload: unknown, options?: EnqueueOptions) {
       const spec = queue
@@ -111,9 +115,7 @@ export function collectJobs(queue: JobQueue | undefined, missing: string) {
       return done;
     },
     specs: (): Promise<JobSpec[]> => Promise.all(pending),
-    get count() {
-      return pending.length;
-    },
+    count: (): number => pending.length,
   };
 }
 

@@ -465,7 +465,7 @@ async function applyChunk(
           ctx: config.context,
         }).then(storableData);
         // An enqueue the mutator did not await still fails the mutation when its payload does.
-        if (mutationJobs.count > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
+        if (mutationJobs.count() > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
         return data;
       };
       // The first mutation of a transaction runs without a savepoint: if it fails, the

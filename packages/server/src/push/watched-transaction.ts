@@ -37,6 +37,22 @@ export interface WatchedTransactionParts {
 }
 
 /**
+ * `tx.dbTransaction`: the driver's transaction, handed out by `take` on each read. A class,
+ * so its getter lives on the prototype: an object literal with a getter gets a hidden class
+ * of its own, which old space keeps, and with it the whole mutation the getter's closure
+ * holds, past every young-generation GC (see collectJobs in job-queue.ts).
+ */
+class RawTransaction<W> {
+  readonly #take: () => W;
+  constructor(take: () => W) {
+    this.#take = take;
+  }
+  get wrappedTransaction(): W {
+    return this.#take();
+  }
+}
+
+/**
  * The `ServerTransaction` a mutator runs in, over `dbTx`, and a watch on how it was used.
  * Touching `tx.mutate` or `tx.enqueue` counts as a possible write, whether or not a
  * statement went out yet (a write may be sent after a policy read, or after the mutator
@@ -99,13 +115,11 @@ export function createWatchedTransaction(
       touch('tx.run', false);
       return runQuery(reader, parts.schema, query, { partialSQL: parts.partialSQL });
     },
-    dbTransaction: {
-      get wrappedTransaction() {
-        touch('tx.dbTransaction.wrappedTransaction', true);
-        parts.beforeRawSQL?.();
-        return dbTx.wrappedTransaction;
-      },
-    },
+    dbTransaction: new RawTransaction(() => {
+      touch('tx.dbTransaction.wrappedTransaction', true);
+      parts.beforeRawSQL?.();
+      return dbTx.wrappedTransaction;
+    }),
     afterCommit: parts.afterCommit,
     enqueue: ((...args: Parameters<ServerTransaction['enqueue']>) => {
       touch('tx.enqueue', true);

@@ -194,7 +194,7 @@ async function applyCall(
       args: call.args,
       ctx: config.context,
     });
-    if (jobs.count > 0) {
+    if (jobs.count() > 0) {
       // Added in the call's transaction (its savepoint, with a key), with its writes.
       const specs = await jobs.specs();
       const queue = queueInternals(config.jobs!);
