@@ -1,11 +1,14 @@
 import {
   type Attributes,
   type Counter,
+  context,
   type Histogram,
+  isSpanContextValid,
   type MeterProvider,
   metrics,
   type ObservableResult,
   type Span,
+  type SpanOptions,
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
@@ -72,6 +75,17 @@ function tracer() {
   return trace.getTracer(SCOPE, SCOPE_VERSION);
 }
 
+/**
+ * `startActiveSpan`, without making the span active when there is no trace at all (no
+ * tracer provider registered and no trace around the call): the span then records
+ * nothing and carries nothing, and a push skips the context copy that activating it costs.
+ */
+function inSpan<T>(name: string, options: SpanOptions, fn: (span: Span) => Promise<T>): Promise<T> {
+  const span = tracer().startSpan(name, options);
+  if (!span.isRecording() && !isSpanContextValid(span.spanContext())) return fn(span);
+  return context.with(trace.setSpan(context.active(), span), fn, undefined, span);
+}
+
 /** `error.type`: the SQLSTATE or driver code when there is one, else the class name. */
 function errorType(error: unknown): string {
   const { sqlState, code } = (error ?? {}) as { sqlState?: unknown; code?: unknown };
@@ -113,7 +127,7 @@ async function observeRequest<R extends { readonly status: number }, O>(
   run: (observed: O) => Promise<R>,
 ): Promise<R> {
   const started = performance.now();
-  return tracer().startActiveSpan(`reprise.${kind}`, async (span) => {
+  return inSpan(`reprise.${kind}`, {}, async (span) => {
     let status: number | undefined;
     try {
       const result = await run(observation(span));
@@ -201,7 +215,7 @@ export function observeAttempt<T>(
 ): Promise<T> {
   if (attempt > 1) instruments().retries.add(1, { 'reprise.transaction.kind': kind });
   const attributes = { ...DB_SYSTEM, 'reprise.transaction.attempt': attempt };
-  return tracer().startActiveSpan(`reprise.${kind}.transaction`, { attributes }, async (span) => {
+  return inSpan(`reprise.${kind}.transaction`, { attributes }, async (span) => {
     try {
       return await run();
     } catch (error) {

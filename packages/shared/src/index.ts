@@ -82,6 +82,7 @@ export {
   pushQuerySchema,
   pushRequestSchema,
   pushResponseSchema,
+  readPushRequest,
   toStorableText,
 } from './protocol';
 export {

@@ -8,6 +8,7 @@ import {
   pushQuerySchema,
   pushRequestSchema,
   pushResponseSchema,
+  readPushRequest,
   toStorableText,
 } from './protocol';
 import { pullRequestSchema } from './pull-protocol';
@@ -125,6 +126,95 @@ describe('push protocol schemas', () => {
         mutationIDs: [{ clientID: 'c', id: 2 }],
       }).success,
     ).toBe(true);
+  });
+});
+
+describe('readPushRequest', () => {
+  const mutation = (id: number) => ({
+    type: 'custom',
+    id,
+    clientID: 'c1',
+    name: 'issue.create',
+    args: [{ id: `i${id}`, tags: ['a'] }],
+    timestamp: 1_700_000_000_000,
+  });
+  const push = {
+    clientGroupID: 'g1',
+    mutations: [mutation(1), mutation(2)],
+    pushVersion: 1,
+    timestamp: 1_700_000_000_000,
+    requestID: 'r1',
+  };
+
+  it('reads a usual push, with or without schemaVersion, as the schema does', () => {
+    for (const body of [push, { ...push, schemaVersion: 2 }, { ...push, mutations: [] }]) {
+      expect(readPushRequest(body)).toEqual(pushRequestSchema.parse(body));
+    }
+  });
+
+  it('drops unknown keys and copies, as the schema does', () => {
+    const body = { ...push, extra: 1, mutations: [{ ...mutation(1), extra: true }] };
+    const read = readPushRequest(body)!;
+    expect(read).toEqual(pushRequestSchema.parse(body));
+    expect(read).not.toHaveProperty('extra');
+    expect(read.mutations[0]).not.toHaveProperty('extra');
+    expect(read.mutations[0]!.args).not.toBe(body.mutations[0]!.args);
+  });
+
+  // Any value in any field: the reader either leaves the body to the schema or reads
+  // exactly what the schema reads. Never does it accept what the schema refuses.
+  it('accepts nothing the schema refuses, and reads what it reads', () => {
+    const odd = fc.oneof(
+      fc.anything(),
+      fc.constantFrom(
+        0,
+        -1,
+        1.5,
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        2 ** 53,
+        '',
+        '\u0000',
+        '\ud800',
+      ),
+      fc.string({ maxLength: 3 }),
+      fc.constant('x'.repeat(MAX_ID_LENGTH + 1)),
+      fc.constant(undefined),
+    );
+    const topKeys = Object.keys(push);
+    const mutationKeys = Object.keys(mutation(1));
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...topKeys, 'schemaVersion'),
+        fc.constantFrom(...mutationKeys, 'args.length'),
+        fc.boolean(),
+        odd,
+        (topKey, mutationKey, inMutation, value) => {
+          const body: Record<string, unknown> = structuredClone(push);
+          if (!inMutation) body[topKey] = value;
+          else {
+            const m = (body.mutations as Record<string, unknown>[])[1]!;
+            if (mutationKey === 'args.length') m.args = [1, 2];
+            else m[mutationKey] = value;
+          }
+          const read = readPushRequest(body);
+          const parsed = pushRequestSchema.safeParse(body);
+          if (read !== undefined) {
+            expect(parsed.success).toBe(true);
+            expect(read).toEqual(parsed.data);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('leaves refused bodies to the schema', () => {
+    expect(readPushRequest(null)).toBeUndefined();
+    expect(readPushRequest([push])).toBeUndefined();
+    expect(readPushRequest({ ...push, clientGroupID: '' })).toBeUndefined();
+    expect(readPushRequest({ ...push, mutations: [{ ...mutation(1), id: 0 }] })).toBeUndefined();
+    expect(readPushRequest({ ...push, schemaVersion: undefined })).toBeUndefined();
   });
 });
 

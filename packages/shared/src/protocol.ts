@@ -83,6 +83,68 @@ export const pushRequestSchema = z.object({
 });
 export type PushRequest = z.infer<typeof pushRequestSchema>;
 
+const isText = (value: unknown, min: number, max: number): value is string =>
+  typeof value === 'string' && value.length >= min && value.length <= max && isStorableText(value);
+
+const isRecord = (value: unknown): value is Record<string, unknown> => {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+};
+
+function readMutation(m: unknown): CustomMutation | undefined {
+  if (!isRecord(m) || m.type !== 'custom') return undefined;
+  const { id, clientID, name, args, timestamp } = m;
+  if (!Number.isSafeInteger(id) || (id as number) <= 0) return undefined;
+  if (!isText(clientID, 1, MAX_ID_LENGTH) || !isText(name, 1, MAX_NAME_LENGTH)) return undefined;
+  if (!Array.isArray(args) || args.length > 1 || !Number.isFinite(timestamp)) return undefined;
+  return {
+    type: 'custom',
+    id: id as number,
+    clientID,
+    name,
+    args: [...args],
+    timestamp: timestamp as number,
+  };
+}
+
+/**
+ * `pushRequestSchema.parse` for a push of the usual shape, by hand: a server reads one on
+ * every push, and zod's general walk over it costs several times this. It accepts no more
+ * than the schema and returns what the schema would (known keys only, in a fresh object);
+ * anything it does not accept outright is `undefined`, and the caller asks the schema,
+ * which also says what is wrong. `pushRequestSchema` stays the definition and the type.
+ *
+ * @example
+ * const push = readPushRequest(body) ?? pushRequestSchema.parse(body);
+ */
+export function readPushRequest(raw: unknown): PushRequest | undefined {
+  if (!isRecord(raw)) return undefined;
+  const { clientGroupID, mutations, pushVersion, schemaVersion, timestamp, requestID } = raw;
+  if (!isText(clientGroupID, 1, MAX_ID_LENGTH) || !isText(requestID, 0, MAX_NAME_LENGTH)) {
+    return undefined;
+  }
+  if (!Number.isSafeInteger(pushVersion) || !Number.isFinite(timestamp)) return undefined;
+  // A key present with `undefined` (a superjson body can carry one) is left to the schema.
+  const hasSchemaVersion = Object.hasOwn(raw, 'schemaVersion');
+  if (hasSchemaVersion && !Number.isFinite(schemaVersion)) return undefined;
+  if (!Array.isArray(mutations)) return undefined;
+  const read: CustomMutation[] = [];
+  for (const m of mutations) {
+    const mutation = readMutation(m);
+    if (!mutation) return undefined;
+    read.push(mutation);
+  }
+  return {
+    clientGroupID,
+    mutations: read,
+    pushVersion: pushVersion as number,
+    ...(hasSchemaVersion ? { schemaVersion: schemaVersion as number } : {}),
+    timestamp: timestamp as number,
+    requestID,
+  };
+}
+
 /** The version of the push protocol this package speaks. */
 export const PUSH_VERSION = 1;
 

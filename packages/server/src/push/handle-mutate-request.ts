@@ -18,6 +18,7 @@ import {
   type PushResponse,
   pushQuerySchema,
   pushRequestSchema,
+  readPushRequest,
   toPlainJSON,
 } from '@reprise/shared';
 import type { Database, IsolationLevel } from '../db/database';
@@ -25,7 +26,7 @@ import { DEFAULT_ENGINE_SCHEMA, engineTables } from '../db/engine-tables';
 import { consoleLogger, type Logger } from '../db/logger';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../db/retry';
 import { mustGetShards, type ZeroModeOptions } from '../db/zero-shard';
-import { contentTypeProblem, decodeBody, readBody, refuseUnlessJSON } from '../http/request-body';
+import { contentTypeProblem, decodeBody, notJSONResponse, readBody } from '../http/request-body';
 import type { JobQueue } from '../jobs/job-queue';
 import { observePush, type PushObservation } from '../telemetry';
 import { withCrudMutators } from './crud-mutators';
@@ -125,6 +126,8 @@ function failed(
 /** The query string: URLSearchParams, or a parsed object such as Express's `req.query`. */
 type QueryInput = URLSearchParams | Readonly<Record<string, unknown>>;
 
+const NO_QUERY: QueryInput = Object.freeze({});
+
 function readQuery(query: QueryInput): { ok: true } | { ok: false; message: string } {
   const entries: Record<string, string> = {};
   const pairs =
@@ -141,6 +144,8 @@ function readQuery(query: QueryInput): { ok: true } | { ok: false; message: stri
     if (values.length !== 1) return { ok: false, message: `query parameter "${key}" is repeated` };
     entries[key] = values[0] as string;
   }
+  // Both parameters are optional: no parameter, nothing to check.
+  if (pairs.length === 0) return { ok: true };
   const parsed = pushQuerySchema.safeParse(entries);
   return parsed.success
     ? { ok: true }
@@ -185,7 +190,7 @@ async function processObservedPush(
     return failed(400, 'parse', `userID: ${UNSTORABLE_USER}`);
   }
 
-  const decoded = decodeBody(options.body, pushRequestSchema, 'push');
+  const decoded = decodeBody(options.body, pushRequestSchema, 'push', readPushRequest);
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
   const { value: push, rich } = decoded;
   observed.annotate({
@@ -362,11 +367,10 @@ export async function handleMutateRequest(options: MutateRequestOptions): Promis
     options.zero
       ? Response.json(zeroFailed('parse', message).body, { status: 200 })
       : Response.json(failed(status, 'parse', message).body, { status });
-  if (!options.allowAnyContentType) {
-    const problem = contentTypeProblem(request);
-    if (problem !== undefined && options.zero) return refuse(415, problem);
-    const refused = refuseUnlessJSON(request, (message) => failed(415, 'parse', message).body);
-    if (refused) return refused;
+  const problem = options.allowAnyContentType ? undefined : contentTypeProblem(request);
+  if (problem !== undefined) {
+    if (options.zero) return refuse(415, problem);
+    return notJSONResponse(problem, (message) => failed(415, 'parse', message).body);
   }
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const text = await readBody(request, limit);
@@ -380,10 +384,8 @@ export async function handleMutateRequest(options: MutateRequestOptions): Promis
       ? refuse(400, `Failed to parse push body: ${message}`)
       : refuse(400, `Body is not valid JSON: ${message}`);
   }
-  const result = await processMutateRequest({
-    ...options,
-    body,
-    query: new URL(request.url).searchParams,
-  });
+  // Most pushes carry no query string: then there is no URL to parse.
+  const query = request.url.includes('?') ? new URL(request.url).searchParams : NO_QUERY;
+  const result = await processMutateRequest({ ...options, body, query });
   return Response.json(result.body, { status: result.status });
 }

@@ -3,7 +3,7 @@ import { namingWrite, type PendingOrigin } from '../changes/capture';
 import type { RecordedChange } from '../changes/changelog';
 import { type DatabaseTransaction, quoteIdent } from '../db/database';
 import { outputExpr, tableSQL } from '../query/query-sql';
-import { decodeRows } from '../query/row-decoder';
+import { decodeTableRow } from '../query/row-decoder';
 
 type RowInput = Record<string, unknown>;
 
@@ -150,7 +150,7 @@ export function createTableMutator(
   const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
   const returning = returningClause(table, partialSQL);
   const decode = (rows: Record<string, unknown>[]) =>
-    decodeRows(options.schema, { table: table.name }, rows)[0];
+    rows.length ? decodeTableRow(table, rows[0]!) : undefined;
   const keyOf = (row: RowInput) =>
     Object.fromEntries(table.primaryKey.map((key) => [key, row[key]]));
 

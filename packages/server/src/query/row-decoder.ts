@@ -62,7 +62,8 @@ export function decodeValue(column: ColumnInfo, value: unknown, inJSON: boolean)
   }
 }
 
-function decodeRow(schema: AnySchema, table: TableInfo, ast: QueryAST, row: Row, inJSON: boolean) {
+/** The columns of one row of `table`, without related rows. */
+function decodeColumns(table: TableInfo, row: Row, inJSON: boolean): Row {
   const decoded: Row = {};
   for (const column of table.columns.values()) {
     // Queries do not read returned: false columns; rows read whole (RETURNING *) keep them.
@@ -71,6 +72,21 @@ function decodeRow(schema: AnySchema, table: TableInfo, ast: QueryAST, row: Row,
     const asText = inJSON && column.kind === 'json' && typeof row[column.key] === 'string';
     decoded[column.key] = decodeValue(column, row[column.key], inJSON && !asText);
   }
+  return decoded;
+}
+
+/**
+ * One row of `table` as a write returns it (every column, no related rows), decoded.
+ *
+ * @example
+ * const after = decodeTableRow(table, (await tx.query(insert.text, insert.params))[0]);
+ */
+export function decodeTableRow(table: TableInfo, row: Row): Row {
+  return decodeColumns(table, row, false);
+}
+
+function decodeRow(schema: AnySchema, table: TableInfo, ast: QueryAST, row: Row, inJSON: boolean) {
+  const decoded = decodeColumns(table, row, inJSON);
   for (const { relationship, subquery } of ast.related ?? []) {
     const rel = schema.relationships[table.name]?.[relationship];
     const dest = schema.tableInfo.get(subquery.table);
