@@ -264,7 +264,9 @@ export async function runMutator<TReturn>(
   const { validator, fn } = mutator.definition;
   let args = options.args;
   if (validator) {
-    const result = await validator['~standard'].validate(args);
+    // Most validators (zod's among them) answer at once: no wait for those.
+    const validated = validator['~standard'].validate(args);
+    const result = validated instanceof Promise ? await validated : validated;
     if (result.issues) {
       throw new ValidationError(
         mutator.mutatorName,

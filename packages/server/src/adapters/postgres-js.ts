@@ -193,41 +193,48 @@ async function transaction<T>(
         throw toDatabaseError(error, text);
       }
     };
-  const wrap = (scope: TransactionSql): DatabaseTransaction<TransactionSql> => ({
-    query: query(scope),
-    // postgres.js queues a statement as it is executed, before any await.
-    queued: query(scope),
-    // postgres.js fails a whole `begin` when any statement in its scope fails, even a caught
-    // one, so each savepoint runs in the driver's own savepoint scope with its own `sql`.
-    // SAVEPOINT, RELEASE and ROLLBACK TO are the driver's own statements: each wait on them
-    // is bounded, the app's time in between is not.
-    savepoint: async (savepointFn) => {
-      if (abandoned) throw abandoned;
-      let stop = deadline('SAVEPOINT');
-      let thrown: { error: unknown } | undefined;
-      const boxed = scope.savepoint(async (inner) => {
-        stop();
+  const wrap = (
+    scope: TransactionSql,
+    queryAtCommit?: DatabaseTransaction['queryAtCommit'],
+  ): DatabaseTransaction<TransactionSql> => {
+    const run = query(scope);
+    return {
+      query: run,
+      // postgres.js queues a statement as it is executed, before any await.
+      queued: run,
+      ...(queryAtCommit ? { queryAtCommit } : {}),
+      // postgres.js fails a whole `begin` when any statement in its scope fails, even a caught
+      // one, so each savepoint runs in the driver's own savepoint scope with its own `sql`.
+      // SAVEPOINT, RELEASE and ROLLBACK TO are the driver's own statements: each wait on them
+      // is bounded, the app's time in between is not.
+      savepoint: async (savepointFn) => {
+        if (abandoned) throw abandoned;
+        let stop = deadline('SAVEPOINT');
+        let thrown: { error: unknown } | undefined;
+        const boxed = scope.savepoint(async (inner) => {
+          stop();
+          try {
+            return { value: await savepointFn(wrap(inner)) };
+          } catch (error) {
+            thrown = { error };
+            throw error;
+          } finally {
+            stop = deadline('RELEASE SAVEPOINT');
+          }
+        });
+        boxed.catch(() => undefined);
         try {
-          return { value: await savepointFn(wrap(inner)) };
+          return (await Promise.race([boxed, aborted])).value;
         } catch (error) {
-          thrown = { error };
-          throw error;
+          if (thrown && thrown.error === error) throw error;
+          throw toDatabaseError(error, 'SAVEPOINT');
         } finally {
-          stop = deadline('RELEASE SAVEPOINT');
+          stop();
         }
-      });
-      boxed.catch(() => undefined);
-      try {
-        return (await Promise.race([boxed, aborted])).value;
-      } catch (error) {
-        if (thrown && thrown.error === error) throw error;
-        throw toDatabaseError(error, 'SAVEPOINT');
-      } finally {
-        stop();
-      }
-    },
-    wrappedTransaction: scope,
-  });
+      },
+      wrappedTransaction: scope,
+    };
+  };
 
   let txSql: TransactionSql | undefined;
   let stopCommit: (() => void) | undefined;
@@ -245,12 +252,11 @@ async function transaction<T>(
       stopBegin();
       // Abandoned while waiting for a connection: roll back at once.
       if (abandoned) throw abandoned;
-      const value = await fn({
-        ...wrap(txSql!),
-        queryAtCommit: (text, params = []) => {
+      const value = await fn(
+        wrap(txSql!, (text, params = []) => {
           atCommit.push({ text, params });
-        },
-      });
+        }),
+      );
       if (abandoned) throw abandoned;
       // Sent without waiting, so postgres.js pipelines its COMMIT right behind them.
       for (const { text, params } of atCommit) {

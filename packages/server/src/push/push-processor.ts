@@ -229,7 +229,7 @@ export async function processPush(push: PushRequest, config: PushConfig): Promis
     if (chunk.responses.some((r) => !('error' in r.result))) {
       announceCommit(config.db, config.tables, config.logger);
     }
-    await runHooks(chunk.hooks, config);
+    if (chunk.hooks.length > 0) await runHooks(chunk.hooks, config);
     if (chunk.ooo) {
       const next = mutations[chunk.next]!;
       return {
@@ -504,7 +504,7 @@ async function applyChunk(
           : naming !== undefined
             ? await tx.savepointWith!(naming, run)
             : await tx.savepoint(run);
-        await named;
+        if (named) await named;
         hooks.push(...mutationHooks);
         jobs.push(...mutationJobSpecs);
         for (const change of mutationChanges) changes.push({ ...change, origin: mutationOrigin });
@@ -512,7 +512,7 @@ async function applyChunk(
       } catch (error) {
         use?.end();
         // A claim that says the mutation was not next outranks what the mutation did.
-        await confirmClaim(false);
+        if (unanswered) await confirmClaim(false);
         // Named again by the next mutation: cheap, and it never trusts a failed statement.
         origin = undefined;
         // A lost connection or serialization failure retries the whole transaction.
@@ -525,7 +525,7 @@ async function applyChunk(
         failed(hooks, mutatorsByName.get(m.name), error, m, config);
       }
     }
-    await confirmClaim(true);
+    if (unanswered || groupToClaim) await confirmClaim(true);
     if ('error' in result || result.data !== undefined) {
       await tx.query(
         `INSERT INTO ${tables.mutationResults} ("clientGroupID", "clientID", "mutationID", "result")
@@ -542,8 +542,8 @@ async function applyChunk(
   }
 
   // Every claim was answered above; this only keeps the chunk from ending unchecked.
-  await confirmClaim(true);
-  await writeChanges(tx, config.schema, tables, changes);
+  if (unanswered || groupToClaim) await confirmClaim(true);
+  if (changes.length > 0) await writeChanges(tx, config.schema, tables, changes);
 
   if (jobs.length > 0 && config.jobs) {
     // One statement for every job of the chunk; sent with COMMIT where the driver pipelines.
