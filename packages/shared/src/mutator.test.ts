@@ -76,6 +76,32 @@ describe('runMutator', () => {
     await expect(run).rejects.toThrow(/Invalid arguments for note\.create: id: .*; body: /);
     expect(calls).toEqual([]);
   });
+
+  it('waits for a validator that answers later, with a promise of any realm', async () => {
+    // A Standard Schema validator may answer with a promise; vm's is not this realm's Promise.
+    const { runInNewContext } = await import('node:vm');
+    const later = (answer: object) => runInNewContext('Promise.resolve(answer)', { answer });
+    const validator = (answer: (args: unknown) => unknown) =>
+      ({
+        '~standard': { version: 1, vendor: 'test', validate: answer },
+      }) as unknown as z.ZodType<{ id: string }>;
+    const { slow } = defineMutators({
+      slow: {
+        echo: defineMutator(
+          validator((args) => later({ value: { id: `checked ${String(args)}` } })),
+          async ({ args }) => args.id,
+        ),
+        refuse: defineMutator(
+          validator(() => later({ issues: [{ message: 'no', path: ['id'] }] })),
+          async () => 'ran',
+        ),
+      },
+    });
+    expect(await runMutator(slow.echo, { tx: fakeTx, args: 'a', ctx: {} })).toBe('checked a');
+    await expect(runMutator(slow.refuse, { tx: fakeTx, args: {}, ctx: {} })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+  });
 });
 
 describe('overrideMutators', () => {

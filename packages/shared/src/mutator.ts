@@ -264,9 +264,10 @@ export async function runMutator<TReturn>(
   const { validator, fn } = mutator.definition;
   let args = options.args;
   if (validator) {
-    // Most validators (zod's among them) answer at once: no wait for those.
+    // Most validators (zod's among them) answer at once: no wait for those. Any thenable
+    // is awaited, a promise of another realm included.
     const validated = validator['~standard'].validate(args);
-    const result = validated instanceof Promise ? await validated : validated;
+    const result = 'then' in validated ? await validated : validated;
     if (result.issues) {
       throw new ValidationError(
         mutator.mutatorName,
