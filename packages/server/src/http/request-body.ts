@@ -88,7 +88,8 @@ export type DecodedBody<T> =
 /**
  * Unwraps a superjson envelope if the body is one and checks it against `schema`, naming
  * the failing fields. `read`, if given, reads a body of the usual shape faster, as the
- * schema would, and returns `undefined` for anything else. Push and pull share it, so both accept rich and plain JSON alike.
+ * schema would, and returns `undefined` for anything else. Push and pull share it, so both
+ * accept rich and plain JSON alike.
  *
  * @example
  * const decoded = decodeBody(body, pushRequestSchema, 'push');
