@@ -391,3 +391,52 @@ for (const kind of HEAVY) {
     }, 40_000);
   });
 }
+
+const POSTGRES_JS = ADAPTERS.find((a) => a.name === 'postgres.js (real server)')!;
+
+describe.skipIf(POSTGRES_JS.unavailable)('graphile-worker connections broken (real server)', () => {
+  it('never take the process down, and the queue works once they heal', async () => {
+    const fx = await POSTGRES_JS.create();
+    try {
+      await fx.query(JOB_RUN_DDL);
+      const queue = createJobQueue({
+        db: fx.db,
+        jobs: issueJobs(fx.db, 'k'),
+        connectionString: fx.url!,
+        logger: silentLogger,
+      });
+      await queue.migrate();
+      // graphile-worker's connections are node-postgres's, with no application name; the
+      // fixture's are postgres.js's. Killed again and again while runPending opens, uses and
+      // ends them: an 'error' no one listens to would end the test process here.
+      let killing = true;
+      let kills = 0;
+      const killer = (async () => {
+        while (killing) {
+          const [row] = await fx.query<{ n: string | number }>(
+            `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND application_name = ''`,
+          );
+          kills += Number(row!.n);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      })();
+      let broken = 0;
+      try {
+        for (let i = 0; i < 60; i++) await queue.runPending().catch(() => void broken++);
+      } finally {
+        killing = false;
+        await killer;
+      }
+      expect(kills).toBeGreaterThan(0);
+      // Healed: a committed mutation's job runs, once.
+      const id = nanoid();
+      expect(await pushOne(fx, queue, 'issue.create', { id, title: 't' })).toEqual({});
+      expect(await queue.runPending()).toMatchObject({ completed: 1, failed: 0 });
+      expect(await runsOf(fx, id)).toHaveLength(1);
+    } finally {
+      await fx.close();
+    }
+  }, 60_000);
+});

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import type { Logger as GraphileLogger, Job, RunnerOptions, TaskList } from 'graphile-worker';
 import { quoteIdent } from '../db/database';
 import type {
@@ -20,11 +21,35 @@ import type { Heartbeat } from './worker-heartbeat';
 // PGlite, never loads it.
 
 type Graphile = typeof import('graphile-worker');
+type PgPool = NonNullable<RunnerOptions['pgPool']>;
 let loaded: Promise<Graphile> | undefined;
 const loadGraphile = () => {
   loaded ??= import('graphile-worker');
   return loaded;
 };
+
+/** The node-postgres graphile-worker itself loads, wherever it is installed. */
+function graphilePg(): { Pool: new (config: { connectionString: string }) => PgPool } {
+  const require = createRequire(import.meta.url);
+  return createRequire(require.resolve('graphile-worker'))('pg');
+}
+
+/**
+ * A pool for one use of graphile-worker over `connectionString`, with error listeners that
+ * stay until it is ended. Left to graphile-worker, the pool would be its own, and it ends
+ * such a pool without waiting after taking its listeners off: a connection broken in
+ * between (a server restart, `pg_terminate_backend`) then emits an 'error' nobody
+ * listens to, which takes the process down.
+ */
+function ownPool(connectionString: string, config: BackendConfig) {
+  const pool = new (graphilePg().Pool)({ connectionString });
+  const lost = (error: unknown) => config.logger.warn({ event: 'jobs.connection', error });
+  pool.on('error', lost);
+  // graphile-worker puts listeners of its own (taken off as it finishes) only on a pool
+  // with none: it finds these, and leaves the pool as it is.
+  pool.on('connect', (client) => client.on('error', lost));
+  return { pool, end: () => pool.end().catch(lost) };
+}
 
 export function createGraphileBackend(config: BackendConfig): JobBackend {
   const schema = quoteIdent(config.schema);
@@ -35,7 +60,13 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
       FROM json_to_recordset($1::text::json)
         AS j(name text, payload json, run_at timestamptz, max_attempts integer)))`;
 
-  async function options(events?: EventEmitter): Promise<RunnerOptions> {
+  /**
+   * graphile-worker's options for one use, and what ends it: the app's pool stays the
+   * app's; a connection string gets a pool of its own (ownPool), ended by `end`.
+   */
+  async function options(
+    events?: EventEmitter,
+  ): Promise<{ options: RunnerOptions; end: () => Promise<void> }> {
     const { connectionString, pgPool } = config;
     if (connectionString === undefined && pgPool === undefined) {
       throw new TypeError(
@@ -43,16 +74,32 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
       );
     }
     const graphile = await loadGraphile();
+    const own = pgPool ? undefined : ownPool(connectionString!, config);
     return {
-      ...(pgPool ? { pgPool: pgPool as unknown as NonNullable<RunnerOptions['pgPool']> } : {}),
-      ...(connectionString === undefined ? {} : { connectionString }),
-      schema: config.schema,
-      taskList: taskList(config),
-      logger: graphileLogger(graphile, config),
-      // The app decides when to stop: `worker.stop()` on its own shutdown.
-      noHandleSignals: true,
-      ...(events ? { events: events as NonNullable<RunnerOptions['events']> } : {}),
+      options: {
+        pgPool: own?.pool ?? (pgPool as unknown as PgPool),
+        schema: config.schema,
+        taskList: taskList(config),
+        logger: graphileLogger(graphile, config),
+        // The app decides when to stop: `worker.stop()` on its own shutdown.
+        noHandleSignals: true,
+        ...(events ? { events: events as NonNullable<RunnerOptions['events']> } : {}),
+      },
+      end: own ? own.end : async () => {},
     };
+  }
+
+  /** Runs `fn` with graphile-worker's options, and ends the pool made for it after. */
+  async function using<T>(
+    events: EventEmitter | undefined,
+    fn: (options: RunnerOptions) => Promise<T>,
+  ): Promise<T> {
+    const { options: made, end } = await options(events);
+    try {
+      return await fn(made);
+    } finally {
+      await end();
+    }
   }
 
   // A dead worker's jobs are released within a minute, not after graphile-worker's 4 hours.
@@ -110,7 +157,7 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
     },
     async migrate() {
       const graphile = await loadGraphile();
-      await graphile.runMigrations(await options());
+      await using(undefined, (made) => graphile.runMigrations(made));
     },
     async startWorker(workerOptions: JobWorkerOptions): Promise<JobWorker> {
       const graphile = await loadGraphile();
@@ -119,20 +166,28 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
       const heartbeat = heartbeatFor(config, workerOptions, locks);
       watchWorkers(events, heartbeat);
       let runner: Awaited<ReturnType<Graphile['run']>>;
+      let end: () => Promise<void> = async () => {};
       try {
+        const made = await options(events);
+        end = made.end;
         runner = await graphile.run({
-          ...(await options(events)),
+          ...made.options,
           concurrency: workerOptions.concurrency ?? 1,
           pollInterval: workerOptions.pollInterval ?? 2000,
         });
       } catch (error) {
+        await end();
         await heartbeat.stop();
         throw error;
       }
       return {
         async stop() {
-          await runner.stop();
-          await heartbeat.stop();
+          try {
+            await runner.stop();
+          } finally {
+            await end();
+            await heartbeat.stop();
+          }
         },
       };
     },
@@ -144,7 +199,7 @@ export function createGraphileBackend(config: BackendConfig): JobBackend {
       const heartbeat = heartbeatFor(config, {}, locks);
       watchWorkers(events, heartbeat);
       try {
-        await graphile.runOnce(await options(events));
+        await using(events, (made) => graphile.runOnce(made));
       } finally {
         await heartbeat.stop();
       }

@@ -35,6 +35,8 @@ export interface JobQueueOptions {
    * graphile-worker's connection to the same database, for its workers and migrations
    * (node-postgres; the engine's transactions may use any driver). One of the two is
    * needed to migrate, work or run jobs with graphile-worker; enqueueing needs neither.
+   * With a connection string, each use opens a pool of its own and ends it when done; a
+   * connection lost meanwhile is logged (`jobs.connection`), never thrown.
    */
   readonly connectionString?: string;
   readonly pgPool?: PgPoolLike;
