@@ -170,6 +170,35 @@ describe('telemetry of push and pull', () => {
     expect(collected.get('reprise.transaction.retries')).toBeUndefined();
   });
 
+  // With neither provider and no trace around it, a push makes no span at all (a shortcut);
+  // either provider alone must still see everything it would with both.
+  it('with only a meter provider registered, a push is still counted', async () => {
+    trace.disable();
+    try {
+      expect((await post(fx, pushBody([create(1)]))).status).toBe(200);
+    } finally {
+      trace.setGlobalTracerProvider(
+        new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
+      );
+    }
+    expect(spans.getFinishedSpans()).toHaveLength(0);
+    const collected = await collect();
+    expect(valuesBy(collected.get('reprise.mutations'), 'reprise.mutation.outcome')).toEqual({
+      applied: 1,
+    });
+    const [duration] = collected.get('reprise.push.duration')!;
+    expect((duration!.value as Histogram).count).toBe(1);
+  });
+
+  it('with only a tracer provider registered, a push is still a span over its attempt', async () => {
+    metrics.disable();
+    expect((await post(fx, pushBody([create(1)]))).status).toBe(200);
+    const [push] = named('reprise.push');
+    expect(push?.attributes).toMatchObject({ 'reprise.push.applied': 1 });
+    const [attempt] = named('reprise.push.transaction');
+    expect(parentOf(attempt!)).toBe(push!.spanContext().spanId);
+  });
+
   it('a retried attempt is a failed span with the SQLSTATE, and counts as a retry', async () => {
     const db = faulty(fx.db, { match: /INSERT INTO "issue"/, remaining: 2 });
     const res = await post(fx, pushBody([create(1)]), {

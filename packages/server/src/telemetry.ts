@@ -2,11 +2,13 @@ import {
   type Attributes,
   type Counter,
   context,
+  createNoopMeter,
   type Histogram,
   isSpanContextValid,
   type MeterProvider,
   metrics,
   type ObservableResult,
+  ProxyTracerProvider,
   type Span,
   type SpanOptions,
   SpanStatusCode,
@@ -35,15 +37,19 @@ interface Instruments {
   readonly pullDuration: Histogram;
 }
 
-let cached: { provider: MeterProvider; instruments: Instruments } | undefined;
+let cached: { provider: MeterProvider; instruments: Instruments; noop: boolean } | undefined;
 
 /**
  * The instruments of the global meter provider. Made again when the app registers another
  * provider: unlike tracers, meters of the no-op provider do not follow a later registration.
  */
 function instruments(): Instruments {
+  return meterState().instruments;
+}
+
+function meterState(): NonNullable<typeof cached> {
   const provider = metrics.getMeterProvider();
-  if (cached?.provider === provider) return cached.instruments;
+  if (cached?.provider === provider) return cached;
   const meter = provider.getMeter(SCOPE, SCOPE_VERSION);
   const duration = (name: string, description: string) =>
     meter.createHistogram(name, {
@@ -67,9 +73,25 @@ function instruments(): Instruments {
     pushDuration: duration('reprise.push.duration', 'Time to process a push'),
     pullDuration: duration('reprise.pull.duration', 'Time to process a pull'),
   };
-  cached = { provider, instruments: made };
-  return made;
+  cached = { provider, instruments: made, noop: meter === createNoopMeter() };
+  return cached;
 }
+
+/**
+ * True when nothing would see a span or a metric: no tracer provider and no meter provider
+ * registered, and no span around the call. A push then skips making them, which costs a
+ * one-mutation push more than its own bookkeeping.
+ */
+function unobserved(): boolean {
+  const provider = trace.getTracerProvider();
+  // Without a registered provider the global one is the API's proxy, with no delegate.
+  if (!(provider instanceof ProxyTracerProvider)) return false;
+  if (provider.getDelegateTracer(SCOPE, SCOPE_VERSION) !== undefined) return false;
+  return meterState().noop && trace.getSpan(context.active()) === undefined;
+}
+
+/** The observation of a push or pull nothing observes. */
+const UNOBSERVED: PushObservation = { annotate() {}, counted() {} };
 
 function tracer() {
   return trace.getTracer(SCOPE, SCOPE_VERSION);
@@ -162,6 +184,7 @@ async function observeRequest<R extends { readonly status: number }, O>(
 export function observePush<R extends { readonly status: number }>(
   run: (observed: PushObservation) => Promise<R>,
 ): Promise<R> {
+  if (unobserved()) return run(UNOBSERVED);
   return observeRequest(
     'push',
     (span) => ({
@@ -194,6 +217,7 @@ export function observePush<R extends { readonly status: number }>(
 export function observePull<R extends { readonly status: number }>(
   run: (observed: RequestObservation) => Promise<R>,
 ): Promise<R> {
+  if (unobserved()) return run(UNOBSERVED);
   return observeRequest(
     'pull',
     (span) => ({ annotate: (attributes: Attributes) => span.setAttributes(attributes) }),
@@ -213,6 +237,7 @@ export function observeAttempt<T>(
   attempt: number,
   run: () => Promise<T>,
 ): Promise<T> {
+  if (unobserved()) return run();
   if (attempt > 1) instruments().retries.add(1, { 'reprise.transaction.kind': kind });
   const attributes = { ...DB_SYSTEM, 'reprise.transaction.attempt': attempt };
   return inSpan(`reprise.${kind}.transaction`, { attributes }, async (span) => {

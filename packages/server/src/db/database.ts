@@ -3,6 +3,8 @@
 // errors (transient or not) and time bounds; beside it the engine's tables and migrations,
 // retries, the clients table's claim, and logging.
 
+import { type Timed, unwatch, watch } from './deadline-clock';
+
 /** Transaction isolation levels Reprise can ask for. */
 export type IsolationLevel = 'serializable' | 'repeatable read' | 'read committed';
 
@@ -416,19 +418,32 @@ export function timeoutError(what: string, ms: number, sql?: string): DatabaseEr
 
 /**
  * Settles as `work` does, or rejects with `timeoutError` after `ms`, whichever comes
- * first; `work`'s late rejection is then ignored. `ms` of 0 or Infinity means no bound.
+ * first; `work`'s late rejection is then ignored. `ms` of 0 or Infinity means no bound. The
+ * bound is checked every `TICK_MS` (deadline-clock.ts), so it may fire that much later.
  *
  * @example
  * await withDeadline(push, 30_000, 'a push transaction');
  */
 export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   if (!(ms > 0 && ms < Number.POSITIVE_INFINITY)) return work;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeoutError(what, ms)), ms);
+  // On the shared clock, and one promise: no timer and no race for each bounded wait.
+  return new Promise<T>((resolve, reject) => {
+    const wait: Timed = {
+      at: performance.now() + ms,
+      expire: () => reject(timeoutError(what, ms)),
+    };
+    watch(wait);
+    work.then(
+      (value) => {
+        unwatch(wait);
+        resolve(value);
+      },
+      (error: unknown) => {
+        unwatch(wait);
+        reject(error);
+      },
+    );
   });
-  work.catch(() => undefined);
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** Wraps a driver error with the SQL that failed; leaves a `DatabaseError` as it is. */
