@@ -29,7 +29,7 @@ interface Server {
 function startServer(url: string): Promise<Server> {
   const child = spawn(
     process.execPath,
-    ['--conditions=@reprise/source', '--import', 'tsx', SERVER],
+    ['--import', 'tsx', SERVER],
     {
       cwd: ROOT,
       env: { ...process.env, BENCH_DATABASE_URL: url },
