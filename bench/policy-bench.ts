@@ -37,11 +37,16 @@ const policy = defineWritePolicy(schema, {
 const defineMutator = createMutatorDefiner<typeof schema>();
 const row = z.object({ id: z.string(), projectID: z.string(), title: z.string() });
 const mutators = defineMutators({
-  insert: defineMutator(row, ({ tx, args }) => tx.mutate.task.insert(args)),
-  rename: defineMutator(row, ({ tx, args }) =>
-    tx.mutate.task.update({ id: args.id, title: `${args.title}!` }),
-  ),
-  remove: defineMutator(row, ({ tx, args }) => tx.mutate.task.delete({ id: args.id })),
+  // Each returns nothing, so every result is empty and the run checks that each write went in.
+  insert: defineMutator(row, async ({ tx, args }) => {
+    await tx.mutate.task.insert(args);
+  }),
+  rename: defineMutator(row, async ({ tx, args }) => {
+    await tx.mutate.task.update({ id: args.id, title: `${args.title}!` });
+  }),
+  remove: defineMutator(row, async ({ tx, args }) => {
+    await tx.mutate.task.delete({ id: args.id });
+  }),
 });
 
 const PER_PUSH = 50;
@@ -169,9 +174,9 @@ export async function runPolicyBench(options: {
   const n = Math.max(100, Math.round(1000 * options.scale));
   const rows: string[][] = [];
   let failed = false;
-  const targets: Array<() => Promise<Target>> = [() => createPGliteTarget(DDL)];
+  const targets: Array<() => Promise<Target>> = [() => createPGliteTarget(DDL, schema)];
   const server = await resolveServerURL();
-  if ('url' in server) targets.push(() => createPostgresTarget(server.url, DDL));
+  if ('url' in server) targets.push(() => createPostgresTarget(server.url, DDL, schema));
   else console.log(`\n${server.notice}`);
   for (const open of targets) {
     const target = await open();
