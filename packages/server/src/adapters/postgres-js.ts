@@ -1,14 +1,14 @@
 import type { PendingQuery, Row, Sql, TransactionSql } from 'postgres';
 import {
   type Database,
-  DatabaseError,
+  type DatabaseError,
   type DatabaseTransaction,
   isolationClause,
   type ListenOptions,
   timeoutError,
   toDatabaseError,
-  withDriverTransaction,
 } from '../db/database';
+import { type Timed, unwatch, watch } from '../db/deadline-clock';
 
 /** Options of `createPostgresJsDatabase`. */
 export interface PostgresJsOptions {
@@ -78,23 +78,28 @@ export function createPostgresJsDatabase(
     name: 'postgres-js',
     capabilities: { advisoryLocks: true, partialSQL: false, pipelining: true },
     transaction: (fn, { isolation }) => transaction(sql, fn, isolation, timeoutMs, terminate),
-    query: async (text, params = []) => {
+    query: (text, params = []) => {
       const query = prepared(sql, text, params).execute();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          cancel(query);
-          reject(noAnswer(text, timeoutMs));
-        }, timeoutMs);
+      return new Promise((resolve, reject) => {
+        const wait: Timed = {
+          at: performance.now() + timeoutMs,
+          expire: () => {
+            cancel(query);
+            reject(noAnswer(text, timeoutMs));
+          },
+        };
+        watch(wait);
+        query.then(
+          (rows) => {
+            unwatch(wait);
+            resolve(rows as never);
+          },
+          (error: unknown) => {
+            unwatch(wait);
+            reject(toDatabaseError(error, text));
+          },
+        );
       });
-      try {
-        return (await Promise.race([query, late])) as never;
-      } catch (error) {
-        throw toDatabaseError(error, text);
-      } finally {
-        clearTimeout(timer);
-        query.catch(() => undefined);
-      }
     },
     listen: (channel, onPayload, listenOptions) =>
       listen(sql, channel, onPayload, listenOptions ?? {}, timeoutMs),
@@ -133,9 +138,109 @@ function prepared(sql: Sql | TransactionSql, text: string, params: readonly unkn
 }
 
 /**
- * One transaction. Each wait on the server is bounded; when one runs out the transaction is
- * abandoned: the caller gets a transient error at once, and the backend is terminated so that
- * postgres.js rolls back, drops the connection and opens a fresh one.
+ * A transaction's bound on the server, on the shared clock: armed while the transaction
+ * waits on the driver (BEGIN, SAVEPOINT, RELEASE, COMMIT) or on a statement it sent, reset
+ * by every answer, and off while only the app's code runs. When it expires, every wait of
+ * the transaction fails at once with a transient error, and the backend is freed: the
+ * statements still on their way are cancelled (a CancelRequest on a socket of its own, so
+ * it works with the pool exhausted) and postgres.js rolls back; with none, the driver's own
+ * statement is stuck and the backend is terminated, so postgres.js drops the connection.
+ */
+class TransactionWatch implements Timed {
+  at = Number.POSITIVE_INFINITY;
+  abandoned: DatabaseError | undefined;
+  pid: number | undefined;
+  /** The driver's own statement being waited for, if any. */
+  private driverWait: string | undefined;
+  /** Statements sent and not yet answered: their SQL, and how to fail their wait. */
+  private readonly statements = new Map<
+    PendingQuery<Row[]>,
+    { text: string; fail: (error: unknown) => void }
+  >();
+  /** How to fail the other waits: the whole transaction's, a savepoint's. */
+  private readonly waits = new Set<(error: unknown) => void>();
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly terminate: (pid: number | undefined) => void,
+  ) {}
+
+  /** The transaction now waits on the driver's own `what`. */
+  driver(what: string) {
+    this.driverWait = what;
+    this.at = performance.now() + this.timeoutMs;
+  }
+
+  /** The driver's statement was answered: the app's code runs. */
+  answered() {
+    this.driverWait = undefined;
+    this.progressed();
+  }
+
+  private progressed() {
+    this.at =
+      this.statements.size > 0 || this.driverWait !== undefined
+        ? performance.now() + this.timeoutMs
+        : Number.POSITIVE_INFINITY;
+  }
+
+  /** Waits for a statement sent on the transaction's connection. */
+  statement<R>(query: PendingQuery<Row[]>, text: string): Promise<R> {
+    this.pid ??= backendPid(query);
+    this.at = performance.now() + this.timeoutMs;
+    return new Promise<R>((resolve, reject) => {
+      this.statements.set(query, { text, fail: reject });
+      query.then(
+        (rows) => {
+          this.statements.delete(query);
+          this.progressed();
+          resolve(rows as R);
+        },
+        (error: unknown) => {
+          this.statements.delete(query);
+          this.progressed();
+          reject(toDatabaseError(error, text));
+        },
+      );
+    });
+  }
+
+  /** Settles as `work` does, or fails when the transaction is abandoned first. */
+  bound<R>(work: Promise<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      if (this.abandoned) {
+        work.catch(() => undefined);
+        reject(this.abandoned);
+        return;
+      }
+      this.waits.add(reject);
+      work.then(
+        (value) => {
+          this.waits.delete(reject);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.waits.delete(reject);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  expire() {
+    const [oldest] = this.statements.values();
+    const error = noAnswer(oldest?.text ?? this.driverWait ?? 'a statement', this.timeoutMs);
+    this.abandoned = error;
+    if (this.statements.size) for (const query of this.statements.keys()) cancel(query);
+    else this.terminate(this.pid);
+    for (const { fail } of this.statements.values()) fail(error);
+    for (const fail of this.waits) fail(error);
+  }
+}
+
+/**
+ * One transaction. Each wait on the server is bounded (TransactionWatch); when one runs out
+ * the caller gets a transient error at once, and the transaction is rolled back.
  */
 async function transaction<T>(
   sql: Sql,
@@ -144,54 +249,12 @@ async function transaction<T>(
   timeoutMs: number,
   terminate: (pid: number | undefined) => void,
 ): Promise<T> {
-  let pid: number | undefined;
-  /** The transaction's statements still waiting for an answer. */
-  const pending = new Set<PendingQuery<Row[]>>();
-  let abandoned: ReturnType<typeof noAnswer> | undefined;
-  let abandon!: (error: ReturnType<typeof noAnswer>) => void;
-  const aborted = new Promise<never>((_, reject) => {
-    abandon = (error) => {
-      if (abandoned) return;
-      abandoned = error;
-      reject(error);
-      // A statement of ours is stuck: cancelling it (a CancelRequest on a socket of its
-      // own, so it works with the pool exhausted) aborts the transaction and postgres.js
-      // rolls it back. Otherwise the driver's own BEGIN, SAVEPOINT or COMMIT is stuck.
-      if (pending.size) for (const query of pending) cancel(query);
-      else terminate(pid);
-    };
-  });
-  aborted.catch(() => undefined);
-  /** Abandons the transaction unless the returned function is called within the bound. */
-  const deadline = (what: string) => {
-    const timer = setTimeout(() => abandon(noAnswer(what, timeoutMs)), timeoutMs);
-    return () => clearTimeout(timer);
-  };
-  const bounded = async <R>(promise: Promise<R>, what: string): Promise<R> => {
-    const stop = deadline(what);
-    try {
-      return await Promise.race([promise, aborted]);
-    } finally {
-      stop();
-    }
-  };
-
+  const watched = new TransactionWatch(timeoutMs, terminate);
   const query =
     (scope: TransactionSql): DatabaseTransaction['query'] =>
-    async (text, params = []) => {
-      if (abandoned) throw abandoned;
-      const query = prepared(scope, text, params).execute();
-      pid ??= backendPid(query);
-      pending.add(query);
-      query.then(
-        () => pending.delete(query),
-        () => pending.delete(query),
-      );
-      try {
-        return (await bounded(query, text)) as never;
-      } catch (error) {
-        throw toDatabaseError(error, text);
-      }
+    (text, params = []) => {
+      if (watched.abandoned) return Promise.reject(watched.abandoned);
+      return watched.statement(prepared(scope, text, params).execute(), text);
     };
   const wrap = (
     scope: TransactionSql,
@@ -208,79 +271,73 @@ async function transaction<T>(
       // SAVEPOINT, RELEASE and ROLLBACK TO are the driver's own statements: each wait on them
       // is bounded, the app's time in between is not.
       savepoint: async (savepointFn) => {
-        if (abandoned) throw abandoned;
-        let stop = deadline('SAVEPOINT');
+        if (watched.abandoned) throw watched.abandoned;
+        watched.driver('SAVEPOINT');
         let thrown: { error: unknown } | undefined;
         const boxed = scope.savepoint(async (inner) => {
-          stop();
+          watched.answered();
           try {
             return { value: await savepointFn(wrap(inner)) };
           } catch (error) {
             thrown = { error };
             throw error;
           } finally {
-            stop = deadline('RELEASE SAVEPOINT');
+            watched.driver('RELEASE SAVEPOINT');
           }
         });
-        boxed.catch(() => undefined);
         try {
-          return (await Promise.race([boxed, aborted])).value;
+          return (await watched.bound(boxed)).value;
         } catch (error) {
           if (thrown && thrown.error === error) throw error;
           throw toDatabaseError(error, 'SAVEPOINT');
         } finally {
-          stop();
+          watched.answered();
         }
       },
       wrappedTransaction: scope,
     };
   };
 
-  let txSql: TransactionSql | undefined;
-  let stopCommit: (() => void) | undefined;
   const atCommit: Array<{ text: string; params: readonly unknown[] }> = [];
+  const toCommit = (text: string, params: readonly unknown[] = []) => {
+    atCommit.push({ text, params });
+  };
   const sent: Array<{ text: string; result: Promise<unknown> }> = [];
-  const stopBegin = deadline('BEGIN');
-  // postgres.js awaits arrays returned from `begin`, so the value travels boxed.
-  const work = withDriverTransaction(
-    (body) =>
-      sql.begin(isolationClause(isolation), (inner) => {
-        txSql = inner;
-        return body();
-      }) as Promise<{ value: Awaited<T> }>,
-    async () => {
-      stopBegin();
+  // Errors the app's function throws pass through untouched; anything else (BEGIN, COMMIT,
+  // a dropped connection) becomes a DatabaseError.
+  let thrown: { error: unknown } | undefined;
+  watched.driver('BEGIN');
+  watch(watched);
+  let boxed: { value: Awaited<T> };
+  try {
+    // postgres.js awaits arrays returned from `begin`, so the value travels boxed.
+    const work = sql.begin(isolationClause(isolation), async (inner) => {
+      watched.answered();
       // Abandoned while waiting for a connection: roll back at once.
-      if (abandoned) throw abandoned;
-      const value = await fn(
-        wrap(txSql!, (text, params = []) => {
-          atCommit.push({ text, params });
-        }),
-      );
-      if (abandoned) throw abandoned;
+      if (watched.abandoned) throw watched.abandoned;
+      let value: Awaited<T>;
+      try {
+        value = await fn(wrap(inner, toCommit));
+      } catch (error) {
+        thrown = { error };
+        throw error;
+      }
+      if (watched.abandoned) throw watched.abandoned;
       // Sent without waiting, so postgres.js pipelines its COMMIT right behind them.
       for (const { text, params } of atCommit) {
-        const result = prepared(txSql!, text, params).execute();
+        const result = prepared(inner, text, params).execute();
         result.catch(() => undefined);
         sent.push({ text, result });
       }
-      stopCommit = deadline('COMMIT');
+      watched.driver('COMMIT');
       return { value };
-    },
-  );
-  work.catch(() => undefined);
-  let boxed: { value: Awaited<T> };
-  try {
-    boxed = await Promise.race([work, aborted]);
+    }) as Promise<{ value: Awaited<T> }>;
+    boxed = await watched.bound(work);
   } catch (error) {
-    // BEGIN or COMMIT failed in the driver: classify it as the statements are.
-    if (error instanceof DatabaseError && !error.transient && error.sql === 'BEGIN/COMMIT') {
-      throw toDatabaseError(error.cause, 'BEGIN/COMMIT');
-    }
-    throw error;
+    if (thrown && thrown.error === error) throw error;
+    throw toDatabaseError(error, 'BEGIN/COMMIT');
   } finally {
-    stopBegin();
-    stopCommit?.();
+    unwatch(watched);
   }
   // A statement that failed aborted the transaction, and the server turned its COMMIT
   // into a ROLLBACK without an error: its own error is the only sign.
