@@ -27,15 +27,11 @@ interface Server {
 }
 
 function startServer(url: string): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', SERVER],
-    {
-      cwd: ROOT,
-      env: { ...process.env, BENCH_DATABASE_URL: url },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER], {
+    cwd: ROOT,
+    env: { ...process.env, BENCH_DATABASE_URL: url },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
