@@ -49,7 +49,7 @@ interface ClaimRow {
  * reads the group's owner in a second statement.
  */
 export async function claimClient(
-  tx: DatabaseTransaction,
+  tx: Pick<DatabaseTransaction, 'query'>,
   db: Database,
   tables: EngineTables,
   ids: {
@@ -61,7 +61,7 @@ export async function claimClient(
      * A transaction-local setting to set in the same statement to the origin of the
      * client's next mutation, as the capture triggers read it (capture.ts).
      */
-    originSetting?: string;
+    originSetting?: string | undefined;
     /**
      * When the group's owner needs a look: check it `now` (claiming a new group; the
      * default), or leave it to the caller (`later`), whose other statements may be queued
@@ -73,28 +73,12 @@ export async function claimClient(
   const userID = ids.userID ?? null;
   if (db.capabilities.partialSQL)
     return claimSimply(tx, tables, ids.clientGroupID, ids.clientID, userID);
-  const setting = ids.originSetting
-    ? ', set_config($6, json_build_array($1::text, $2::text, "previousMutationID" + 1)::text, true)'
-    : '';
+  const { clientGroupID, clientID, run, originSetting } = ids;
   const [row] = await tx.query<ClaimRow>(
-    `INSERT INTO ${tables.clients} AS c
-       ("clientGroupID", "clientID", "lastMutationID", "previousMutationID", "userID")
-     VALUES ($1, $2, CASE WHEN $3::bigint = 1 THEN $4::bigint ELSE 0 END, 0, $5)
-     ON CONFLICT ("clientGroupID", "clientID") DO UPDATE SET
-       "lastMutationID" = CASE
-         WHEN c."lastMutationID" >= $3::bigint - 1 AND c."lastMutationID" < $4::bigint
-         THEN $4::bigint ELSE c."lastMutationID" END,
-       "previousMutationID" = c."lastMutationID"
-     RETURNING "previousMutationID", "lastMutationID",
-       (c.xmax <> 0 AND c."userID" IS NOT DISTINCT FROM $5) AS "known"${setting}`,
-    [
-      ids.clientGroupID,
-      ids.clientID,
-      ids.run.first,
-      ids.run.last,
-      userID,
-      ...(ids.originSetting ? [ids.originSetting] : []),
-    ],
+    claimSQL(tables, originSetting !== undefined),
+    originSetting === undefined
+      ? [clientGroupID, clientID, run.first, run.last, userID]
+      : [clientGroupID, clientID, run.first, run.last, userID, originSetting],
   );
   const claim = {
     previous: Number(row!.previousMutationID),
@@ -106,12 +90,40 @@ export async function claimClient(
   return claim;
 }
 
+// The claim's text, by engine tables and whether it sets the origin: made once, so that a
+// push neither builds it nor makes the driver hash a new string to find its statement.
+const claimTexts = new WeakMap<EngineTables, [string, string]>();
+
+function claimSQL(tables: EngineTables, withSetting: boolean): string {
+  let texts = claimTexts.get(tables);
+  if (!texts) {
+    const text = (setting: string) => `INSERT INTO ${tables.clients} AS c
+       ("clientGroupID", "clientID", "lastMutationID", "previousMutationID", "userID")
+     VALUES ($1, $2, CASE WHEN $3::bigint = 1 THEN $4::bigint ELSE 0 END, 0, $5)
+     ON CONFLICT ("clientGroupID", "clientID") DO UPDATE SET
+       "lastMutationID" = CASE
+         WHEN c."lastMutationID" >= $3::bigint - 1 AND c."lastMutationID" < $4::bigint
+         THEN $4::bigint ELSE c."lastMutationID" END,
+       "previousMutationID" = c."lastMutationID"
+     RETURNING "previousMutationID", "lastMutationID",
+       (c.xmax <> 0 AND c."userID" IS NOT DISTINCT FROM $5) AS "known"${setting}`;
+    texts = [
+      text(''),
+      text(
+        ', set_config($6, json_build_array($1::text, $2::text, "previousMutationID" + 1)::text, true)',
+      ),
+    ];
+    claimTexts.set(tables, texts);
+  }
+  return texts[withSetting ? 1 : 0];
+}
+
 /**
  * The group's owner, recorded first if the group is new; a concurrent first use is decided
  * by the key.
  */
 export async function claimGroup(
-  tx: DatabaseTransaction,
+  tx: Pick<DatabaseTransaction, 'query'>,
   tables: EngineTables,
   clientGroupID: string,
   userID: string | null,
@@ -141,7 +153,7 @@ export function checkOwner(clientGroupID: string, owner: string | null, userID: 
  * SET clauses in order and cannot return a scalar subquery): lock, read, bump later.
  */
 async function claimSimply(
-  tx: DatabaseTransaction,
+  tx: Pick<DatabaseTransaction, 'query'>,
   tables: EngineTables,
   clientGroupID: string,
   clientID: string,

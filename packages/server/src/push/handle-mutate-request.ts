@@ -127,8 +127,10 @@ function failed(
 type QueryInput = URLSearchParams | Readonly<Record<string, unknown>>;
 
 const NO_QUERY: QueryInput = Object.freeze({});
+const QUERY_OK = { ok: true } as const;
 
 function readQuery(query: QueryInput): { ok: true } | { ok: false; message: string } {
+  if (query === NO_QUERY) return QUERY_OK;
   const entries: Record<string, string> = {};
   const pairs =
     query instanceof URLSearchParams
@@ -165,11 +167,22 @@ function readQuery(query: QueryInput): { ok: true } | { ok: false; message: stri
 export function processMutateRequest(
   options: MutateOptions & { body: unknown; query?: QueryInput },
 ): Promise<MutateResult> {
-  return observePush((observed) => processObservedPush(options, observed));
+  return processBody(options, options.body, options.query ?? NO_QUERY);
+}
+
+/** `processMutateRequest` with the body and query apart, so a handler need not copy options. */
+function processBody(
+  options: MutateOptions,
+  body: unknown,
+  query: QueryInput,
+): Promise<MutateResult> {
+  return observePush((observed) => processObservedPush(options, body, query, observed));
 }
 
 async function processObservedPush(
-  options: MutateOptions & { body: unknown; query?: QueryInput },
+  options: MutateOptions,
+  body: unknown,
+  queryInput: QueryInput,
   observed: PushObservation,
 ): Promise<MutateResult> {
   const started = performance.now();
@@ -181,16 +194,24 @@ async function processObservedPush(
     );
   }
   if (options.zero) {
-    return processZeroMutateRequest(options, options.zero, logger, started, observed);
+    return processZeroMutateRequest(
+      options,
+      body,
+      queryInput,
+      options.zero,
+      logger,
+      started,
+      observed,
+    );
   }
-  const query = readQuery(options.query ?? {});
+  const query = readQuery(queryInput);
   if (!query.ok) return failed(400, 'parse', query.message);
   // The user id comes from the app's auth, but usually from the request before that.
   if (options.userID !== undefined && !isStorableText(options.userID)) {
     return failed(400, 'parse', `userID: ${UNSTORABLE_USER}`);
   }
 
-  const decoded = decodeBody(options.body, pushRequestSchema, 'push', readPushRequest);
+  const decoded = decodeBody(body, pushRequestSchema, 'push', readPushRequest);
   if (!decoded.ok) return failed(400, 'parse', decoded.message);
   const { value: push, rich } = decoded;
   observed.annotate({
@@ -254,7 +275,7 @@ function pushConfig(options: MutateOptions, logger: Logger): PushConfig {
     userID: options.userID,
     tables: engineTables(options.engineSchema ?? DEFAULT_ENGINE_SCHEMA),
     isolation: options.isolation ?? 'serializable',
-    retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
+    retry: options.retry ? { ...DEFAULT_RETRY_POLICY, ...options.retry } : DEFAULT_RETRY_POLICY,
     logger,
     changelog: options.changelog ?? true,
     writePolicy: options.writePolicy as WritePolicy | undefined,
@@ -286,7 +307,9 @@ function logPush(
 
 /** `processMutateRequest` in Zero mode (zero-mode.ts): Zero's checks and answers. */
 async function processZeroMutateRequest(
-  options: MutateOptions & { body: unknown; query?: QueryInput },
+  options: MutateOptions,
+  body: unknown,
+  query: QueryInput,
   zero: ZeroModeOptions,
   logger: Logger,
   started: number,
@@ -295,8 +318,8 @@ async function processZeroMutateRequest(
   const shards = mustGetShards(zero);
   const config = pushConfig(options, logger);
   const result = await processZeroPush({
-    body: options.body,
-    query: options.query ?? {},
+    body,
+    query,
     shards,
     maxMutations: options.maxMutations ?? DEFAULT_MAX_MUTATIONS,
     badUserID:
@@ -386,6 +409,6 @@ export async function handleMutateRequest(options: MutateRequestOptions): Promis
   }
   // Most pushes carry no query string: then there is no URL to parse.
   const query = request.url.includes('?') ? new URL(request.url).searchParams : NO_QUERY;
-  const result = await processMutateRequest({ ...options, body, query });
+  const result = await processBody(options, body, query);
   return Response.json(result.body, { status: result.status });
 }

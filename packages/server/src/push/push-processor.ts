@@ -10,6 +10,7 @@ import {
   type Mutator,
   type PushRequest,
   runMutator,
+  type ServerTransaction,
 } from '@reprise/shared';
 import { announceCommit } from '../changes/announcer';
 import {
@@ -97,6 +98,8 @@ export type PushOutcome =
       readonly unprocessed: CustomMutation[];
     }
   | { readonly kind: 'forbidden'; readonly message: string };
+
+const NO_JOB_QUEUE = 'tx.enqueue needs a job queue: pass `jobs` to the mutate handler';
 
 /** The first mutation applied in a transaction threw; the transaction must roll back. */
 class FirstMutationFailed extends Error {
@@ -341,30 +344,29 @@ async function applyChunk(
         m.clientID,
         index + MAX_MUTATIONS_PER_TRANSACTION - applied,
       );
+      // Only where the database is another process: an embedded one runs the claim on
+      // this thread either way, and its `queued` statements are not prepared.
+      const queued =
+        overlap && !recordsItself && !config.db.capabilities.embedded ? tx.queued : undefined;
       const ids = {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
         userID: config.userID,
         run,
         // Saves a statement: the claim names the client's next mutation as the origin.
-        ...(recordsItself ? {} : { originSetting: ORIGIN_SETTING }),
+        originSetting: recordsItself ? undefined : ORIGIN_SETTING,
+        // A claim answered later leaves a new client's group to confirmClaim.
+        groupCheck: queued ? ('later' as const) : ('now' as const),
       };
       let claim: ClientClaim;
-      // Only where the database is another process: an embedded one runs the claim on
-      // this thread either way, and its `queued` statements are not prepared.
-      if (overlap && tx.queued && !recordsItself && !config.db.capabilities.embedded) {
+      if (queued) {
         // The claim is queued on the connection and the mutation starts at once, on the
         // guess that it is the client's next (a resend or a gap is rare): its statements
         // reach the server behind the claim, so they run with the client's row locked,
         // and the round trip the claim's answer took is saved. The answer is checked
         // before anything is recorded; a wrong guess rolls the chunk back (ClaimMissed).
         claim = { previous: m.id - 1, persisted: run.last };
-        // A new client's group is checked, or claimed, once the mutation is done
-        // (confirmClaim).
-        const claimed = claimClient({ ...tx, query: tx.queued }, config.db, tables, {
-          ...ids,
-          groupCheck: 'later',
-        });
+        const claimed = claimClient({ query: queued }, config.db, tables, ids);
         // Awaited in confirmClaim, which rethrows its error; until then a failure is not
         // left unhandled while the mutation runs.
         claimed.catch(() => undefined);
@@ -406,13 +408,11 @@ async function applyChunk(
       result = appErrorResult(forcedFailure.error);
       failed(hooks, mutatorsByName.get(m.name), forcedFailure.error, m, config);
     } else {
-      const mutationHooks: Array<() => void | Promise<void>> = [];
+      // Each made on first use: most mutations register no hook and enqueue no job.
+      let mutationHooks: Array<() => void | Promise<void>> | undefined;
       const mutationChanges: RecordedChange[] = [];
-      const mutationJobs = collectJobs(
-        config.jobs,
-        'tx.enqueue needs a job queue: pass `jobs` to the mutate handler',
-      );
-      const mutationJobSpecs: JobSpec[] = [];
+      let mutationJobs: ReturnType<typeof collectJobs> | undefined;
+      let mutationJobSpecs: JobSpec[] | undefined;
       const mutationOrigin = {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
@@ -442,9 +442,13 @@ async function applyChunk(
             origin: pending,
           }),
           afterCommit: (fn) => {
+            mutationHooks ??= [];
             mutationHooks.push(fn);
           },
-          enqueue: mutationJobs.enqueue,
+          enqueue: ((...args: Parameters<ServerTransaction['enqueue']>) => {
+            mutationJobs ??= collectJobs(config.jobs, NO_JOB_QUEUE);
+            return mutationJobs.enqueue(...args);
+          }) as ServerTransaction['enqueue'],
           beforeRawSQL: () => {
             if (pending?.value === undefined) return;
             // Queued at once, so it runs before any raw SQL; its failure fails the mutation
@@ -459,13 +463,11 @@ async function applyChunk(
         const mutator = mutatorsByName.get(m.name);
         if (!mutator) throw new ApplicationError(`Unknown mutator "${m.name}"`);
         // Checked here, so a return value that cannot be stored fails (and rolls back) the mutation.
-        const data = await runMutator(mutator, {
-          tx: watched.tx,
-          args: m.args[0],
-          ctx: config.context,
-        }).then(storableData);
+        const data = storableData(
+          await runMutator(mutator, { tx: watched.tx, args: m.args[0], ctx: config.context }),
+        );
         // An enqueue the mutator did not await still fails the mutation when its payload does.
-        if (mutationJobs.count() > 0) mutationJobSpecs.push(...(await mutationJobs.specs()));
+        if (mutationJobs && mutationJobs.count() > 0) mutationJobSpecs = await mutationJobs.specs();
         return data;
       };
       // The first mutation of a transaction runs without a savepoint: if it fails, the
@@ -505,8 +507,8 @@ async function applyChunk(
             ? await tx.savepointWith!(naming, run)
             : await tx.savepoint(run);
         if (named) await named;
-        hooks.push(...mutationHooks);
-        jobs.push(...mutationJobSpecs);
+        if (mutationHooks) hooks.push(...mutationHooks);
+        if (mutationJobSpecs) jobs.push(...mutationJobSpecs);
         for (const change of mutationChanges) changes.push({ ...change, origin: mutationOrigin });
         result = data === undefined ? {} : { data };
       } catch (error) {
