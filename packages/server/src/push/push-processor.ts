@@ -529,11 +529,13 @@ async function applyChunk(
     }
     if (unanswered || groupToClaim) await confirmClaim(true);
     if ('error' in result || result.data !== undefined) {
-      await tx.query(
-        `INSERT INTO ${tables.mutationResults} ("clientGroupID", "clientID", "mutationID", "result")
-         VALUES ($1, $2, $3, $4::text::jsonb)`,
-        [push.clientGroupID, m.clientID, m.id, JSON.stringify(encodeRich(result))],
-      );
+      // Nothing later in the transaction reads it: where the driver pipelines, it goes out
+      // with COMMIT (a failure still rolls the whole transaction back), saving a round trip.
+      const text = `INSERT INTO ${tables.mutationResults} ("clientGroupID", "clientID", "mutationID", "result")
+         VALUES ($1, $2, $3, $4::text::jsonb)`;
+      const params = [push.clientGroupID, m.clientID, m.id, JSON.stringify(encodeRich(result))];
+      if (tx.queryAtCommit) tx.queryAtCommit(text, params);
+      else await tx.query(text, params);
       if (config.zero && 'error' in result) {
         await storeShardResult(tx, config.zero.shard, push.clientGroupID, m.clientID, m.id, result);
       }
