@@ -41,6 +41,8 @@ export interface SuperJSONEnvelope {
  */
 export function isEnvelope(body: unknown): body is SuperJSONEnvelope {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  // Most bodies are plain: no `json` key, no need to list their keys.
+  if (!Object.hasOwn(body, 'json')) return false;
   const keys = Object.keys(body);
   return keys.includes('json') && keys.every((key) => key === 'json' || key === 'meta');
 }

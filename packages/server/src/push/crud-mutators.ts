@@ -105,11 +105,22 @@ export function withCrudMutators(
     if (!enabled) return mutators;
     throw new TypeError(`The mutator name "${CRUD_MUTATORS_KEY}" is reserved for client.crud`);
   }
-  const bySchema = cache.get(mutators) ?? new WeakMap();
-  cache.set(mutators, bySchema);
-  const byFlag = bySchema.get(schema) ?? new Map<boolean, AnyMutators>();
-  bySchema.set(schema, byFlag);
-  const merged = byFlag.get(enabled) ?? { ...mutators, ...crudMutators(schema, enabled) };
-  byFlag.set(enabled, merged);
+  // Looked up on every push: written only when missing (a WeakMap write costs a lookup's
+  // several times over).
+  let bySchema = cache.get(mutators);
+  if (!bySchema) {
+    bySchema = new WeakMap();
+    cache.set(mutators, bySchema);
+  }
+  let byFlag = bySchema.get(schema);
+  if (!byFlag) {
+    byFlag = new Map();
+    bySchema.set(schema, byFlag);
+  }
+  let merged = byFlag.get(enabled);
+  if (!merged) {
+    merged = { ...mutators, ...crudMutators(schema, enabled) };
+    byFlag.set(enabled, merged);
+  }
   return merged;
 }

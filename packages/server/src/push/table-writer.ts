@@ -143,140 +143,186 @@ export function createTableMutator(
   tx: DatabaseTransaction,
   options: WriterOptions,
 ): RowWriter {
-  const { capture, partialSQL } = options;
-  // No alias: pg-mem refuses one on UPDATE and DELETE, and the bare table name serves.
-  const name = tableSQL(table);
-  const alias = table.sqlName;
-  const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
-  const returning = returningClause(table, partialSQL);
-  const decode = (rows: Record<string, unknown>[]) =>
-    rows.length ? decodeTableRow(table, rows[0]!) : undefined;
-  const keyOf = (row: RowInput) =>
-    Object.fromEntries(table.primaryKey.map((key) => [key, row[key]]));
+  return new TableWriter(table, tx, options);
+}
 
-  const insertSQL = (row: RowInput, op: string, onConflict: string) => {
+/**
+ * One table's writes over one transaction. A class, not closures: a push makes one per
+ * table its mutation writes, and each closure made per push costs a lazy compile on its
+ * first call.
+ */
+class TableWriter implements RowWriter {
+  // No alias: pg-mem refuses one on UPDATE and DELETE, and the bare table name serves.
+  private readonly name: string;
+  private readonly returning: string;
+
+  constructor(
+    private readonly table: TableInfo,
+    private readonly tx: DatabaseTransaction,
+    private readonly options: WriterOptions,
+  ) {
+    this.name = tableSQL(table);
+    this.returning = returningClause(table, options.partialSQL);
+  }
+
+  private decode(rows: Record<string, unknown>[]) {
+    return rows.length ? decodeTableRow(this.table, rows[0]!) : undefined;
+  }
+
+  private keyOf(row: RowInput) {
+    return Object.fromEntries(this.table.primaryKey.map((key) => [key, row[key]]));
+  }
+
+  private insertSQL(row: RowInput, op: string, onConflict: string) {
+    const { table } = this;
     const columns = columnsOf(table, row, op);
     keyColumns(table, row, op);
     const names = columns.map((c) => quoteIdent(c.sqlName)).join(', ');
     const values = columns.map((c, i) => placeholder(c, i + 1)).join(', ');
     const params = columns.map((c) => encode(c, row[c.key]));
     return {
-      text: `INSERT INTO ${name} (${names}) VALUES (${values})${onConflict}${returning}`,
+      text: `INSERT INTO ${this.name} (${names}) VALUES (${values})${onConflict}${this.returning}`,
       params,
       columns,
     };
-  };
+  }
 
-  const whereKey = (row: RowInput, op: string, offset: number) => {
-    const keys = keyColumns(table, row, op);
+  private whereKey(row: RowInput, op: string, offset: number) {
+    const keys = keyColumns(this.table, row, op);
+    const alias = quoteIdent(this.table.sqlName);
     return {
       text: keys
-        .map((c, i) => `${quoteIdent(alias)}.${quoteIdent(c.sqlName)} = $${offset + i + 1}`)
+        .map((c, i) => `${alias}.${quoteIdent(c.sqlName)} = $${offset + i + 1}`)
         .join(' AND '),
       params: keys.map((c) => encode(c, row[c.key])),
     };
-  };
+  }
 
   /** Runs a write that returns every row it writes, naming the origin if still pending. */
-  const write = async (text: string, params: unknown[]) => {
-    const value = options.origin?.value;
-    if (value === undefined) return tx.query(text, params);
+  private async write(text: string, params: unknown[]) {
+    const { origin } = this.options;
+    const value = origin?.value;
+    if (value === undefined) return this.tx.query(text, params);
     const naming = namingWrite(text, params, value);
-    const rows = await tx.query(naming.text, naming.params);
+    const rows = await this.tx.query(naming.text, naming.params);
     // No row written, no setting made: the next write names the origin.
-    if (rows.length) options.origin!.named();
+    if (rows.length) origin!.named();
     return rows;
-  };
+  }
 
   /** The row as it is now; with `lock`, locked until the transaction ends. */
-  const readRow = async (row: RowInput, op: string, lock: boolean) => {
-    const where = whereKey(row, op, 0);
-    const forUpdate = lock && !partialSQL ? ' FOR UPDATE' : '';
-    const rows = await tx.query(
-      `SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text}${forUpdate}`,
+  private async readRow(row: RowInput, op: string, lock: boolean) {
+    const where = this.whereKey(row, op, 0);
+    const forUpdate = lock && !this.options.partialSQL ? ' FOR UPDATE' : '';
+    const rows = await this.tx.query(
+      `SELECT ${this.returning.slice(' RETURNING '.length)} FROM ${this.name} WHERE ${where.text}${forUpdate}`,
       where.params,
     );
-    return rows.length ? decode(rows) : undefined;
-  };
+    return rows.length ? this.decode(rows) : undefined;
+  }
 
-  return {
-    async insert(row) {
-      const { text, params } = insertSQL(row, 'insert', '');
-      const after = decode(await write(text, params))!;
-      capture?.record({ table: table.name, action: 'create', key: keyOf(after), after });
-      return after;
-    },
-    async upsert(row) {
-      const columns = columnsOf(table, row, 'upsert');
-      const rest = columns.filter((c) => !table.primaryKey.includes(c.key));
-      const conflict = rest.length
-        ? ` ON CONFLICT (${pkList.join(', ')}) DO UPDATE SET ${rest
-            .map((c) => `${quoteIdent(c.sqlName)} = EXCLUDED.${quoteIdent(c.sqlName)}`)
-            .join(', ')}`
-        : ` ON CONFLICT (${pkList.join(', ')}) DO NOTHING`;
-      const before = capture ? await readRow(row, 'upsert', true) : undefined;
-      const { text, params } = insertSQL(row, 'upsert', conflict);
-      const rows = await write(text, params);
-      // DO NOTHING returns no row when the key was there: the row is as it was.
-      if (!rows.length) return before ?? (await readRow(row, 'upsert', false))!;
-      const after = decode(rows)!;
-      const key = keyOf(after);
-      capture?.record(
-        before
-          ? { table: table.name, action: 'update', key, before, after }
-          : { table: table.name, action: 'create', key, after },
-      );
-      return after;
-    },
-    async update(input) {
-      const rest = columnsOf(table, input, 'update').filter(
-        (c) => !table.primaryKey.includes(c.key),
-      );
-      const where = whereKey(input, 'update', rest.length);
-      if (rest.length === 0) return readRow(input, 'update', false);
-      const set = rest.map((c, i) => `${quoteIdent(c.sqlName)} = ${placeholder(c, i + 1)}`);
-      const params = [...rest.map((c) => encode(c, input[c.key])), ...where.params];
-      const images = capture && !partialSQL ? beforeImage(table) : undefined;
-      if (images) {
-        // One round trip: the CTE locks the row and reads it as it is, the UPDATE joins it
-        // (so the CTE runs first) and returns the row before and after. No row, no change.
-        const rows = await tx.query(
-          `WITH "${BEFORE_CTE}" AS (SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text} FOR UPDATE)
+  async insert(row: RowInput) {
+    const { text, params } = this.insertSQL(row, 'insert', '');
+    const after = this.decode(await this.write(text, params))!;
+    this.options.capture?.record({
+      table: this.table.name,
+      action: 'create',
+      key: this.keyOf(after),
+      after,
+    });
+    return after;
+  }
+
+  async upsert(row: RowInput) {
+    const { table, options } = this;
+    const { capture } = options;
+    const columns = columnsOf(table, row, 'upsert');
+    const rest = columns.filter((c) => !table.primaryKey.includes(c.key));
+    const pkList = table.primaryKey.map((key) => quoteIdent(table.columns.get(key)!.sqlName));
+    const conflict = rest.length
+      ? ` ON CONFLICT (${pkList.join(', ')}) DO UPDATE SET ${rest
+          .map((c) => `${quoteIdent(c.sqlName)} = EXCLUDED.${quoteIdent(c.sqlName)}`)
+          .join(', ')}`
+      : ` ON CONFLICT (${pkList.join(', ')}) DO NOTHING`;
+    const before = capture ? await this.readRow(row, 'upsert', true) : undefined;
+    const { text, params } = this.insertSQL(row, 'upsert', conflict);
+    const rows = await this.write(text, params);
+    // DO NOTHING returns no row when the key was there: the row is as it was.
+    if (!rows.length) return before ?? (await this.readRow(row, 'upsert', false))!;
+    const after = this.decode(rows)!;
+    const key = this.keyOf(after);
+    capture?.record(
+      before
+        ? { table: table.name, action: 'update', key, before, after }
+        : { table: table.name, action: 'create', key, after },
+    );
+    return after;
+  }
+
+  async update(input: RowInput) {
+    const { table, options, name, returning } = this;
+    const { capture, partialSQL } = options;
+    const rest = columnsOf(table, input, 'update').filter((c) => !table.primaryKey.includes(c.key));
+    const where = this.whereKey(input, 'update', rest.length);
+    if (rest.length === 0) return this.readRow(input, 'update', false);
+    const set = rest.map((c, i) => `${quoteIdent(c.sqlName)} = ${placeholder(c, i + 1)}`);
+    const params = [...rest.map((c) => encode(c, input[c.key])), ...where.params];
+    const images = capture && !partialSQL ? beforeImage(table) : undefined;
+    if (images) {
+      // One round trip: the CTE locks the row and reads it as it is, the UPDATE joins it
+      // (so the CTE runs first) and returns the row before and after. No row, no change.
+      const rows = await this.tx.query(
+        `WITH "${BEFORE_CTE}" AS (SELECT ${returning.slice(' RETURNING '.length)} FROM ${name} WHERE ${where.text} FOR UPDATE)
            UPDATE ${name} SET ${set.join(', ')} FROM "${BEFORE_CTE}" WHERE ${where.text}${returning}, ${images.returning}`,
-          params,
-        );
-        if (!rows.length) return undefined;
-        const [row] = rows as [Record<string, unknown>];
-        const before = decode([images.split(row)])!;
-        const after = decode([row])!;
-        capture!.record({ table: table.name, action: 'update', key: keyOf(after), before, after });
-        return after;
-      }
-      const before = capture ? await readRow(input, 'update', true) : undefined;
-      if (capture && !before) return undefined; // missing: update does nothing
-      const rows = await write(
-        `UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}${returning}`,
         params,
       );
       if (!rows.length) return undefined;
-      const after = decode(rows)!;
-      capture?.record({
+      const [row] = rows as [Record<string, unknown>];
+      const before = this.decode([images.split(row)])!;
+      const after = this.decode([row])!;
+      capture!.record({
         table: table.name,
         action: 'update',
-        key: keyOf(after),
-        before: before!,
+        key: this.keyOf(after),
+        before,
         after,
       });
       return after;
-    },
-    async delete(key) {
-      columnsOf(table, key, 'delete');
-      const where = whereKey(key, 'delete', 0);
-      const rows = await write(`DELETE FROM ${name} WHERE ${where.text}${returning}`, where.params);
-      if (!rows.length) return undefined;
-      const before = decode(rows)!;
-      capture?.record({ table: table.name, action: 'delete', key: keyOf(before), before });
-      return before;
-    },
-  };
+    }
+    const before = capture ? await this.readRow(input, 'update', true) : undefined;
+    if (capture && !before) return undefined; // missing: update does nothing
+    const rows = await this.write(
+      `UPDATE ${name} SET ${set.join(', ')} WHERE ${where.text}${returning}`,
+      params,
+    );
+    if (!rows.length) return undefined;
+    const after = this.decode(rows)!;
+    capture?.record({
+      table: table.name,
+      action: 'update',
+      key: this.keyOf(after),
+      before: before!,
+      after,
+    });
+    return after;
+  }
+
+  async delete(key: RowInput) {
+    const { table } = this;
+    columnsOf(table, key, 'delete');
+    const where = this.whereKey(key, 'delete', 0);
+    const rows = await this.write(
+      `DELETE FROM ${this.name} WHERE ${where.text}${this.returning}`,
+      where.params,
+    );
+    if (!rows.length) return undefined;
+    const before = this.decode(rows)!;
+    this.options.capture?.record({
+      table: table.name,
+      action: 'delete',
+      key: this.keyOf(before),
+      before,
+    });
+    return before;
+  }
 }
