@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { TICK_MS, type Timed, unwatch, watch } from './deadline-clock';
 
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function timed(inMs: number): Timed & { fired: number } {
@@ -55,4 +58,43 @@ describe('the shared deadline clock', () => {
     await sleep(10 + 5 * TICK_MS);
     expect(wait.fired).toBe(1);
   });
+});
+
+describe('the clock and the process', () => {
+  // A child process that waits, bounded, on a promise that holds nothing: it must end in the
+  // timeout's error, not exit with the wait unsettled; and once nothing is bounded, the
+  // clock must not keep it alive.
+  const run = (code: string) =>
+    new Promise<{ code: number | null; stdout: string; ms: number }>((resolve) => {
+      const started = Date.now();
+      const child = spawn(
+        process.execPath,
+        ['--conditions=@reprise/source', '--import', 'tsx', '--input-type=module', '-e', code],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.once('exit', (exit) => resolve({ code: exit, stdout, ms: Date.now() - started }));
+    });
+  const IMPORT = `import { withDeadline } from './packages/server/src/db/database.ts';`;
+
+  it('keeps the process alive while a deadline is watched', async () => {
+    const { code, stdout } = await run(
+      `${IMPORT}
+       withDeadline(new Promise(() => {}), 300, 'a statement').catch((e) => console.log(e.sqlState));`,
+    );
+    expect(stdout.trim()).toBe('REPRISE_TIMEOUT');
+    expect(code).toBe(0);
+  }, 30_000);
+
+  it('lets the process end once nothing is watched', async () => {
+    const { code, stdout } = await run(
+      `${IMPORT}
+       await withDeadline(Promise.resolve('done'), 60_000, 'a statement').then(console.log);`,
+    );
+    expect(stdout.trim()).toBe('done');
+    expect(code).toBe(0);
+  }, 30_000);
 });

@@ -19,12 +19,18 @@ export const TICK_MS = 10;
 
 const watched = new Set<Timed>();
 let ticker: ReturnType<typeof setInterval> | undefined;
+/** Whether the ticker keeps the process alive: while a deadline is watched, as a timer would. */
+let held = false;
 let idleTicks = 0;
 
 function tick() {
   if (watched.size === 0) {
-    // Stopped after a few idle ticks rather than at once: a push every few milliseconds
-    // would otherwise start and stop it each time.
+    // Let the process end once nothing is bounded; stopped after a few idle ticks rather
+    // than at once, since a push every few milliseconds would start and stop it each time.
+    if (held) {
+      ticker?.unref();
+      held = false;
+    }
     if (++idleTicks >= 10 && ticker) {
       clearInterval(ticker);
       ticker = undefined;
@@ -43,7 +49,8 @@ function tick() {
 /**
  * Watches `timed` until `unwatch`: it expires when its `at` passes, checked every
  * `TICK_MS`. Its owner moves `at` as it starts and ends its waits; an expired one is no
- * longer watched.
+ * longer watched. Like a timer, a watched deadline keeps the process alive, so a wait on
+ * something that holds nothing (a promise never settled) still ends in its error.
  *
  * @example
  * const wait = {at: performance.now() + 5_000, expire: () => abandon()};
@@ -53,11 +60,9 @@ function tick() {
 export function watch(timed: Timed): void {
   watched.add(timed);
   idleTicks = 0;
-  if (!ticker) {
-    ticker = setInterval(tick, TICK_MS);
-    // The clock never keeps the process alive: what it bounds holds a socket or a timer.
-    ticker.unref();
-  }
+  if (!ticker) ticker = setInterval(tick, TICK_MS);
+  else if (!held) ticker.ref();
+  held = true;
 }
 
 /** Stops watching `timed` (nothing if it expired or was never watched). */
