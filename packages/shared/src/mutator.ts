@@ -282,16 +282,7 @@ export async function runMutator<TReturn>(
     }
     args = result.value;
   }
-  const result = fn({ tx: options.tx, args, ctx: options.ctx });
   // Awaited, not returned: an async function that returns a promise resumes its caller two
   // turns of the microtask queue later than one that awaits it.
-  return isThenable(result) ? await result : result;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
+  return await fn({ tx: options.tx, args, ctx: options.ctx });
 }

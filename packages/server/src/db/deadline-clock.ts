@@ -1,5 +1,5 @@
 // One timer for the bounded waits of the process (`withDeadline`: each push transaction,
-// each node-postgres statement). A timer set and cleared for each, with a `Promise.race`
+// each node-postgres statement; the postgres.js adapter's transactions). A timer set and cleared for each, with a `Promise.race`
 // against it, cost a one-mutation push more than the bookkeeping it did: a wait now puts its
 // deadline in a set, and one ticker, running only while the set is in use, fires those that
 // passed.
