@@ -51,6 +51,14 @@ const mutators = {
       createIssue: createRaw(false),
       /** The same insert, then a refusal: the insert must roll back. */
       createThenRefuse: createRaw(true),
+      /** Runs the statements it is given, in order, in the push's transaction. */
+      statements: defineMutator(
+        z.object({ sql: z.array(z.string()) }),
+        async ({ tx, args, ctx }) => {
+          if (tx.location !== 'server') return;
+          for (const text of args.sql) await ctx.raw(tx.dbTransaction.wrappedTransaction, text, []);
+        },
+      ),
     },
     // Writes that name their mutation for the capture triggers in different ways.
     mix: {
@@ -531,6 +539,121 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
       expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
     });
 
+    it("a push's changes are stored as it commits, one numbered row in write order; where the driver sends statements with COMMIT, without queueing the commit trigger", async () => {
+      // Where statements go out with COMMIT, the engine stores the changes itself.
+      const storesItself = await fx.db.transaction(async (tx) => tx.queryAtCommit !== undefined, {
+        isolation: 'read committed',
+      });
+      const pending = async () =>
+        (await fx.query<{ n: number }>('SELECT count(*)::int AS "n" FROM reprise."txPending"'))[0]!
+          .n;
+      const before = await pending();
+      const start = await pull(fx, 'ana', null);
+      await push(fx, 'ana', 1, 'raw.statements', {
+        sql: [
+          `INSERT INTO issue (id, title, owner_id) VALUES ('s1', 'one', 'ana')`,
+          `UPDATE issue SET title = 'one!' WHERE id = 's1'`,
+          `INSERT INTO issue (id, title, owner_id) VALUES ('s2', 'two', 'ana')`,
+        ],
+      });
+      expect(await pending()).toBe(storesItself ? before : before + 1);
+      expect(
+        await fx.query(
+          `SELECT "part", "seq" IS NOT NULL AS "numbered", json_array_length("changes"::json) AS "n"
+           FROM reprise."txChanges"`,
+        ),
+      ).toEqual([{ part: 0, numbered: true, n: 3 }]);
+      expect(await changesInOrder(fx)).toEqual([
+        { key: 's1', action: 'create' },
+        { key: 's1', action: 'update' },
+        { key: 's2', action: 'create' },
+      ]);
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+      // A push that writes nothing stores nothing.
+      await push(fx, 'ana', 2, 'raw.statements', { sql: ['SELECT 1'] });
+      expect((await fx.query('SELECT 1 FROM reprise."txChanges"')).length).toBe(1);
+    });
+
+    it('a push that writes many rows stores them in parts, the last numbered, all read back in order', async () => {
+      const start = await pull(fx, 'ana', null);
+      await push(fx, 'ana', 1, 'raw.statements', {
+        sql: [
+          `INSERT INTO issue (id, title, owner_id)
+           SELECT 'p' || lpad(i::text, 4, '0'), repeat('x', 200), 'ana' FROM generate_series(1, 400) AS i`,
+          `UPDATE issue SET title = 'last' WHERE id = 'p0001'`,
+        ],
+      });
+      const [stored] = await fx.query<{ parts: number; numbered: number; n: number }>(
+        `SELECT count(*)::int AS "parts", count("seq")::int AS "numbered",
+                sum(json_array_length("changes"::json))::int AS "n"
+         FROM reprise."txChanges"`,
+      );
+      expect(stored!.parts).toBeGreaterThan(1);
+      expect(stored).toMatchObject({ numbered: 1, n: 401 });
+      const written = await fx.query<{ row: string }>(
+        `SELECT "key"->>'id' AS "row" FROM reprise.changes ORDER BY "seq", "id"`,
+      );
+      expect(written.at(-1)?.row).toBe('p0001');
+      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+      expect(after.get('p0001')?.title).toBe('last');
+    });
+
+    it('a push whose mutator loses the captured changes (RESET ALL) commits none of its writes', async () => {
+      const body = pushBody(
+        [
+          {
+            id: 1,
+            name: 'raw.statements',
+            args: {
+              sql: [
+                `INSERT INTO issue (id, title, owner_id) VALUES ('r1', 'one', 'ana')`,
+                'RESET ALL',
+              ],
+            },
+          },
+        ],
+        { clientGroupID: 'cg-ana', clientID: 'c-ana' },
+      );
+      const res = await post(fx, encodeRich(body), { userID: 'ana', mutators });
+      // The push fails as its COMMIT would have: nothing applied, the client pushes again.
+      expect(res.status).toBe(503);
+      expect(JSON.stringify(res.body)).toMatch(/lost the changes this transaction wrote/);
+      expect((await tableRows(fx)).size).toBe(0);
+      expect(await fx.query('SELECT 1 FROM reprise."txChanges"')).toEqual([]);
+    });
+
+    it("a push whose write queues the app's own deferred trigger captures that trigger's write too", async () => {
+      await fx.query('CREATE TABLE late_kick (id TEXT PRIMARY KEY)');
+      await fx.query(`CREATE FUNCTION late_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO issue (id, title, owner_id) VALUES (NEW.id, 'late', 'ana');
+          RETURN NULL;
+        END $$`);
+      await fx.query(`CREATE CONSTRAINT TRIGGER late_write AFTER INSERT ON late_kick
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION late_write()`);
+      try {
+        const start = await pull(fx, 'ana', null);
+        await push(fx, 'ana', 1, 'raw.statements', {
+          sql: [
+            `INSERT INTO issue (id, title, owner_id) VALUES ('e1', 'early', 'ana')`,
+            `INSERT INTO late_kick (id) VALUES ('l1')`,
+          ],
+        });
+        expect(sorted(await tableRows(fx))).toEqual([
+          { id: 'e1', title: 'early', ownerID: 'ana' },
+          { id: 'l1', title: 'late', ownerID: 'ana' },
+        ]);
+        const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+        expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+        expect((await changesInOrder(fx)).map((c) => c.key)).toEqual(['e1', 'l1']);
+      } finally {
+        await fx.query('DROP TABLE late_kick');
+        await fx.query('DROP FUNCTION late_write()');
+      }
+    });
+
     it('migrating from engine schema 8 moves the commit trigger off the captured tables', async () => {
       // Schema 8's layout: a deferred commit trigger on each captured table, no txPending.
       await fx.query(`CREATE FUNCTION reprise.old_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -836,3 +959,38 @@ describe('capture: pg-mem records tx.mutate writes only', () => {
     expect(tables.map((row) => JSON.stringify(row.key))).toEqual([JSON.stringify({ id: 'm1' })]);
   });
 });
+
+const postgresJs = ADAPTERS.find((a) => a.name === 'postgres.js (real server)')!;
+describe.skipIf(postgresJs.unavailable !== undefined)(
+  `capture: postgres.js prepares what it sends with COMMIT${postgresJs.unavailable ? ` [skipped: ${postgresJs.unavailable}]` : ''}`,
+  () => {
+    let fx: AdapterFixture;
+    beforeAll(async () => {
+      fx = await postgresJs.create();
+      return () => fx.close();
+    });
+    beforeEach(() => fx.reset());
+
+    it('a statement without parameters sent with COMMIT is one prepared statement, not a simple query parsed anew each time', async () => {
+      // The extended protocol takes one statement a text: two are refused, where a simple
+      // query (which is what postgres.js sends by default without parameters) runs both.
+      const twice = fx.db.transaction(
+        async (tx) => {
+          tx.queryAtCommit!(
+            `INSERT INTO issue (id, title, owner_id) VALUES ('c1', 'one', 'ana'); SELECT 1`,
+          );
+        },
+        { isolation: 'read committed' },
+      );
+      await expect(twice).rejects.toThrow(/multiple commands/);
+      expect((await tableRows(fx)).size).toBe(0);
+      await fx.db.transaction(
+        async (tx) => {
+          tx.queryAtCommit!(`INSERT INTO issue (id, title, owner_id) VALUES ('c1', 'one', 'ana')`);
+        },
+        { isolation: 'read committed' },
+      );
+      expect([...(await tableRows(fx)).keys()]).toEqual(['c1']);
+    });
+  },
+);

@@ -133,9 +133,24 @@ function cancel(query: PendingQuery<Row[]>) {
   if (sent instanceof Promise) sent.catch(() => undefined);
 }
 
-function prepared(sql: Sql | TransactionSql, text: string, params: readonly unknown[]) {
-  return sql.unsafe(text, params as never[], { prepare: true }) as PendingQuery<Row[]>;
+/**
+ * A statement through postgres.js, prepared once per connection. Without parameters
+ * postgres.js sends the simple query protocol unless told otherwise, which takes several
+ * statements at once but parses and plans the text every time: `single` says the text is
+ * one statement of the engine's own, to prepare like any other.
+ */
+function prepared(
+  sql: Sql | TransactionSql,
+  text: string,
+  params: readonly unknown[],
+  single?: true,
+) {
+  return sql.unsafe(text, params as never[], single ? SINGLE : PREPARE) as PendingQuery<Row[]>;
 }
+
+const PREPARE = { prepare: true };
+// postgres.js reads `simple` from the options (src/index.js) but does not declare it.
+const SINGLE = { prepare: true, simple: false } as { prepare: boolean };
 
 /**
  * A transaction's bound on the server, on the shared clock: armed while the transaction
@@ -325,7 +340,7 @@ async function transaction<T>(
       if (watched.abandoned) throw watched.abandoned;
       // Sent without waiting, so postgres.js pipelines its COMMIT right behind them.
       for (const { text, params } of atCommit) {
-        const result = prepared(inner, text, params).execute();
+        const result = prepared(inner, text, params, true).execute();
         result.catch(() => undefined);
         sent.push({ text, result });
       }

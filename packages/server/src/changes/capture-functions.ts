@@ -19,14 +19,63 @@ export const ORIGIN_SETTING = 'reprise.origin';
 /**
  * The transaction-local settings a transaction's captured changes wait in until it commits:
  * `buffer`, the changes not yet stored (JSON objects joined by commas); `parts`, how many
- * rows of `txChanges` the transaction has written so far.
+ * rows of `txChanges` the transaction has written so far; `store`, `1` while the engine
+ * will store the buffer itself just before it commits (`storeChangesSQL`), so that no
+ * change queues the commit trigger, and `0` once it has, or once it handed that back.
  */
 function bufferSettings(tables: EngineTables) {
   return {
     buffer: `${tables.schema}.buffer`,
     parts: `${tables.schema}.parts`,
+    store: `${tables.schema}.store`,
   };
 }
+
+/**
+ * The SQL expression, for the statement that opens a push's transaction, that tells the
+ * capture triggers the engine stores this transaction's changes itself: it then sends
+ * `storeChangesSQL` with its `COMMIT`.
+ */
+export function engineStoresSQL(tables: EngineTables): string {
+  return `set_config(${nameLiteral(bufferSettings(tables).store)}, '1', true)`;
+}
+
+const storeTexts = new WeakMap<EngineTables, string>();
+
+/**
+ * The statement the engine sends just before `COMMIT` in a transaction that opened with
+ * `engineStoresSQL`, doing the commit trigger's work for it in one prepared statement: the
+ * waiting changes become one `txChanges` row, numbered from the commit sequence, the
+ * buffer is emptied, and the commit trigger takes over again for anything written later
+ * (the app's own deferred triggers). If the settings were lost (`RESET ALL`), it queues
+ * the commit trigger with a row that names no change the buffer can begin with, so that
+ * the transaction fails as it commits, as it would without the engine.
+ */
+export function storeChangesSQL(tables: EngineTables): string {
+  let text = storeTexts.get(tables);
+  if (text === undefined) {
+    const { buffer, parts, store } = bufferSettings(tables);
+    text = `WITH "reprise_waiting" AS MATERIALIZED (
+  SELECT current_setting(${nameLiteral(buffer)}, true) AS "b",
+    current_setting(${nameLiteral(store)}, true) AS "f", ${partsDone(tables)} AS "p"
+), "stored" AS (
+  INSERT INTO ${tables.txChanges} ("part", "seq", "changes")
+  SELECT "p", nextval('${tables.commitSeq}'), '[' || "b" || ']' FROM "reprise_waiting" WHERE "f" = '1' AND "b" <> ''
+), "lost" AS (
+  INSERT INTO ${tables.txPending} ("first") SELECT ${nameLiteral(LOST_MARK)} FROM "reprise_waiting"
+  WHERE "f" IS DISTINCT FROM '1' AND "f" IS DISTINCT FROM '0'
+)
+SELECT CASE WHEN "b" <> '' THEN set_config(${nameLiteral(parts)}, ("p" + 1)::text, true)
+    || set_config(${nameLiteral(buffer)}, '', true) ELSE '' END
+  || set_config(${nameLiteral(store)}, '0', true) AS "stored"
+FROM "reprise_waiting" WHERE "f" = '1'`;
+    storeTexts.set(tables, text);
+  }
+  return text;
+}
+
+/** A `txPending` row's `first` that no change begins with: the commit trigger then fails. */
+const LOST_MARK = 'lost';
 
 /**
  * Above this many bytes a transaction's waiting changes are stored as one part at once, so
@@ -76,7 +125,7 @@ export function captureFunctionSQL(tables: EngineTables, table: TableInfo): stri
   const keyChanged = keys
     .map((c) => `OLD.${quoteIdent(c.sqlName)} IS DISTINCT FROM NEW.${quoteIdent(c.sqlName)}`)
     .join(' OR ');
-  const { buffer, parts } = bufferSettings(tables);
+  const { buffer, parts, store } = bufferSettings(tables);
   const idSeq = nameLiteral(tables.changeIDs);
   // Cast to json and back: a setting that is not JSON fails the write, not every reader.
   const origin = `coalesce(nullif(current_setting(${nameLiteral(ORIGIN_SETTING)}, true), '')::json::text, 'null')`;
@@ -116,17 +165,26 @@ BEGIN
     ${byOperation((changes) => setBuffer(formatted(changes, 'waiting')))}
     IF octet_length(waiting) > ${PART_BYTES} THEN
       -- A large transaction stores its changes in parts as it goes; the commit trigger
-      -- numbers the last as the transaction commits.
+      -- numbers the last as the transaction commits, the engine's included: it hands that
+      -- back to the trigger here.
       INSERT INTO ${tables.txChanges} ("part", "changes")
         VALUES (${partsDone(tables)}, '[' || waiting || ']');
       waiting := set_config(${nameLiteral(parts)}, (${partsDone(tables)} + 1)::text, true)
         || ${setBuffer("''")};
+      IF current_setting(${nameLiteral(store)}, true) = '1' THEN
+        waiting := set_config(${nameLiteral(store)}, '0', true);
+        INSERT INTO ${tables.txPending} ("first") VALUES ('');
+      END IF;
     END IF;
     RETURN NULL;
   END IF;
   -- The transaction's first change, or its first since a part or the commit trigger
-  -- stored the buffer: queue the commit trigger, naming the change by its id.
+  -- stored the buffer: queue the commit trigger, naming the change by its id, unless the
+  -- engine stores the changes itself as it commits.
   ${byOperation((changes) => setBuffer(formatted(changes)))}
+  IF current_setting(${nameLiteral(store)}, true) = '1' THEN
+    RETURN NULL;
+  END IF;
   INSERT INTO ${tables.txPending} ("first") VALUES (left(waiting, strpos(waiting, ',')));
   RETURN NULL;
 END

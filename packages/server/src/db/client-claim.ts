@@ -1,3 +1,4 @@
+import { engineStoresSQL } from '../changes/capture-functions';
 import type { Database, DatabaseTransaction } from './database';
 import type { EngineTables } from './engine-tables';
 
@@ -63,6 +64,11 @@ export async function claimClient(
      */
     originSetting?: string | undefined;
     /**
+     * With `originSetting`: the engine stores the transaction's captured changes itself as
+     * it commits (`storeChangesSQL`), which the same statement tells the capture triggers.
+     */
+    storesChanges?: boolean;
+    /**
      * When the group's owner needs a look: check it `now` (claiming a new group; the
      * default), or leave it to the caller (`later`), whose other statements may be queued
      * behind the claim and may have failed by the time it is answered.
@@ -75,7 +81,7 @@ export async function claimClient(
     return claimSimply(tx, tables, ids.clientGroupID, ids.clientID, userID);
   const { clientGroupID, clientID, run, originSetting } = ids;
   const [row] = await tx.query<ClaimRow>(
-    claimSQL(tables, originSetting !== undefined),
+    claimSQL(tables, originSetting === undefined ? 0 : ids.storesChanges ? 2 : 1),
     originSetting === undefined
       ? [clientGroupID, clientID, run.first, run.last, userID]
       : [clientGroupID, clientID, run.first, run.last, userID, originSetting],
@@ -90,11 +96,12 @@ export async function claimClient(
   return claim;
 }
 
-// The claim's text, by engine tables and whether it sets the origin: made once, so that a
-// push neither builds it nor makes the driver hash a new string to find its statement.
-const claimTexts = new WeakMap<EngineTables, [string, string]>();
+// The claim's text, by engine tables and which settings it makes (none, the origin, the
+// origin and that the engine stores the changes): made once, so that a push neither builds
+// it nor makes the driver hash a new string to find its statement.
+const claimTexts = new WeakMap<EngineTables, [string, string, string]>();
 
-function claimSQL(tables: EngineTables, withSetting: boolean): string {
+function claimSQL(tables: EngineTables, settings: 0 | 1 | 2): string {
   let texts = claimTexts.get(tables);
   if (!texts) {
     const text = (setting: string) => `INSERT INTO ${tables.clients} AS c
@@ -107,15 +114,12 @@ function claimSQL(tables: EngineTables, withSetting: boolean): string {
        "previousMutationID" = c."lastMutationID"
      RETURNING "previousMutationID", "lastMutationID",
        (c.xmax <> 0 AND c."userID" IS NOT DISTINCT FROM $5) AS "known"${setting}`;
-    texts = [
-      text(''),
-      text(
-        ', set_config($6, json_build_array($1::text, $2::text, "previousMutationID" + 1)::text, true)',
-      ),
-    ];
+    const origin =
+      ', set_config($6, json_build_array($1::text, $2::text, "previousMutationID" + 1)::text, true)';
+    texts = [text(''), text(origin), text(`${origin} || ${engineStoresSQL(tables)}`)];
     claimTexts.set(tables, texts);
   }
-  return texts[withSetting ? 1 : 0];
+  return texts[settings];
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   type PendingOrigin,
   pendingOrigin,
 } from '../changes/capture';
-import { ORIGIN_SETTING } from '../changes/capture-functions';
+import { ORIGIN_SETTING, storeChangesSQL } from '../changes/capture-functions';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import {
   type ClientClaim,
@@ -348,6 +348,11 @@ async function applyChunk(
       // this thread either way, and its `queued` statements are not prepared.
       const queued =
         overlap && !recordsItself && !config.db.capabilities.embedded ? tx.queued : undefined;
+      // Where statements go out with COMMIT, the transaction's first claim tells the capture
+      // triggers that the engine stores the captured changes itself, then, sparing each
+      // transaction the commit trigger's queueing and call.
+      const storesChanges = !recordsItself && lmids.size === 0 && tx.queryAtCommit !== undefined;
+      if (storesChanges) tx.queryAtCommit!(storeChangesSQL(tables));
       const ids = {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
@@ -355,6 +360,7 @@ async function applyChunk(
         run,
         // Saves a statement: the claim names the client's next mutation as the origin.
         originSetting: recordsItself ? undefined : ORIGIN_SETTING,
+        storesChanges,
         // A claim answered later leaves a new client's group to confirmClaim.
         groupCheck: queued ? ('later' as const) : ('now' as const),
       };
