@@ -6,6 +6,7 @@ import {
   pruneChanges,
   silentLogger,
 } from '@reprise/server';
+import { createPgDatabase } from '@reprise/server/pg';
 import {
   ApplicationError,
   createBuilder,
@@ -18,6 +19,7 @@ import {
   type PullResponse,
   type PushResponse,
 } from '@reprise/shared';
+import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
@@ -540,10 +542,13 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
     });
 
     it("a push's changes are stored as it commits, one numbered row in write order; where the driver sends statements with COMMIT, without queueing the commit trigger", async () => {
-      // Where statements go out with COMMIT, the engine stores the changes itself.
-      const storesItself = await fx.db.transaction(async (tx) => tx.queryAtCommit !== undefined, {
-        isolation: 'read committed',
-      });
+      // Where statements go out with COMMIT or in its query, the engine stores the changes.
+      const storesItself = await fx.db.transaction(
+        async (tx) => tx.queryAtCommit !== undefined || tx.commitWith !== undefined,
+        {
+          isolation: 'read committed',
+        },
+      );
       const pending = async () =>
         (await fx.query<{ n: number }>('SELECT count(*)::int AS "n" FROM reprise."txPending"'))[0]!
           .n;
@@ -991,6 +996,44 @@ describe.skipIf(postgresJs.unavailable !== undefined)(
         { isolation: 'read committed' },
       );
       expect([...(await tableRows(fx)).keys()]).toEqual(['c1']);
+    });
+  },
+);
+
+const nodePostgres = ADAPTERS.find((a) => a.name === 'node-postgres pool (real server)')!;
+describe.skipIf(nodePostgres.unavailable !== undefined)(
+  `capture: node-postgres on a database before engine schema 10${nodePostgres.unavailable ? ` [skipped: ${nodePostgres.unavailable}]` : ''}`,
+  () => {
+    let fx: AdapterFixture;
+    beforeAll(async () => {
+      fx = await nodePostgres.create();
+      return () => fx.close();
+    });
+    beforeEach(() => fx.reset());
+
+    it('without the function that stores changes with COMMIT, a push keeps the commit trigger and loses nothing', async () => {
+      await fx.query('DROP FUNCTION reprise.store_changes()');
+      // A server that starts on this database: it asks once whether the function is there.
+      const pool = new pg.Pool({ connectionString: fx.url!, max: 2 });
+      const db = createPgDatabase(pool);
+      try {
+        const before = await pull(fx, 'ana', null);
+        const body = pushBody(
+          [{ id: 1, name: 'raw.createIssue', args: { id: 'o1', title: 'old schema' } }],
+          { clientGroupID: 'cg-ana', clientID: 'c-ana' },
+        );
+        const res = await post({ ...fx, db }, encodeRich(body), { userID: 'ana', mutators });
+        expect(res.status).toBe(200);
+        expect(await fx.query('SELECT count(*)::int AS "n" FROM reprise."txPending"')).toEqual([
+          { n: 1 },
+        ]);
+        const after = applyPatch(new Map(), await pull(fx, 'ana', before.cookie as string));
+        expect(sorted(after)).toEqual([{ id: 'o1', title: 'old schema', ownerID: 'ana' }]);
+      } finally {
+        await pool.end();
+        await fx.query('DELETE FROM reprise.migrations WHERE "version" = 10');
+        expect((await migrate(fx.db)).applied).toEqual([10]);
+      }
     });
   },
 );

@@ -259,13 +259,18 @@ export function createPgDatabaseOf<TWrapped>(
     name,
     capabilities: { advisoryLocks: true, partialSQL: false },
     transaction: (fn, { isolation }) =>
-      withConnection((connection) =>
-        withDriverTransaction(
+      withConnection((connection) => {
+        const atCommit: string[] = [];
+        return withDriverTransaction(
           async (body) => {
             await connection.run(`BEGIN ${isolationClause(isolation)}`, []);
             try {
               const value = await body();
-              await connection.run('COMMIT', []);
+              // One simple query: if a statement before COMMIT fails, COMMIT does not run.
+              await connection.run(
+                atCommit.length ? `${atCommit.join(';\n')};\nCOMMIT` : 'COMMIT',
+                [],
+              );
               return value;
             } catch (error) {
               // On a broken connection there is nothing to roll back: the server already did.
@@ -276,6 +281,9 @@ export function createPgDatabaseOf<TWrapped>(
           () => {
             const tx: DatabaseTransaction<TWrapped> = {
               query: (text, params = []) => connection.run(text, params),
+              commitWith: (text) => {
+                atCommit.push(text);
+              },
               // node-postgres queues a statement as `query` is called.
               queued: (text, params = []) => connection.run(text, params),
               // Without parameters node-postgres sends the simple query protocol, which
@@ -289,8 +297,8 @@ export function createPgDatabaseOf<TWrapped>(
             };
             return fn(tx);
           },
-        ),
-      ),
+        );
+      }),
     query: (text, params = []) => withConnection((connection) => connection.run(text, params)),
     listen: (channel, onPayload, listenOptions) =>
       isPool(poolOrClient)

@@ -54,8 +54,16 @@ const storeTexts = new WeakMap<EngineTables, string>();
 export function storeChangesSQL(tables: EngineTables): string {
   let text = storeTexts.get(tables);
   if (text === undefined) {
-    const { buffer, parts, store } = bufferSettings(tables);
-    text = `WITH "reprise_waiting" AS MATERIALIZED (
+    text = storeStatement(tables, '');
+    storeTexts.set(tables, text);
+  }
+  return text;
+}
+
+/** `storeChangesSQL`, its one row's one column read `into` a PL/pgSQL variable if given. */
+function storeStatement(tables: EngineTables, into: string): string {
+  const { buffer, parts, store } = bufferSettings(tables);
+  return `WITH "reprise_waiting" AS MATERIALIZED (
   SELECT current_setting(${nameLiteral(buffer)}, true) AS "b",
     current_setting(${nameLiteral(store)}, true) AS "f", ${partsDone(tables)} AS "p"
 ), "stored" AS (
@@ -67,11 +75,25 @@ export function storeChangesSQL(tables: EngineTables): string {
 )
 SELECT CASE WHEN "b" <> '' THEN set_config(${nameLiteral(parts)}, ("p" + 1)::text, true)
     || set_config(${nameLiteral(buffer)}, '', true) ELSE '' END
-  || set_config(${nameLiteral(store)}, '0', true) AS "stored"
+  || set_config(${nameLiteral(store)}, '0', true) AS "stored"${into}
 FROM "reprise_waiting" WHERE "f" = '1'`;
-    storeTexts.set(tables, text);
-  }
-  return text;
+}
+
+/**
+ * `CREATE FUNCTION` for `storeChangesSQL` as a function, which node-postgres sends in the
+ * same simple query as `COMMIT`: there a statement is parsed and planned anew each time,
+ * a function call hardly at all, and the function keeps its statement's plan for the
+ * session. Engine schema 10 creates it.
+ */
+export function storeFunctionSQL(tables: EngineTables): string {
+  return `CREATE OR REPLACE FUNCTION ${tables.storeChanges}() RETURNS void
+LANGUAGE plpgsql AS $reprise$
+DECLARE
+  done text;
+BEGIN
+  ${storeStatement(tables, ' INTO done')};
+END
+$reprise$`;
 }
 
 /** A `txPending` row's `first` that no change begins with: the commit trigger then fails. */

@@ -146,6 +146,35 @@ export async function ensureCaptured(
   }
 }
 
+const storeFunctions = new WeakMap<Database<any>, Map<string, boolean>>();
+
+/**
+ * Whether the database has the function that stores a push's captured changes (engine
+ * schema 10): a process that serves a database not yet migrated keeps the commit trigger.
+ * Asked once per database and engine schema.
+ */
+export async function storeFunctionReady(
+  tx: Pick<DatabaseTransaction, 'query'>,
+  db: Database<any>,
+  tables: EngineTables,
+): Promise<boolean> {
+  let known = storeFunctions.get(db);
+  if (!known) {
+    known = new Map();
+    storeFunctions.set(db, known);
+  }
+  let ready = known.get(tables.schema);
+  if (ready === undefined) {
+    const [row] = await tx.query<{ ready: boolean }>(
+      'SELECT to_regprocedure($1) IS NOT NULL AS "ready"',
+      [`${tables.storeChanges}()`],
+    );
+    ready = row?.ready === true;
+    known.set(tables.schema, ready);
+  }
+  return ready;
+}
+
 /** The origin as `ORIGIN_SETTING` holds it. */
 function originJSON(origin: ChangeOrigin): string {
   return JSON.stringify([origin.clientGroupID, origin.clientID, origin.mutationID]);

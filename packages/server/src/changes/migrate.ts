@@ -5,6 +5,7 @@ import { createShardTables, mustGetShards, type ZeroModeOptions } from '../db/ze
 import { nameLiteral } from '../query/query-sql';
 import { announcesItself } from './announcer';
 import { captureTriggerName, commitTriggerName, installCapture } from './capture';
+import { storeFunctionSQL } from './capture-functions';
 
 /** One step of the engine's schema history. Steps are append-only. */
 interface MigrationStep {
@@ -291,6 +292,12 @@ const STEPS: readonly MigrationStep[] = [
             END
             $reprise$`,
           ],
+  },
+  {
+    version: 10,
+    // The function that stores a push's captured changes as it commits, for drivers that
+    // send it in the same query as COMMIT (node-postgres); capture-functions.ts.
+    statements: (t, db) => (db.capabilities.partialSQL ? [] : [storeFunctionSQL(t)]),
   },
 ];
 

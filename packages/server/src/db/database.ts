@@ -34,6 +34,13 @@ export interface DatabaseTransaction<TWrapped = unknown> {
    */
   readonly queryAtCommit?: (sql: string, params?: readonly unknown[]) => void;
   /**
+   * Queues a statement without parameters to run as the transaction commits, in the same
+   * simple query as `COMMIT` (node-postgres, which sends one statement at a time): no
+   * round trip of its own, but parsed and planned each time, so keep it to a function
+   * call. If it fails, `COMMIT` does not run and `transaction` rejects with its error.
+   */
+  readonly commitWith?: (sql: string) => void;
+  /**
    * `query`, with the statement queued on the connection before the call returns, so that
    * it runs ahead of anything sent later through `wrappedTransaction`, whatever path that
    * takes. The engine then names a mutation for the capture triggers in its first write,

@@ -29,6 +29,11 @@ export interface EngineTables {
   readonly txPending: string;
   /** The function of the commit trigger on `txPending`. */
   readonly commitChanges: string;
+  /**
+   * From engine schema 10, the function that stores a push's captured changes as it
+   * commits, for drivers that send it in the same query as `COMMIT` (capture-functions.ts).
+   */
+  readonly storeChanges: string;
   readonly changelogState: string;
   readonly streams: string;
   /** Before engine schema 8, each transaction that wrote changes, with its commit number. */
@@ -69,6 +74,7 @@ export function engineTables(schema: string = DEFAULT_ENGINE_SCHEMA): EngineTabl
       changeIDs: q('changes_id_seq'),
       txPending: q('txPending'),
       commitChanges: q('commit_changes'),
+      storeChanges: q('store_changes'),
       changelogState: q('changelogState'),
       streams: q('streams'),
       commits: q('commits'),

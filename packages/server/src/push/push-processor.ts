@@ -18,6 +18,7 @@ import {
   originStatementText,
   type PendingOrigin,
   pendingOrigin,
+  storeFunctionReady,
 } from '../changes/capture';
 import { ORIGIN_SETTING, storeChangesSQL } from '../changes/capture-functions';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
@@ -350,9 +351,18 @@ async function applyChunk(
         overlap && !recordsItself && !config.db.capabilities.embedded ? tx.queued : undefined;
       // Where statements go out with COMMIT, the transaction's first claim tells the capture
       // triggers that the engine stores the captured changes itself, then, sparing each
-      // transaction the commit trigger's queueing and call.
-      const storesChanges = !recordsItself && lmids.size === 0 && tx.queryAtCommit !== undefined;
-      if (storesChanges) tx.queryAtCommit!(storeChangesSQL(tables));
+      // transaction the commit trigger's queueing and call: a prepared statement pipelined
+      // with COMMIT (postgres.js), or a function call in COMMIT's query (node-postgres).
+      let storesChanges = false;
+      if (!recordsItself && lmids.size === 0) {
+        if (tx.queryAtCommit) {
+          tx.queryAtCommit(storeChangesSQL(tables));
+          storesChanges = true;
+        } else if (tx.commitWith && (await storeFunctionReady(tx, config.db, tables))) {
+          tx.commitWith(`SELECT ${tables.storeChanges}()`);
+          storesChanges = true;
+        }
+      }
       const ids = {
         clientGroupID: push.clientGroupID,
         clientID: m.clientID,
