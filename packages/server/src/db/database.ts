@@ -29,8 +29,9 @@ export interface DatabaseTransaction<TWrapped = unknown> {
   /**
    * Queues a statement whose rows nobody reads to run after everything else in the
    * transaction, sent together with `COMMIT` where the driver pipelines (postgres.js), which
-   * saves a round trip. One statement, which the adapter may prepare. If it fails, the transaction rolls back and `transaction` rejects
-   * with its error. Optional: without it, callers `await query(...)` as their last step.
+   * saves a round trip. One statement, which the adapter may prepare. If it fails, the
+   * transaction rolls back and `transaction` rejects with its error. Optional: without it,
+   * callers `await query(...)` as their last step.
    */
   readonly queryAtCommit?: (sql: string, params?: readonly unknown[]) => void;
   /**
