@@ -202,6 +202,43 @@ function heldTransaction(fx: AdapterFixture, statements: string[]) {
   };
 }
 
+/**
+ * Gives the app a deferred trigger of its own (a row of `late_kick` inserts an issue of the
+ * same id as its transaction commits, after its captured changes were stored), has `write`
+ * insert an issue and then a `late_kick` row in one transaction, and checks that both
+ * writes reach the changelog and a pull, in write order.
+ */
+async function expectLateWriteCaptured(
+  fx: AdapterFixture,
+  write: (early: string, kick: string) => Promise<unknown>,
+) {
+  await fx.query('CREATE TABLE late_kick (id TEXT PRIMARY KEY)');
+  await fx.query(`CREATE FUNCTION late_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO issue (id, title, owner_id) VALUES (NEW.id, 'late', 'ana');
+      RETURN NULL;
+    END $$`);
+  await fx.query(`CREATE CONSTRAINT TRIGGER late_write AFTER INSERT ON late_kick
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION late_write()`);
+  try {
+    const start = await pull(fx, 'ana', null);
+    await write(
+      `INSERT INTO issue (id, title, owner_id) VALUES ('e1', 'early', 'ana')`,
+      `INSERT INTO late_kick (id) VALUES ('l1')`,
+    );
+    expect(sorted(await tableRows(fx))).toEqual([
+      { id: 'e1', title: 'early', ownerID: 'ana' },
+      { id: 'l1', title: 'late', ownerID: 'ana' },
+    ]);
+    const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
+    expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+    expect((await changesInOrder(fx)).map((c) => c.key)).toEqual(['e1', 'l1']);
+  } finally {
+    await fx.query('DROP TABLE late_kick');
+    await fx.query('DROP FUNCTION late_write()');
+  }
+}
+
 /** A small deterministic generator, so a failing mix can be replayed. */
 function random(seed: number) {
   let state = seed >>> 0;
@@ -489,34 +526,15 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
     it("a write the app's own deferred trigger makes after the changes were stored is captured too", async () => {
       // A deferred trigger queued after the first captured write runs after the commit
       // trigger has stored the buffer, and writes again: that change must not be left behind.
-      await fx.query('CREATE TABLE late_kick (id TEXT PRIMARY KEY)');
-      await fx.query(`CREATE FUNCTION late_write() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          INSERT INTO issue (id, title, owner_id) VALUES (NEW.id, 'late', 'ana');
-          RETURN NULL;
-        END $$`);
-      await fx.query(`CREATE CONSTRAINT TRIGGER late_write AFTER INSERT ON late_kick
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION late_write()`);
-      try {
-        const start = await pull(fx, 'ana', null);
-        await fx.db.transaction(
+      await expectLateWriteCaptured(fx, (early, kick) =>
+        fx.db.transaction(
           async (tx) => {
-            await tx.query(`INSERT INTO issue (id, title, owner_id) VALUES ('e1', 'early', 'ana')`);
-            await tx.query(`INSERT INTO late_kick (id) VALUES ('l1')`);
+            await tx.query(early);
+            await tx.query(kick);
           },
           { isolation: 'read committed' },
-        );
-        expect(sorted(await tableRows(fx))).toEqual([
-          { id: 'e1', title: 'early', ownerID: 'ana' },
-          { id: 'l1', title: 'late', ownerID: 'ana' },
-        ]);
-        const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
-        expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
-        expect((await changesInOrder(fx)).map((c) => c.key)).toEqual(['e1', 'l1']);
-      } finally {
-        await fx.query('DROP TABLE late_kick');
-        await fx.query('DROP FUNCTION late_write()');
-      }
+        ),
+      );
     });
 
     it('SET CONSTRAINTS ALL IMMEDIATE stores each change as it is made, all of them, in order', async () => {
@@ -630,33 +648,9 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
     });
 
     it("a push whose write queues the app's own deferred trigger captures that trigger's write too", async () => {
-      await fx.query('CREATE TABLE late_kick (id TEXT PRIMARY KEY)');
-      await fx.query(`CREATE FUNCTION late_write() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          INSERT INTO issue (id, title, owner_id) VALUES (NEW.id, 'late', 'ana');
-          RETURN NULL;
-        END $$`);
-      await fx.query(`CREATE CONSTRAINT TRIGGER late_write AFTER INSERT ON late_kick
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION late_write()`);
-      try {
-        const start = await pull(fx, 'ana', null);
-        await push(fx, 'ana', 1, 'raw.statements', {
-          sql: [
-            `INSERT INTO issue (id, title, owner_id) VALUES ('e1', 'early', 'ana')`,
-            `INSERT INTO late_kick (id) VALUES ('l1')`,
-          ],
-        });
-        expect(sorted(await tableRows(fx))).toEqual([
-          { id: 'e1', title: 'early', ownerID: 'ana' },
-          { id: 'l1', title: 'late', ownerID: 'ana' },
-        ]);
-        const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
-        expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
-        expect((await changesInOrder(fx)).map((c) => c.key)).toEqual(['e1', 'l1']);
-      } finally {
-        await fx.query('DROP TABLE late_kick');
-        await fx.query('DROP FUNCTION late_write()');
-      }
+      await expectLateWriteCaptured(fx, (early, kick) =>
+        push(fx, 'ana', 1, 'raw.statements', { sql: [early, kick] }),
+      );
     });
 
     it('migrating from engine schema 8 moves the commit trigger off the captured tables', async () => {
