@@ -959,18 +959,30 @@ describe('capture: pg-mem records tx.mutate writes only', () => {
   });
 });
 
-const postgresJs = ADAPTERS.find((a) => a.name === 'postgres.js (real server)')!;
-describe.skipIf(postgresJs.unavailable !== undefined)(
-  `capture: postgres.js prepares what it sends with COMMIT${postgresJs.unavailable ? ` [skipped: ${postgresJs.unavailable}]` : ''}`,
-  () => {
+/**
+ * A suite on the one adapter named `name`, skipped (saying why) where its server is not
+ * available; `fixture()` is its fixture, reset before each test.
+ */
+function describeOn(name: string, title: string, tests: (fixture: () => AdapterFixture) => void) {
+  const adapter = ADAPTERS.find((a) => a.name === name)!;
+  const skipped = adapter.unavailable ? ` [skipped: ${adapter.unavailable}]` : '';
+  describe.skipIf(adapter.unavailable !== undefined)(`${title}${skipped}`, () => {
     let fx: AdapterFixture;
     beforeAll(async () => {
-      fx = await postgresJs.create();
+      fx = await adapter.create();
       return () => fx.close();
     });
     beforeEach(() => fx.reset());
+    tests(() => fx);
+  });
+}
 
+describeOn(
+  'postgres.js (real server)',
+  'capture: postgres.js prepares what it sends with COMMIT',
+  (fixture) => {
     it('a statement without parameters sent with COMMIT is one prepared statement, not a simple query parsed anew each time', async () => {
+      const fx = fixture();
       // The extended protocol takes one statement a text: two are refused, where a simple
       // query (which is what postgres.js sends by default without parameters) runs both.
       const twice = fx.db.transaction(
@@ -994,18 +1006,12 @@ describe.skipIf(postgresJs.unavailable !== undefined)(
   },
 );
 
-const nodePostgres = ADAPTERS.find((a) => a.name === 'node-postgres pool (real server)')!;
-describe.skipIf(nodePostgres.unavailable !== undefined)(
-  `capture: node-postgres on a database before engine schema 10${nodePostgres.unavailable ? ` [skipped: ${nodePostgres.unavailable}]` : ''}`,
-  () => {
-    let fx: AdapterFixture;
-    beforeAll(async () => {
-      fx = await nodePostgres.create();
-      return () => fx.close();
-    });
-    beforeEach(() => fx.reset());
-
+describeOn(
+  'node-postgres pool (real server)',
+  'capture: node-postgres on a database before engine schema 10',
+  (fixture) => {
     it('without the function that stores changes with COMMIT, a push keeps the commit trigger and loses nothing', async () => {
+      const fx = fixture();
       await fx.query('DROP FUNCTION reprise.store_changes()');
       // A server that starts on this database: it asks once whether the function is there.
       const pool = new pg.Pool({ connectionString: fx.url!, max: 2 });
