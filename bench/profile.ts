@@ -26,7 +26,7 @@ const KINDS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^INSERT INTO \S*"mutationResults"/, 'INSERT mutationResults'],
   [/^INSERT INTO "item"/, 'INSERT item (the mutator)'],
   [/^WITH "reprise_written" AS \(INSERT INTO "item"/, 'INSERT item + origin (the mutator)'],
-  [/^WITH "reprise_waiting" AS MATERIALIZED \(\s+SELECT current_setting/, 'store captured changes'],
+  [/^SELECT \S*"store_changes"\(\)$/, 'store captured changes'],
   // The changes section's app and the changelog (changes-app.ts).
   [/^INSERT INTO "note"/, 'INSERT note (the mutator)'],
   [/^UPDATE "note"/, 'UPDATE note (the mutator)'],

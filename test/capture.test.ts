@@ -7,6 +7,7 @@ import {
   silentLogger,
 } from '@reprise/server';
 import { createPgDatabase } from '@reprise/server/pg';
+import { createPostgresJsDatabase } from '@reprise/server/postgres-js';
 import {
   ApplicationError,
   createBuilder,
@@ -20,6 +21,7 @@ import {
   type PushResponse,
 } from '@reprise/shared';
 import pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ADAPTERS, type AdapterFixture } from './fixtures/adapters';
@@ -1006,34 +1008,73 @@ describeOn(
   },
 );
 
-describeOn(
-  'node-postgres pool (real server)',
-  'capture: node-postgres on a database before engine schema 10',
-  (fixture) => {
-    it('without the function that stores changes with COMMIT, a push keeps the commit trigger and loses nothing', async () => {
-      const fx = fixture();
-      await fx.query('DROP FUNCTION reprise.store_changes()');
-      // A server that starts on this database: it asks once whether the function is there.
-      const pool = new pg.Pool({ connectionString: fx.url!, max: 2 });
-      const db = createPgDatabase(pool);
-      try {
+// A server that starts on a database without the function: it asks once whether it is
+// there, then keeps the commit trigger.
+const FRESH_SERVERS = [
+  {
+    adapter: 'node-postgres pool (real server)',
+    open(url: string) {
+      const pool = new pg.Pool({ connectionString: url, max: 2 });
+      return { db: createPgDatabase(pool), end: () => pool.end() };
+    },
+  },
+  {
+    adapter: 'postgres.js (real server)',
+    open(url: string) {
+      const sql = postgres(url, { max: 2, onnotice: () => undefined });
+      return { db: createPostgresJsDatabase(sql), end: () => sql.end() };
+    },
+  },
+];
+
+for (const server of FRESH_SERVERS) {
+  describeOn(
+    server.adapter,
+    `capture: ${server.adapter} and the function that stores a push's changes`,
+    (fixture) => {
+      it('without the function that stores changes with COMMIT, a push keeps the commit trigger and loses nothing', async () => {
+        const fx = fixture();
+        await fx.query('DROP FUNCTION reprise.store_changes()');
+        const { db, end } = server.open(fx.url!);
+        try {
+          const before = await pull(fx, 'ana', null);
+          const body = pushBody(
+            [{ id: 1, name: 'raw.createIssue', args: { id: 'o1', title: 'old schema' } }],
+            { clientGroupID: 'cg-ana', clientID: 'c-ana' },
+          );
+          const res = await post({ ...fx, db }, encodeRich(body), { userID: 'ana', mutators });
+          expect(res.status).toBe(200);
+          expect(await fx.query('SELECT count(*)::int AS "n" FROM reprise."txPending"')).toEqual([
+            { n: 1 },
+          ]);
+          const after = applyPatch(new Map(), await pull(fx, 'ana', before.cookie as string));
+          expect(sorted(after)).toEqual([{ id: 'o1', title: 'old schema', ownerID: 'ana' }]);
+        } finally {
+          await end();
+          await fx.query('DELETE FROM reprise.migrations WHERE "version" = 10');
+          expect((await migrate(fx.db)).applied).toEqual([10]);
+        }
+      });
+
+      it('migrate with capture replaces a store function of an older body, and the next push stores its changes with it', async () => {
+        const fx = fixture();
+        await fx.query(`CREATE OR REPLACE FUNCTION reprise.store_changes() RETURNS void
+          LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'an older body'; END $$`);
+        expect((await migrate(fx.db, { capture: schema })).applied).toEqual([]);
         const before = await pull(fx, 'ana', null);
+        const pending = () => fx.query('SELECT count(*)::int AS "n" FROM reprise."txPending"');
+        const pendingBefore = await pending();
         const body = pushBody(
-          [{ id: 1, name: 'raw.createIssue', args: { id: 'o1', title: 'old schema' } }],
+          [{ id: 1, name: 'raw.createIssue', args: { id: 'n1', title: 'new body' } }],
           { clientGroupID: 'cg-ana', clientID: 'c-ana' },
         );
-        const res = await post({ ...fx, db }, encodeRich(body), { userID: 'ana', mutators });
+        const res = await post(fx, encodeRich(body), { userID: 'ana', mutators });
         expect(res.status).toBe(200);
-        expect(await fx.query('SELECT count(*)::int AS "n" FROM reprise."txPending"')).toEqual([
-          { n: 1 },
-        ]);
+        // Stored by the function: no row queued the commit trigger.
+        expect(await pending()).toEqual(pendingBefore);
         const after = applyPatch(new Map(), await pull(fx, 'ana', before.cookie as string));
-        expect(sorted(after)).toEqual([{ id: 'o1', title: 'old schema', ownerID: 'ana' }]);
-      } finally {
-        await pool.end();
-        await fx.query('DELETE FROM reprise.migrations WHERE "version" = 10');
-        expect((await migrate(fx.db)).applied).toEqual([10]);
-      }
-    });
-  },
-);
+        expect(sorted(after)).toEqual([{ id: 'n1', title: 'new body', ownerID: 'ana' }]);
+      });
+    },
+  );
+}

@@ -7,6 +7,7 @@ import {
   commitFunctionSQL,
   functionName,
   ORIGIN_SETTING,
+  storeFunctionSQL,
 } from './capture-functions';
 import type { ChangeOrigin } from './changelog';
 
@@ -76,6 +77,8 @@ export async function installCapture(
     );
   }
   await tx.query(commitFunctionSQL(tables, options.announcedByEngine));
+  // Engine schema 10 created it; this brings its body up to date.
+  await tx.query(storeFunctionSQL(tables));
   // A constraint trigger cannot be replaced in place; creating it only where it is missing
   // spares writers the lock that dropping it takes.
   const [committing] = await tx.query(
@@ -151,27 +154,32 @@ const storeFunctions = new WeakMap<Database<any>, Map<string, boolean>>();
 /**
  * Whether the database has the function that stores a push's captured changes (engine
  * schema 10): a process that serves a database not yet migrated keeps the commit trigger.
- * Asked once per database and engine schema.
+ * Asked once per database and engine schema; known, the answer comes without a wait.
  */
-export async function storeFunctionReady(
+export function storeFunctionReady(
+  tx: Pick<DatabaseTransaction, 'query'>,
+  db: Database<any>,
+  tables: EngineTables,
+): boolean | Promise<boolean> {
+  return storeFunctions.get(db)?.get(tables.schema) ?? askStoreFunction(tx, db, tables);
+}
+
+async function askStoreFunction(
   tx: Pick<DatabaseTransaction, 'query'>,
   db: Database<any>,
   tables: EngineTables,
 ): Promise<boolean> {
+  const [row] = await tx.query<{ ready: boolean }>(
+    'SELECT to_regprocedure($1) IS NOT NULL AS "ready"',
+    [`${tables.storeChanges}()`],
+  );
+  const ready = row?.ready === true;
   let known = storeFunctions.get(db);
   if (!known) {
     known = new Map();
     storeFunctions.set(db, known);
   }
-  let ready = known.get(tables.schema);
-  if (ready === undefined) {
-    const [row] = await tx.query<{ ready: boolean }>(
-      'SELECT to_regprocedure($1) IS NOT NULL AS "ready"',
-      [`${tables.storeChanges}()`],
-    );
-    ready = row?.ready === true;
-    known.set(tables.schema, ready);
-  }
+  known.set(tables.schema, ready);
   return ready;
 }
 

@@ -65,7 +65,7 @@ export async function claimClient(
     originSetting?: string | undefined;
     /**
      * With `originSetting`: the engine stores the transaction's captured changes itself as
-     * it commits (`storeChangesSQL`), which the same statement tells the capture triggers.
+     * it commits (`storeCallSQL`), which the same statement tells the capture triggers.
      */
     storesChanges?: boolean;
     /**

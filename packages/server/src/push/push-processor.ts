@@ -20,7 +20,7 @@ import {
   pendingOrigin,
   storeFunctionReady,
 } from '../changes/capture';
-import { ORIGIN_SETTING, storeChangesSQL } from '../changes/capture-functions';
+import { ORIGIN_SETTING, storeCallSQL } from '../changes/capture-functions';
 import { type ChangeOrigin, type RecordedChange, writeChanges } from '../changes/changelog';
 import {
   type ClientClaim,
@@ -351,17 +351,17 @@ async function applyChunk(
         overlap && !recordsItself && !config.db.capabilities.embedded ? tx.queued : undefined;
       // Where statements go out with COMMIT, the transaction's first claim tells the capture
       // triggers that the engine stores the captured changes itself, then, sparing each
-      // transaction the commit trigger's queueing and call: a prepared statement pipelined
-      // with COMMIT (postgres.js), or a function call in COMMIT's query (node-postgres).
-      let storesChanges = false;
-      if (!recordsItself && lmids.size === 0) {
-        if (tx.queryAtCommit) {
-          tx.queryAtCommit(storeChangesSQL(tables));
-          storesChanges = true;
-        } else if (tx.commitWith && (await storeFunctionReady(tx, config.db, tables))) {
-          tx.commitWith(`SELECT ${tables.storeChanges}()`);
-          storesChanges = true;
-        }
+      // transaction the commit trigger's queueing and call: a function call, prepared and
+      // pipelined with COMMIT (postgres.js) or in COMMIT's own query (node-postgres).
+      let storesChanges =
+        !recordsItself &&
+        lmids.size === 0 &&
+        (tx.queryAtCommit !== undefined || tx.commitWith !== undefined) &&
+        storeFunctionReady(tx, config.db, tables);
+      if (typeof storesChanges !== 'boolean') storesChanges = await storesChanges;
+      if (storesChanges) {
+        if (tx.queryAtCommit) tx.queryAtCommit(storeCallSQL(tables));
+        else tx.commitWith!(storeCallSQL(tables));
       }
       const ids = {
         clientGroupID: push.clientGroupID,
