@@ -205,6 +205,28 @@ function heldTransaction(fx: AdapterFixture, statements: string[]) {
 }
 
 /**
+ * Checks what a transaction that inserted 400 issues and then updated `p0001` left: its
+ * changes stored in several parts, only the last numbered, all 401 read back in write
+ * order, and a pull from `cookie` equal to the table.
+ */
+async function expectStoredInParts(fx: AdapterFixture, cookie: string) {
+  const [stored] = await fx.query<{ parts: number; numbered: number; n: number }>(
+    `SELECT count(*)::int AS "parts", count("seq")::int AS "numbered",
+            sum(json_array_length("changes"::json))::int AS "n"
+     FROM reprise."txChanges"`,
+  );
+  expect(stored!.parts).toBeGreaterThan(1);
+  expect(stored).toMatchObject({ numbered: 1, n: 401 });
+  const written = await fx.query<{ row: string }>(
+    `SELECT "key"->>'id' AS "row" FROM reprise.changes ORDER BY "seq", "id"`,
+  );
+  expect(written.at(-1)?.row).toBe('p0001');
+  const after = applyPatch(new Map(), await pull(fx, 'ana', cookie));
+  expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
+  expect(after.get('p0001')?.title).toBe('last');
+}
+
+/**
  * Gives the app a deferred trigger of its own (a row of `late_kick` inserts an issue of the
  * same id as its transaction commits, after its captured changes were stored), has `write`
  * insert an issue and then a `late_kick` row in one transaction, and checks that both
@@ -444,20 +466,7 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
         },
         { isolation: 'read committed' },
       );
-      const [stored] = await fx.query<{ parts: number; numbered: number; n: number }>(
-        `SELECT count(*)::int AS "parts", count("seq")::int AS "numbered",
-                sum(json_array_length("changes"::json))::int AS "n"
-         FROM reprise."txChanges"`,
-      );
-      expect(stored!.parts).toBeGreaterThan(1);
-      expect(stored).toMatchObject({ numbered: 1, n: 401 });
-      const written = await fx.query<{ row: string }>(
-        `SELECT "key"->>'id' AS "row" FROM reprise.changes ORDER BY "id"`,
-      );
-      expect(written.at(-1)?.row).toBe('p0001');
-      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
-      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
-      expect(after.get('p0001')?.title).toBe('last');
+      await expectStoredInParts(fx, start.cookie as string);
     });
 
     it('a transaction that loses its captured changes (RESET ALL) fails instead of committing writes no reader would see', async () => {
@@ -609,20 +618,7 @@ for (const adapter of ADAPTERS.filter((a) => !a.name.startsWith('pg-mem'))) {
           `UPDATE issue SET title = 'last' WHERE id = 'p0001'`,
         ],
       });
-      const [stored] = await fx.query<{ parts: number; numbered: number; n: number }>(
-        `SELECT count(*)::int AS "parts", count("seq")::int AS "numbered",
-                sum(json_array_length("changes"::json))::int AS "n"
-         FROM reprise."txChanges"`,
-      );
-      expect(stored!.parts).toBeGreaterThan(1);
-      expect(stored).toMatchObject({ numbered: 1, n: 401 });
-      const written = await fx.query<{ row: string }>(
-        `SELECT "key"->>'id' AS "row" FROM reprise.changes ORDER BY "seq", "id"`,
-      );
-      expect(written.at(-1)?.row).toBe('p0001');
-      const after = applyPatch(new Map(), await pull(fx, 'ana', start.cookie as string));
-      expect(sorted(after)).toEqual(sorted(await tableRows(fx)));
-      expect(after.get('p0001')?.title).toBe('last');
+      await expectStoredInParts(fx, start.cookie as string);
     });
 
     it('a push whose mutator loses the captured changes (RESET ALL) commits none of its writes', async () => {
