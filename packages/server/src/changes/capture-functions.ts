@@ -40,6 +40,10 @@ export function engineStoresSQL(tables: EngineTables): string {
   return `set_config(${nameLiteral(bufferSettings(tables).store)}, '1', true)`;
 }
 
+// Made once, as the claim's text is (client-claim.ts): the driver finds its prepared
+// statement by the text, and a string made anew each push is hashed anew.
+const storeCalls = new WeakMap<EngineTables, string>();
+
 /**
  * The statement the engine sends with `COMMIT` in a transaction that opened with
  * `engineStoresSQL`: a call of the function `storeFunctionSQL` creates, which does the
@@ -51,7 +55,12 @@ export function engineStoresSQL(tables: EngineTables): string {
  * engine.
  */
 export function storeCallSQL(tables: EngineTables): string {
-  return `SELECT ${tables.storeChanges}()`;
+  let text = storeCalls.get(tables);
+  if (text === undefined) {
+    text = `SELECT ${tables.storeChanges}()`;
+    storeCalls.set(tables, text);
+  }
+  return text;
 }
 
 /**

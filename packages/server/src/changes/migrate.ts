@@ -295,8 +295,8 @@ const STEPS: readonly MigrationStep[] = [
   },
   {
     version: 10,
-    // The function that stores a push's captured changes as it commits, for drivers that
-    // send it in the same query as COMMIT (node-postgres); capture-functions.ts.
+    // The function that stores a push's captured changes as it commits, called with COMMIT
+    // on postgres.js and node-postgres; capture-functions.ts.
     statements: (t, db) => (db.capabilities.partialSQL ? [] : [storeFunctionSQL(t)]),
   },
 ];

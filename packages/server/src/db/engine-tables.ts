@@ -31,7 +31,7 @@ export interface EngineTables {
   readonly commitChanges: string;
   /**
    * From engine schema 10, the function that stores a push's captured changes as it
-   * commits, for drivers that send it in the same query as `COMMIT` (capture-functions.ts).
+   * commits, for drivers that send its call with `COMMIT` (capture-functions.ts).
    */
   readonly storeChanges: string;
   readonly changelogState: string;
